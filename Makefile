@@ -1,0 +1,40 @@
+# The two commands of a fresh machine: `make demo` and `make test` (see README.md).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck unit anvil clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Set up and run the main job (a simulated federation on the embedded defaults).
+demo: setup
+	$(BIN)/phalanx simulate
+
+## The real EVM node for the ledger's integration tests (skipped with a reason when npm is missing).
+anvil:
+	@if command -v npm >/dev/null 2>&1; then \
+		test -x node_modules/.bin/anvil || npm install --no-save --no-audit --no-fund @foundry-rs/anvil >/dev/null; \
+	else echo "npm not found: the anvil integration tests will be skipped"; fi
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy src/phalanx
+
+unit: setup anvil
+	$(BIN)/python -m pytest -q
+
+## Set up and run the whole test suite: lint, types, tests.
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

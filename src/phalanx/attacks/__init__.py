@@ -1,0 +1,1 @@
+"""phalanx.attacks (see architecture.md)."""

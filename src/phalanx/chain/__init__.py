@@ -1,0 +1,1 @@
+"""phalanx.chain (see architecture.md)."""

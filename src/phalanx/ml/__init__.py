@@ -1,0 +1,1 @@
+"""phalanx.ml (see architecture.md)."""

@@ -1,0 +1,1 @@
+"""phalanx.mpc (see architecture.md)."""

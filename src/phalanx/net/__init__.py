@@ -1,0 +1,1 @@
+"""phalanx.net (see architecture.md)."""

@@ -1,0 +1,1 @@
+"""phalanx.protocol (see architecture.md)."""

@@ -1,0 +1,1 @@
+"""phalanx.sim (see architecture.md)."""
