@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from phalanx.cli import chain, mpc, sim
+from phalanx.cli import chain, committee, mpc, sim
 
 app = typer.Typer(
     name="phalanx",
@@ -18,6 +18,7 @@ app = typer.Typer(
 sim.register(app)
 mpc.register(app)
 chain.register(app)
+committee.register(app)
 
 
 def main() -> None:

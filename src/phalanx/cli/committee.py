@@ -1,0 +1,9 @@
+"""CLI commands of phalanx committee sizing (filled in by its owner)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
