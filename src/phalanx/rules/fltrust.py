@@ -46,6 +46,8 @@ class FLTrust(Rule):
         norm = l2_norm(g)
         if norm == 0.0:
             return np.zeros_like(g)
+        if norm < 1e-30:  # nu/norm would overflow float32: scale in float64
+            return (g.astype(np.float64) * (self.nu / norm)).astype(np.float32)
         return (g * np.float32(self.nu / norm)).astype(np.float32, copy=False)
 
     def check(self, prepared: FloatVec, ctx: RuleContext) -> Rejection | None:

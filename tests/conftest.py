@@ -1,0 +1,22 @@
+"""Shared test configuration: the Hypothesis profiles (CI is derandomized) and data locations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=40,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=40)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The MNIST IDX files shipped beside the checkout (../shared/data/mnist), when present.
+SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
