@@ -1,0 +1,189 @@
+"""The simulator's run configuration: one frozen dataclass, validated, loadable from TOML.
+
+Unknown keys and bad values are ConfigErrors that name the key and the value. The resolved
+configuration is written into every run directory (``config.toml``) so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phalanx.errors import ConfigError
+
+DATASETS = ("digits", "mnist", "fashion-mnist")
+PARTITIONS = ("iid", "dirichlet", "shards")
+MODELS = ("logreg", "mlp", "cnn", "cnn1m")
+MALFORMED_KINDS = ("nan", "inf", "wrong-length")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything one simulated federation needs (defaults: the README's demo run)."""
+
+    # federation
+    peers: int = 20
+    malicious: float = 0.2
+    attack: str = "sign-flip"
+    knowledge: str = "omniscient"
+    attack_params: Mapping[str, Any] = field(default_factory=dict)
+    #: proposers per round (0 = every peer proposes every round)
+    proposers: int = 0
+    #: extra honest-but-broken peers that send NaN / inf / wrong-length updates every round
+    malformed_peers: int = 0
+    # aggregation
+    rule: str = "fltrust"
+    rule_params: Mapping[str, Any] = field(default_factory=dict)
+    #: size of the public root dataset (fltrust), held out from every peer's training data
+    root_size: int = 100
+    secure: bool = False
+    committee: int = 5
+    threshold: int = 1
+    # learning
+    rounds: int = 20
+    model: str = "cnn"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    partition: str = "iid"
+    alpha: float = 0.5
+    shards_per_client: int = 2
+    #: cap on each peer's local examples, a seeded sample of its partition (0 = no cap)
+    samples_per_peer: int = 0
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    # run
+    seed: int = 0
+    threads: int = 0  #: torch threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        check_int("peers", self.peers, 1)
+        check_fraction("malicious", self.malicious, hi_open=True)
+        check_choice("knowledge", self.knowledge, ("omniscient", "partial"))
+        check_int("proposers", self.proposers, 0, self.peers)
+        check_int("malformed_peers", self.malformed_peers, 0)
+        check_int("root_size", self.root_size, 0)
+        check_int("committee", self.committee, 4)
+        check_int("threshold", self.threshold, 1)
+        if self.secure and self.committee < 3 * self.threshold + 1:
+            raise ConfigError(
+                f"committee={self.committee} must be >= 3*threshold+1={3 * self.threshold + 1}"
+            )
+        check_int("rounds", self.rounds, 1)
+        check_choice("model", self.model, MODELS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("partition", self.partition, PARTITIONS)
+        check_positive("alpha", self.alpha)
+        check_int("shards_per_client", self.shards_per_client, 1)
+        check_int("samples_per_peer", self.samples_per_peer, 0)
+        check_int("local_epochs", self.local_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_positive("lr", self.lr)
+        check_fraction("momentum", self.momentum, hi_open=True)
+        check_int("seed", self.seed, 0)
+        check_int("threads", self.threads, 0)
+        if self.rule == "fltrust" and self.root_size < 1:
+            raise ConfigError(f"root_size={self.root_size}: fltrust needs a root dataset (>= 1)")
+        # rule and attack names and parameters are validated by building them
+        from phalanx.attacks.poisoning import Attack
+        from phalanx.rules import make_rule
+
+        make_rule(self.rule, secure=self.secure, **dict(self.rule_params))
+        check_choice("attack", self.attack, tuple(a.value for a in Attack))
+
+    @property
+    def num_malicious(self) -> int:
+        """Malicious peers: round(malicious · peers)."""
+        return int(round(self.malicious * self.peers))
+
+    def replace(self, **changes: Any) -> SimConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, TOML-friendly (None values are dropped)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> SimConfig:
+    """A SimConfig from a TOML file (optional) with explicit overrides on top.
+
+    Overrides whose value is None are ignored (an unset CLI option).
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"config={path} does not exist") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config={path} is not valid TOML: {e}") from e
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(SimConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown}; known keys are {sorted(known)}")
+    for name in ("attack_params", "rule_params"):
+        if name in values and not isinstance(values[name], Mapping):
+            raise ConfigError(f"{name}={values[name]!r} must be a table")
+    try:
+        return SimConfig(**values)
+    except TypeError as e:
+        raise ConfigError(f"bad config value: {e}") from e
+
+
+def dump_toml(values: Mapping[str, Any]) -> str:
+    """A minimal TOML writer for the flat config (scalars, strings, one level of tables)."""
+    scalars = [(k, v) for k, v in values.items() if not isinstance(v, Mapping)]
+    tables = [(k, v) for k, v in values.items() if isinstance(v, Mapping)]
+    lines = [f"{k} = {toml_value(v)}" for k, v in scalars]
+    for name, table in tables:
+        lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} as TOML")
+
+
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}={value!r} must be an integer")
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{name}={value} must be {bound}")
+
+
+def check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name}={value!r} must be a number > 0")
+
+
+def check_fraction(name: str, value: Any, *, hi_open: bool) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not (0 <= value < 1 if hi_open else 0 <= value <= 1):
+        raise ConfigError(f"{name}={value!r} must be in [0, 1{')' if hi_open else ']'}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is unknown; choose one of {list(choices)}")

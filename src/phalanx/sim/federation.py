@@ -1,0 +1,254 @@
+"""The in-process federation: peers train on private shards, attackers poison, a rule aggregates.
+
+One round (architecture.md, data flow; plaintext or secure aggregation, no chain yet):
+select proposers → local training → attacks → client-side ``rule.prepare`` → aggregate
+(check + combine) → apply to the global model → evaluate. Every phase is timed and every rejected
+input is recorded with its reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from phalanx.attacks.poisoning import Attack, AttackSpec, Knowledge, craft_updates, poison_data
+from phalanx.ml.data import Dataset, load_dataset
+from phalanx.ml.models import make_model
+from phalanx.ml.partition import partition
+from phalanx.ml.train import (
+    TrainConfig,
+    evaluate,
+    get_flat_params,
+    local_train,
+    set_flat_params,
+    train_clients,
+)
+from phalanx.rules import Aggregate, Rule, RuleContext, make_rule
+from phalanx.sim.config import MALFORMED_KINDS, SimConfig
+
+Shard = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Federation:
+    """The simulated world: data shards, who is malicious, the model and the rule."""
+
+    cfg: SimConfig
+    data: Dataset
+    shards: list[Shard]
+    root: Shard
+    malicious: frozenset[int]
+    model: torch.nn.Module
+    rule: Rule
+    attack: AttackSpec
+    train_cfg: TrainConfig
+    global_params: np.ndarray
+    previous_update: np.ndarray
+    aggregate_fn: Callable[[Rule, Sequence[np.ndarray], RuleContext, int], AggregateOutcome]
+
+
+@dataclass
+class AggregateOutcome:
+    """An aggregate plus what the secure backend reports beyond it."""
+
+    aggregate: Aggregate
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RoundMetrics:
+    """One line of metrics.jsonl."""
+
+    round: int
+    accuracy: float
+    loss: float
+    attack_success_rate: float | None
+    seconds: dict[str, float]
+    proposers: int
+    malicious_proposers: int
+    accepted: int
+    malicious_accepted: int
+    rejected: list[dict[str, Any]]
+    revealed: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_federation(cfg: SimConfig) -> Federation:
+    """Load the data, hold out the root set, split the rest among the peers, pick the attackers."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    data = load_dataset(cfg.dataset, None if cfg.data_dir is None else _path(cfg.data_dir),
+                        seed=cfg.seed)
+    order = rng.permutation(len(data.y_train))
+    root_idx, rest = order[: cfg.root_size], order[cfg.root_size :]
+    parts = partition(data.y_train[rest].numpy(), cfg.peers, cfg.partition, alpha=cfg.alpha,
+                      shards_per_client=cfg.shards_per_client, seed=cfg.seed)
+    if cfg.samples_per_peer:
+        parts = [p if len(p) <= cfg.samples_per_peer
+                 else np.sort(rng.choice(p, cfg.samples_per_peer, replace=False)) for p in parts]
+    shards = [(data.x_train[rest[p]], data.y_train[rest[p]]) for p in parts]
+    malicious = frozenset(int(i) for i in rng.permutation(cfg.peers)[: cfg.num_malicious])
+    spec = AttackSpec(attack=Attack(cfg.attack), knowledge=Knowledge(cfg.knowledge),
+                      **dict(cfg.attack_params))
+    if spec.is_data_attack:
+        for peer in sorted(malicious):
+            shards[peer] = poison_data(spec, *shards[peer], data.num_classes, rng)
+    model = make_model(cfg.model, data.input_shape, data.num_classes, seed=cfg.seed)
+    params = get_flat_params(model)
+    return Federation(
+        cfg=cfg, data=data, shards=shards,
+        root=(data.x_train[root_idx], data.y_train[root_idx]),
+        malicious=malicious, model=model,
+        rule=make_rule(cfg.rule, secure=cfg.secure, **dict(cfg.rule_params)),
+        attack=spec,
+        train_cfg=TrainConfig(epochs=cfg.local_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                              momentum=cfg.momentum),
+        global_params=params, previous_update=np.zeros_like(params),
+        aggregate_fn=make_aggregate_fn(cfg),
+    )
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value).expanduser()
+
+
+def make_aggregate_fn(
+    cfg: SimConfig,
+) -> Callable[[Rule, Sequence[np.ndarray], RuleContext, int], AggregateOutcome]:
+    """The plaintext backend, or the committee MPC when ``cfg.secure``."""
+    if not cfg.secure:
+        return lambda rule, inputs, ctx, rnd: AggregateOutcome(rule.aggregate(inputs, ctx))
+    from phalanx.rules.secure import SecureBackend, SecureParams
+
+    backend = SecureBackend(SecureParams(m=cfg.committee, t=cfg.threshold))
+
+    def secure(rule: Rule, inputs: Sequence[np.ndarray], ctx: RuleContext,
+               rnd: int) -> AggregateOutcome:
+        seed = np.random.default_rng([cfg.seed, rnd, 7]).bytes(32)
+        res = backend.aggregate(rule, inputs, ctx, seed=seed)
+        extra = {"cheating_servers": list(res.cheating_servers), "aborted": res.aborted}
+        return AggregateOutcome(res.aggregate, extra)
+
+    return secure
+
+
+@contextmanager
+def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+def select_proposers(fed: Federation, rnd: int) -> list[int]:
+    """This round's proposers: every peer, or a seeded uniform sample of ``cfg.proposers``."""
+    cfg = fed.cfg
+    if cfg.proposers == 0 or cfg.proposers >= cfg.peers:
+        return list(range(cfg.peers))
+    rng = np.random.default_rng([cfg.seed, rnd, 1])
+    return sorted(int(i) for i in rng.choice(cfg.peers, cfg.proposers, replace=False))
+
+
+def train_updates(fed: Federation, peers: Sequence[int], rnd: int) -> np.ndarray:
+    """Local training of ``peers`` from the global model: a (k, d) float32 array."""
+    if not peers:
+        return np.zeros((0, fed.global_params.size), np.float32)
+    seeds = [fed.cfg.seed * 1_000_003 + rnd * 10_007 + p for p in peers]
+    return train_clients(fed.model, fed.global_params, [fed.shards[p] for p in peers],
+                         fed.train_cfg, seeds=seeds)
+
+
+def reference_for(fed: Federation, rnd: int) -> np.ndarray | None:
+    """The rule's public vector: g_0 from the root dataset (fltrust) or the last update (cc)."""
+    if fed.rule.name == "fltrust":
+        set_flat_params(fed.model, fed.global_params)
+        return local_train(fed.model, *fed.root, fed.train_cfg, seed=fed.cfg.seed + rnd)
+    if fed.rule.name in ("cc", "cc-iter"):
+        return fed.previous_update.copy()
+    return None
+
+
+def malformed_update(kind: str, dim: int) -> np.ndarray:
+    """What a broken peer sends: NaN, inf, or a vector of the wrong length."""
+    if kind == "nan":
+        return np.full(dim, np.nan, np.float32)
+    if kind == "inf":
+        return np.full(dim, np.inf, np.float32)
+    return np.zeros(dim + 1, np.float32)
+
+
+def collect_updates(fed: Federation, rnd: int, seconds: dict[str, float]
+                    ) -> tuple[list[int], list[np.ndarray]]:
+    """Every proposer's raw update, attacks applied; broken peers' garbage appended last."""
+    proposers = select_proposers(fed, rnd)
+    honest = [p for p in proposers if p not in fed.malicious]
+    bad = [p for p in proposers if p in fed.malicious]
+    with timed(seconds, "train"):
+        updates = train_updates(fed, honest + bad, rnd)
+    honest_u, bad_u = updates[: len(honest)], updates[len(honest) :]
+    with timed(seconds, "attack"):
+        if bad and fed.attack.attack is not Attack.NONE:
+            known = honest_u if fed.attack.knowledge is Knowledge.OMNISCIENT else None
+            bad_u = craft_updates(fed.attack, bad_u, known,
+                                  rng=np.random.default_rng([fed.cfg.seed, rnd, 2]),
+                                  previous_global_update=fed.previous_update)
+    ids = honest + bad
+    raw = list(honest_u) + list(bad_u)
+    for j in range(fed.cfg.malformed_peers):
+        ids.append(fed.cfg.peers + j)
+        raw.append(malformed_update(MALFORMED_KINDS[j % len(MALFORMED_KINDS)],
+                                    fed.global_params.size))
+    return ids, raw
+
+
+def run_round(fed: Federation, rnd: int) -> RoundMetrics:
+    """One round; mutates ``fed.global_params`` only once the aggregate is known to be finite."""
+    seconds: dict[str, float] = {}
+    ids, raw = collect_updates(fed, rnd, seconds)
+    with timed(seconds, "reference"):
+        reference = reference_for(fed, rnd)
+    ctx = RuleContext(dim=fed.global_params.size, reference=reference,
+                      num_byzantine=fed.cfg.num_malicious)
+    with timed(seconds, "prepare"):
+        prepared = [fed.rule.prepare(u, ctx) if u.shape == (ctx.dim,) else u for u in raw]
+    with timed(seconds, "aggregate"):
+        outcome = fed.aggregate_fn(fed.rule, prepared, ctx, rnd)
+    agg = outcome.aggregate
+    if np.isfinite(agg.vector).all() and not outcome.extra.get("aborted"):
+        fed.global_params = (fed.global_params + agg.vector).astype(np.float32)
+        fed.previous_update = agg.vector.astype(np.float32)
+    with timed(seconds, "evaluate"):
+        acc, loss, asr = evaluate_global(fed)
+    accepted_ids = [ids[i] for i in agg.accepted]
+    return RoundMetrics(
+        round=rnd, accuracy=acc, loss=loss, attack_success_rate=asr, seconds=seconds,
+        proposers=len(ids), malicious_proposers=sum(1 for p in ids if p in fed.malicious),
+        accepted=len(agg.accepted),
+        malicious_accepted=sum(1 for p in accepted_ids if p in fed.malicious),
+        rejected=[{"peer": ids[r.index], "reason": r.reason.value, "detail": r.detail}
+                  for r in agg.rejected],
+        revealed=dict(agg.revealed), extra=outcome.extra,
+    )
+
+
+def evaluate_global(fed: Federation) -> tuple[float, float, float | None]:
+    """Test accuracy and loss of the global model, and the backdoor success rate if relevant."""
+    set_flat_params(fed.model, fed.global_params)
+    acc, loss = evaluate(fed.model, fed.data.x_test, fed.data.y_test)
+    asr = None
+    if fed.attack.attack is Attack.BACKDOOR:
+        from phalanx.attacks.poisoning import attack_success_rate
+
+        asr = attack_success_rate(fed.model, fed.data.x_test, fed.data.y_test,
+                                  fed.attack.backdoor_target)
+    return acc, loss, asr
