@@ -77,7 +77,8 @@ def test_fltrust_matches_the_paper_formula() -> None:
     agg = rule.aggregate([rule.prepare(g, ctx) for g in gs], ctx)
     cos = np.array([g @ g0 / np.linalg.norm(g) / np.linalg.norm(g0) for g in gs])
     ts = np.maximum(cos, 0)
-    expected = np.linalg.norm(g0) * sum(t * g / np.linalg.norm(g) for t, g in zip(ts, gs)) / ts.sum()
+    weighted = sum(t * g / np.linalg.norm(g) for t, g in zip(ts, gs, strict=True))
+    expected = np.linalg.norm(g0) * weighted / ts.sum()
     np.testing.assert_allclose(agg.vector, expected, rtol=1e-4, atol=1e-6)
     assert agg.revealed["trust_weight_sum"] == pytest.approx(ts.sum(), rel=1e-5)
 
@@ -160,7 +161,9 @@ def test_bad_rule_parameters_are_named(name: str, params: dict[str, float], matc
         make_rule(name, **params)
 
 
-@pytest.mark.parametrize("name", ["krum", "multi-krum", "median", "trimmed-mean", "cc-iter", "fedavg"])
+@pytest.mark.parametrize(
+    "name", ["krum", "multi-krum", "median", "trimmed-mean", "cc-iter", "fedavg"]
+)
 def test_incompatible_rules_say_so_in_secure_mode(name: str) -> None:
     with pytest.raises(ConfigError, match="no secure form"):
         make_rule(name, secure=True)
@@ -176,5 +179,5 @@ def test_aggregate_does_not_mutate_inputs() -> None:
     copies = [x.copy() for x in xs]
     for name in RULES:
         make_rule(name).aggregate(xs, RuleContext(dim=2, reference=np.ones(2, np.float32)))
-    for x, c in zip(xs, copies):
+    for x, c in zip(xs, copies, strict=True):
         np.testing.assert_array_equal(x, c)

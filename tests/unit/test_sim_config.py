@@ -1,0 +1,61 @@
+"""The simulator's configuration: defaults, TOML loading, clear errors for bad keys and values."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from phalanx.errors import ConfigError
+from phalanx.sim.config import SimConfig, dump_toml, load_config
+
+
+def test_defaults_are_the_documented_demo() -> None:
+    cfg = SimConfig()
+    assert (cfg.dataset, cfg.peers, cfg.malicious, cfg.attack, cfg.rule, cfg.rounds) == (
+        "digits", 20, 0.2, "sign-flip", "fltrust", 20)
+    assert cfg.num_malicious == 4
+
+
+def test_toml_round_trip_and_overrides(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "run.toml"
+    path.write_text('peers = 7\nrule = "cc"\n[rule_params]\ntau = 2.5\n')
+    # Execute
+    cfg = load_config(path, rounds=3, peers=None)
+    again = load_config(None, **tomllib.loads(dump_toml(cfg.to_dict())))
+    # Assert
+    assert (cfg.peers, cfg.rule, cfg.rounds, dict(cfg.rule_params)) == (7, "cc", 3, {"tau": 2.5})
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("peerz = 3", r"unknown config key\(s\) \['peerz'\]"),
+        ("peers = 0", "peers=0 must be >= 1"),
+        ("peers = 'many'", "peers='many' must be an integer"),
+        ("malicious = 1.5", r"malicious=1.5 must be in \[0, 1\)"),
+        ("rule = 'majority'", "rule='majority' is unknown"),
+        ("attack = 'nuke'", "attack='nuke' is unknown"),
+        ("dataset = 'cifar'", "dataset='cifar' is unknown"),
+        ("partition = 'dirichlet'\nalpha = 0", "alpha=0 must be a number > 0"),
+        ("rule = 'krum'\nsecure = true", "rule='krum' has no secure form"),
+        ("secure = true\ncommittee = 5\nthreshold = 2", "committee=5 must be >= 3\\*threshold"),
+        ("rule_params = 3", "rule_params=3 must be a table"),
+        ("[rule_params]\ntau = -1\n", "bad parameters"),
+        ("rule = 'fedavg-nb'\n[rule_params]\ntau = -1\n", "tau=-1"),
+        ("peers = [", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key_and_value(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
