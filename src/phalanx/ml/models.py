@@ -1,0 +1,107 @@
+"""Small image classifiers for 8x8 (digits) and 28x28 (MNIST) inputs, CPU PyTorch.
+
+No batch norm and no dropout: every model is a pure function of its parameters, which is what lets
+:func:`phalanx.ml.train.train_clients` train many clients at once with ``torch.func.vmap``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from phalanx.errors import ConfigError
+
+MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "cnn1m")
+
+#: Hidden width of the mlp (the "2NN" of McMahan et al. 2017 has two layers of 200 units).
+MLP_HIDDEN = 200
+#: Hidden width of cnn1m's dense layer: 1,260,554 parameters on 28x28 inputs (asserted in tests).
+CNN1M_HIDDEN = 384
+
+
+def make_model(
+    name: str, input_shape: tuple[int, int, int], num_classes: int, *, seed: int = 0
+) -> nn.Module:
+    """Build model ``name`` for ``(C, H, W)`` inputs, initialised from ``seed``.
+
+    The global torch RNG is forked, so building a model never changes the caller's RNG state.
+    """
+    c, h, w = validate_shape(input_shape)
+    if num_classes < 2:
+        raise ConfigError(f"num_classes={num_classes} must be >= 2")
+    builders = {"logreg": make_logreg, "mlp": make_mlp, "cnn": make_lenet, "cnn1m": make_cnn1m}
+    if name not in builders:
+        raise ConfigError(f"model name={name!r} is unknown; choose one of {MODELS}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builders[name](c, h, w, num_classes)
+
+
+def validate_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``(C, H, W)`` with positive entries and images of at least 4x4."""
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ConfigError(f"input_shape={input_shape} must be (C, H, W) with positive entries")
+    c, h, w = (int(v) for v in input_shape)
+    if h < 4 or w < 4:
+        raise ConfigError(f"input_shape={input_shape} needs H, W >= 4")
+    return c, h, w
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars (the update dimension d)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_logreg(c: int, h: int, w: int, num_classes: int) -> nn.Module:
+    """Multinomial logistic regression on raw pixels."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes))
+
+
+def make_mlp(c: int, h: int, w: int, num_classes: int) -> nn.Module:
+    """Two hidden ReLU layers of MLP_HIDDEN units (McMahan et al. 2017, "2NN")."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(c * h * w, MLP_HIDDEN),
+        nn.ReLU(),
+        nn.Linear(MLP_HIDDEN, MLP_HIDDEN),
+        nn.ReLU(),
+        nn.Linear(MLP_HIDDEN, num_classes),
+    )
+
+
+def conv_features(c: int, widths: tuple[int, int]) -> nn.Sequential:
+    """Two 5x5 'same' convolutions with ReLU and 2x2 max pooling (H, W → H//4, W//4)."""
+    return nn.Sequential(
+        nn.Conv2d(c, widths[0], kernel_size=5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(widths[0], widths[1], kernel_size=5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+def make_lenet(c: int, h: int, w: int, num_classes: int) -> nn.Module:
+    """LeNet-5-like: conv 6, conv 16, dense 120, 84 (107,786 parameters on 28x28)."""
+    flat = 16 * (h // 4) * (w // 4)
+    return nn.Sequential(
+        conv_features(c, (6, 16)),
+        nn.Flatten(),
+        nn.Linear(flat, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
+def make_cnn1m(c: int, h: int, w: int, num_classes: int) -> nn.Module:
+    """The FedAvg CNN (McMahan et al. 2017: conv 32, conv 64) with a CNN1M_HIDDEN dense layer."""
+    flat = 64 * (h // 4) * (w // 4)
+    return nn.Sequential(
+        conv_features(c, (32, 64)),
+        nn.Flatten(),
+        nn.Linear(flat, CNN1M_HIDDEN),
+        nn.ReLU(),
+        nn.Linear(CNN1M_HIDDEN, num_classes),
+    )

@@ -1,0 +1,197 @@
+"""Local training (SGD with momentum), evaluation, and flat parameter vectors.
+
+Updates travel as flat float32 numpy vectors: ``update = local params − global params`` in the
+order of ``model.parameters()``. :func:`train_clients` is the simulator's hot path: it trains k
+clients from the same global parameters, either one after the other (``method="loop"``) or all at
+once with ``torch.func.vmap`` over stacked per-client parameters (``method="vmap"``), which computes
+the same per-client math (docs/ml.md, "Batched training").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import nn
+
+from phalanx.errors import ConfigError
+
+FloatVec = NDArray[np.float32]
+Shard = tuple[torch.Tensor, torch.Tensor]
+
+#: train_clients methods; "auto" picks the faster one measured in docs/ml.md.
+TRAIN_METHODS: tuple[str, ...] = ("auto", "loop", "vmap")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local SGD: ``epochs`` passes over the client's data in shuffled minibatches.
+
+    The optimizer is ``torch.optim.SGD(lr, momentum, weight_decay)`` (no dampening, no Nesterov),
+    with a fresh momentum buffer for every local training run.
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} must be >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr={self.lr} must be a finite number > 0")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ConfigError(f"momentum={self.momentum} must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay={self.weight_decay} must be >= 0")
+
+
+def set_torch_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op thread count (global state: the simulator calls this once).
+
+    ``None`` uses the number of CPUs this process may run on. Returns the count set.
+    """
+    if num_threads is None:
+        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1
+        )
+    if num_threads < 1:
+        raise ConfigError(f"num_threads={num_threads} must be >= 1")
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def get_flat_params(model: nn.Module) -> FloatVec:
+    """All parameters concatenated into one new float32 vector."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return flat.to(torch.float32).numpy().copy()
+
+
+def set_flat_params(model: nn.Module, vec: NDArray[np.floating]) -> None:
+    """Overwrite the parameters of ``model`` in place from a flat vector."""
+    arr = np.asarray(vec, dtype=np.float32)
+    expected = sum(p.numel() for p in model.parameters())
+    if arr.ndim != 1 or arr.shape[0] != expected:
+        raise ConfigError(f"flat params have shape {arr.shape}, expected ({expected},)")
+    source = torch.from_numpy(arr)
+    offset = 0
+    with torch.no_grad():
+        for p in model.parameters():
+            n = p.numel()
+            p.copy_(source[offset : offset + n].view_as(p))
+            offset += n
+
+
+def compute_batches(n: int, cfg: TrainConfig, generator: torch.Generator) -> list[torch.Tensor]:
+    """The index minibatches of one local run: per epoch a fresh permutation cut into batches."""
+    batches: list[torch.Tensor] = []
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=generator)
+        batches.extend(torch.split(perm, cfg.batch_size))
+    return batches
+
+
+def local_train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, *, seed: int
+) -> FloatVec:
+    """Train ``model`` in place on ``(x, y)`` from its current parameters; return the update.
+
+    ``seed`` fixes the minibatch order. The caller resets the parameters between clients.
+    """
+    validate_shard(x, y)
+    start = get_flat_params(model)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    model.train()
+    for idx in compute_batches(x.shape[0], cfg, generator):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        torch.autograd.backward(loss)
+        optimizer.step()
+    return get_flat_params(model) - start
+
+
+def validate_shard(x: torch.Tensor, y: torch.Tensor) -> None:
+    """A non-empty batch of images ``(N, C, H, W)`` with N int64 labels."""
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise ConfigError(f"x has shape {tuple(x.shape)}, expected non-empty (N, C, H, W)")
+    if y.shape != (x.shape[0],):
+        raise ConfigError(f"y has shape {tuple(y.shape)}, expected ({x.shape[0]},)")
+
+
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
+) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy loss)`` of ``model`` on ``(x, y)``."""
+    validate_shard(x, y)
+    model.eval()
+    correct = 0
+    loss_sum = 0.0
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == target).sum())
+    n = x.shape[0]
+    return correct / n, loss_sum / n
+
+
+def train_clients(
+    model: nn.Module,
+    global_params: NDArray[np.floating],
+    shards: Sequence[Shard],
+    cfg: TrainConfig,
+    *,
+    seeds: Sequence[int],
+    method: str = "auto",
+) -> NDArray[np.float32]:
+    """``(k, d)`` float32 updates of k clients, each trained from ``global_params`` on its shard.
+
+    Client i trains exactly as ``local_train(model, *shards[i], cfg, seed=seeds[i])`` would from
+    ``global_params``. ``model`` ends with ``global_params`` loaded.
+    """
+    if len(seeds) != len(shards):
+        raise ConfigError(f"len(seeds)={len(seeds)} != len(shards)={len(shards)}")
+    if method not in TRAIN_METHODS:
+        raise ConfigError(f"method={method!r} is unknown; choose one of {TRAIN_METHODS}")
+    for x, y in shards:
+        validate_shard(x, y)
+    d = sum(p.numel() for p in model.parameters())
+    if not shards:
+        return np.zeros((0, d), np.float32)
+    if method == "vmap":
+        from phalanx.ml.batched import train_clients_vmap
+
+        return train_clients_vmap(model, global_params, shards, cfg, seeds=seeds)
+    return train_clients_loop(model, global_params, shards, cfg, seeds=seeds)
+
+
+def train_clients_loop(
+    model: nn.Module,
+    global_params: NDArray[np.floating],
+    shards: Sequence[Shard],
+    cfg: TrainConfig,
+    *,
+    seeds: Sequence[int],
+) -> NDArray[np.float32]:
+    """:func:`train_clients` one client after the other with :func:`local_train`."""
+    out = np.empty((len(shards), sum(p.numel() for p in model.parameters())), np.float32)
+    for i, ((x, y), seed) in enumerate(zip(shards, seeds, strict=True)):
+        set_flat_params(model, global_params)
+        out[i] = local_train(model, x, y, cfg, seed=int(seed))
+    set_flat_params(model, global_params)
+    return out
