@@ -26,7 +26,7 @@ def committee(
         str, typer.Option(help="Corrupt (stake) fraction f in [0, 1): a decimal or a ratio: 1/10.")
     ] = "0.1",
     failure: Annotated[
-        str, typer.Option(help="Target in (0, 1): P[more than t corrupt members] must be below it.")
+        str, typer.Option(help="Target in (0, 1): P(more than t corrupt members) must be below it.")
     ] = "1e-6",
     peers: Annotated[
         int | None,
@@ -38,8 +38,10 @@ def committee(
     ] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
 ) -> None:
-    """For t = 1..max-t: the tail P[more than t of m corrupt] at m = 3t+1 and m = 4t+1, whether it
-    is below the target, and the smallest safe committee of each kind."""
+    """Committee sizing: P(more than t of m members corrupt) at m = 3t+1 and m = 4t+1.
+
+    Lists t = 1..max-t with both tails and whether each is below the target, then the smallest
+    safe committee of each kind (docs/mpc-committee.md)."""
     from phalanx.errors import ConfigError
     from phalanx.mpc import committee_size as cs
 
