@@ -1,0 +1,305 @@
+"""The ``Ledger`` interface a round of the protocol calls (protocol.md §4), and its factory.
+
+Two backends run the same bytecode of ``contracts/Phalanx.vy``: ``embedded`` (titanoboa's
+in-process py-evm, the default, no setup) and ``rpc`` (web3.py against any Ethereum JSON-RPC
+node, one private key per peer). Peers are eth-account ``LocalAccount`` objects. Everything
+that is the same for both backends lives in :class:`ContractLedger`; a backend supplies
+``_transact`` / ``_call`` / block access.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+from eth_account.signers.local import LocalAccount
+
+from phalanx.chain.model import (
+    EMPTY,
+    Phase,
+    Settlement,
+    SlashReason,
+    TaskParams,
+    compute_beacon_commitment,
+    compute_vote_commitment,
+)
+from phalanx.errors import ConfigError, Reject
+
+#: Reason codes posted with rejected clients: the position of the member in ``Reject``.
+REASON_CODES: dict[Reject, int] = {r: i for i, r in enumerate(Reject)}
+REASONS: dict[int, Reject] = {i: r for r, i in REASON_CODES.items()}
+
+
+def get_contract_source() -> str:
+    """The Vyper source shipped inside the package (``phalanx/contracts/Phalanx.vy``)."""
+    return resources.files("phalanx").joinpath("contracts/Phalanx.vy").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """The disjoint roles of one round, in seat order."""
+
+    round: int
+    committee: tuple[str, ...]
+    proposers: tuple[str, ...]
+    voters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """What a committee member attests: the result hash and the MPC evidence (§3.4)."""
+
+    result: bytes
+    rejected: tuple[tuple[str, Reject], ...] = ()
+    servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoundState:
+    """A snapshot of the task and its current round."""
+
+    round: int
+    phase: Phase
+    block: int
+    round_start: int
+    seed: bytes
+    model_hash: bytes
+    pool: int
+    rounds_left: int
+    total_stake: int
+    peers: int
+    roles_drawn: bool
+    winning: bytes
+
+
+class Ledger(Protocol):
+    """What the protocol needs from the chain (protocol.md §4)."""
+
+    address: str
+    params: TaskParams
+
+    def register(self, peer: LocalAccount, stake: int, x25519: bytes, endpoint: str) -> None: ...
+    def fund(self, sender: LocalAccount, amount: int) -> None: ...
+    def unbond(self, peer: LocalAccount) -> None: ...
+    def withdraw(self, peer: LocalAccount) -> int: ...
+    def commit_beacon(self, peer: LocalAccount, secret: bytes) -> None: ...
+    def reveal_beacon(self, peer: LocalAccount, secret: bytes) -> None: ...
+    def close_beacon(self, peer: LocalAccount) -> None: ...
+    def get_roles(self) -> Roles: ...
+    def post_bundle(self, peer: LocalAccount, root: bytes) -> None: ...
+    def attest(self, peer: LocalAccount, attestation: Attestation) -> None: ...
+    def commit_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None: ...
+    def reveal_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None: ...
+    def settle(self, sender: LocalAccount) -> Settlement: ...
+    def get_stake(self, address: str) -> int: ...
+    def get_balance(self, address: str) -> int: ...
+    def get_round_state(self) -> RoundState: ...
+    def compute_sortition(self, seed: bytes, r: int) -> list[str]: ...
+    def mine(self, blocks: int) -> None: ...
+    def advance_to(self, phase: Phase) -> None: ...
+    def faucet(self, address: str, amount: int) -> None: ...
+
+
+Event = tuple[str, dict[str, Any]]
+
+
+class ContractLedger(ABC):
+    """The backend-independent half of a ledger: encodes calls, decodes events."""
+
+    address: str
+    params: TaskParams
+    #: (function name, gas used) of every transaction sent, in order
+    gas_log: list[tuple[str, int]]
+
+    # -- backend primitives -----------------------------------------------------------------
+    @abstractmethod
+    def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
+        """Send a transaction; raise ``Reverted``; return the decoded events."""
+
+    @abstractmethod
+    def _call(self, fn: str, *args: Any) -> Any:
+        """Evaluate a view function."""
+
+    @abstractmethod
+    def get_block(self) -> int:
+        """The number of the block the next transaction will see."""
+
+    @abstractmethod
+    def mine(self, blocks: int) -> None:
+        """Advance the chain by ``blocks`` blocks (dev chains; on a live chain, wait)."""
+
+    @abstractmethod
+    def get_balance(self, address: str) -> int:
+        """Native-coin balance of ``address``."""
+
+    @abstractmethod
+    def faucet(self, address: str, amount: int) -> None:
+        """Set ``address``'s balance (dev chains only)."""
+
+    # -- stake ------------------------------------------------------------------------------
+    def register(self, peer: LocalAccount, stake: int, x25519: bytes, endpoint: str) -> None:
+        """Register ``peer`` with ``stake`` wei, its X25519 key and endpoint."""
+        if len(x25519) != 32:
+            raise ConfigError(f"x25519 key must be 32 bytes, got len={len(x25519)}")
+        self._transact("register", peer, x25519, endpoint, value=stake)
+
+    def fund(self, sender: LocalAccount, amount: int) -> None:
+        """Add ``amount`` wei to the reward pool."""
+        self._transact("fund", sender, value=amount)
+
+    def unbond(self, peer: LocalAccount) -> None:
+        """Stop being drawn after this round."""
+        self._transact("unbond", peer)
+
+    def withdraw(self, peer: LocalAccount) -> int:
+        """Withdraw the whole stake; returns the amount paid."""
+        events = self._transact("withdraw", peer)
+        return sum(int(e["amount"]) for name, e in events if name == "Withdrawn")
+
+    # -- beacon -----------------------------------------------------------------------------
+    def _beacon_target(self) -> int:
+        state = self.get_round_state()
+        return state.round + (0 if state.block < state.round_start else 1)
+
+    def commit_beacon(self, peer: LocalAccount, secret: bytes) -> None:
+        """Commit to ``secret`` for the next round's beacon (binds it to the peer and round)."""
+        target = self._beacon_target()
+        self._transact("commit_beacon", peer,
+                       compute_beacon_commitment(secret, peer.address, target))
+
+    def reveal_beacon(self, peer: LocalAccount, secret: bytes) -> None:
+        """Reveal this round's beacon secret."""
+        self._transact("reveal_beacon", peer, secret)
+
+    def close_beacon(self, peer: LocalAccount) -> None:
+        """Fix the seed and store the roles (after the beacon phase)."""
+        self._transact("close_beacon", peer)
+
+    def get_roles(self) -> Roles:
+        """The roles of the current round (empty tuples until drawn)."""
+        c, p, v = self._call("get_roles")
+        r = int(self._call("round"))
+        return Roles(r, tuple(map(str, c)), tuple(map(str, p)), tuple(map(str, v)))
+
+    # -- proposers, committee, voters -------------------------------------------------------
+    def post_bundle(self, peer: LocalAccount, root: bytes) -> None:
+        """Commit the hash of the proposer's sealed bundles."""
+        self._transact("post_bundle", peer, root)
+
+    def attest(self, peer: LocalAccount, attestation: Attestation) -> None:
+        """Post the result hash with rejected clients (and reasons) and identified servers."""
+        rejected = [a for a, _ in attestation.rejected]
+        reasons = [REASON_CODES[r] for _, r in attestation.rejected]
+        self._transact("attest", peer, attestation.result, rejected, reasons,
+                       list(attestation.servers))
+
+    def commit_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None:
+        """Commit a vote (hiding until the reveal phase)."""
+        r = int(self._call("round"))
+        self._transact("commit_vote", peer,
+                       compute_vote_commitment(r, accept, salt, peer.address))
+
+    def reveal_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None:
+        """Reveal the committed vote."""
+        self._transact("reveal_vote", peer, accept, salt)
+
+    def settle(self, sender: LocalAccount) -> Settlement:
+        """Settle the round; returns what was paid and slashed (from the events)."""
+        return _decode_settlement(self._transact("settle", sender))
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_stake(self, address: str) -> int:
+        """Current stake of ``address`` (0 if not registered)."""
+        return int(self._call("stake_of", address))
+
+    def compute_sortition(self, seed: bytes, r: int) -> list[str]:
+        """The contract's sortition view."""
+        return [str(a) for a in self._call("compute_sortition", seed, r)]
+
+    def get_round_state(self) -> RoundState:
+        """A snapshot of the round (several view calls)."""
+        r = int(self._call("round"))
+        return RoundState(
+            round=r, phase=Phase(int(self._call("get_phase"))), block=self.get_block(),
+            round_start=int(self._call("round_start")), seed=bytes(self._call("seed")),
+            model_hash=bytes(self._call("model_hash")), pool=int(self._call("pool")),
+            rounds_left=int(self._call("rounds_left")),
+            total_stake=int(self._call("total_stake")), peers=int(self._call("peer_count")),
+            roles_drawn=bool(self._call("roles_drawn")), winning=bytes(self._call("winning", r)),
+        )
+
+    def get_phase_end(self, phase: Phase) -> int:
+        """The first block after ``phase`` in the current round."""
+        p = self.params
+        lengths = [0, p.beacon_blocks, p.propose_blocks, p.attest_blocks, p.commit_blocks,
+                   p.reveal_blocks]
+        return int(self._call("round_start")) + sum(lengths[: int(phase) + 1])
+
+    def advance_to(self, phase: Phase) -> None:
+        """Mine until the current round is in ``phase`` (never goes backwards)."""
+        if phase == Phase.FINISHED or phase == Phase.REGISTRATION:
+            raise ConfigError(f"cannot advance to phase={phase.name}")
+        start = self.get_phase_end(Phase(int(phase) - 1))
+        now = self.get_block()
+        if now < start:
+            self.mine(start - now)
+
+
+def _decode_settlement(events: Sequence[Event]) -> Settlement:
+    out: Settlement | None = None
+    rewards: dict[str, int] = {}
+    slashes: list[tuple[str, SlashReason, int]] = []
+    for name, e in events:
+        if name == "Rewarded":
+            rewards[str(e["peer"])] = int(e["amount"])
+        elif name == "Slashed":
+            slashes.append((str(e["peer"]), SlashReason(int(e["reason"])), int(e["amount"])))
+        elif name == "RoundSettled":
+            out = Settlement(
+                round=int(e["round"]), stands=bool(e["stands"]), accepted=bool(e["accepted"]),
+                model=bytes(e["model"]), accept_stake=int(e["accept_stake"]),
+                reject_stake=int(e["reject_stake"]), budget=int(e["budget"]),
+                paid=int(e["paid"]),
+            )
+    if out is None:
+        raise ValueError("settle() emitted no RoundSettled event")
+    out.rewards, out.slashes = rewards, slashes
+    return out
+
+
+def make_ledger(
+    backend: str = "embedded",
+    *,
+    params: TaskParams,
+    deployer: LocalAccount,
+    pool: int,
+    genesis_seed: bytes | None = None,
+    initial_model: bytes = EMPTY,
+    rpc_url: str | None = None,
+    address: str | None = None,
+) -> ContractLedger:
+    """Deploy (or, for ``rpc`` with ``address``, attach to) a task and return its ledger.
+
+    ``embedded``: a fresh in-process EVM (its own ``boa.Env``, nothing global); the deployer is
+    funded with ``pool`` first. ``rpc``: ``rpc_url`` is required; the deployer pays the pool.
+    """
+    seed = genesis_seed if genesis_seed is not None else secrets.token_bytes(32)
+    if backend == "embedded":
+        from phalanx.chain.embedded import EmbeddedLedger
+
+        return EmbeddedLedger.deploy(params, deployer=deployer, pool=pool, genesis_seed=seed,
+                                     initial_model=initial_model)
+    if backend == "rpc":
+        from phalanx.chain.rpc import RpcLedger
+
+        if rpc_url is None:
+            raise ConfigError("backend='rpc' needs rpc_url")
+        if address is not None:
+            return RpcLedger.attach(rpc_url, address)
+        return RpcLedger.deploy(rpc_url, params, deployer=deployer, pool=pool,
+                                genesis_seed=seed, initial_model=initial_model)
+    raise ConfigError(f"unknown ledger backend={backend!r} (expected 'embedded' or 'rpc')")
