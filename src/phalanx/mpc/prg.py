@@ -1,0 +1,103 @@
+"""A cryptographic PRG over GF(p) keyed by explicit seeds (protocol.md §1, "Randomness").
+
+AES-256 in counter mode (``cryptography``, AES-NI) expands a 32-byte seed. Field elements take the
+low 61 bits of each 64-bit word; the single value 2^61 − 1 (≡ 0, not a canonical element) is
+rejected and replaced by the next word of the stream, so the output is exactly uniform on
+[0, p) — no modular-reduction bias. A rejection happens with probability 2^-61 per element.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numba as nb
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numpy.typing import NDArray
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.field import FieldVec, P
+
+SEED_BYTES = 32
+_P = np.uint64(P)
+
+
+@nb.njit(cache=True, nogil=True)
+def _mask61(words: FieldVec) -> int:
+    """Keep the low 61 bits in place; count the words equal to p (to be rejected)."""
+    n_bad = 0
+    for j in range(words.shape[0]):
+        v = words[j] & _P
+        words[j] = v
+        if v == _P:
+            n_bad += 1
+    return n_bad
+
+
+def derive(seed: bytes, *labels: str | int | bytes) -> bytes:
+    """A 32-byte sub-seed: SHA-256 over the seed and length-prefixed labels (domain separation)."""
+    h = hashlib.sha256(b"phalanx/prg/v1")
+    h.update(len(seed).to_bytes(2, "big") + seed)
+    for label in labels:
+        raw = label if isinstance(label, bytes) else str(label).encode()
+        h.update(len(raw).to_bytes(4, "big") + raw)
+    return h.digest()
+
+
+class Prg:
+    """A stream of pseudo-random bytes, field elements and floats from one 32-byte seed."""
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != SEED_BYTES:
+            raise ConfigError(f"PRG seed has {len(seed)} bytes, expected {SEED_BYTES}")
+        cipher = Cipher(algorithms.AES(seed), modes.CTR(b"\x00" * 16))
+        self._enc = cipher.encryptor()
+
+    def random_bytes(self, n: int) -> bytes:
+        """The next n bytes of the key stream."""
+        return self._enc.update(b"\x00" * n)
+
+    def field_elements(self, n: int, out: FieldVec | None = None) -> FieldVec:
+        """n independent uniform elements of GF(p), written into ``out[:n]`` when given.
+
+        ``out`` (length ≥ n + 2, for the cipher's block slack) lets a caller reuse one buffer;
+        the key stream is generated in place over it.
+        """
+        buf = np.zeros(n + 2, np.uint64) if out is None else out
+        if buf.shape[0] < n + 2:
+            raise ConfigError(f"PRG output buffer has {buf.shape[0]} words, needs n+2={n + 2}")
+        if n == 0:
+            return buf[:0]
+        raw = memoryview(buf).cast("B")
+        if out is not None:
+            buf[:n] = 0
+        self._enc.update_into(raw[: 8 * n], raw)
+        vec = buf[:n]
+        n_bad = _mask61(vec)
+        while n_bad:
+            bad = np.flatnonzero(vec == _P)
+            vec[bad] = self.field_elements(bad.size)
+            n_bad = int((vec == _P).sum())
+        return vec
+
+    def field_element(self) -> int:
+        """One uniform element of GF(p) as an int."""
+        return int(self.field_elements(1)[0])
+
+    def uniform01(self, n: int) -> NDArray[np.float64]:
+        """n floats uniform on [0, 1) with 53 random bits each."""
+        raw = np.frombuffer(self.random_bytes(8 * n), np.uint64)
+        return (raw >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+    def sign_patterns(self, d: int, groups: int) -> NDArray[np.uint8]:
+        """A d × groups byte matrix: bit l of byte g is the sign bit of row 8g + l."""
+        return np.frombuffer(self.random_bytes(d * groups), np.uint8).reshape(d, groups).copy()
+
+    def seed(self) -> bytes:
+        """A fresh 32-byte seed from the stream."""
+        return self.random_bytes(SEED_BYTES)
+
+
+def expand(seed: bytes, n: int, *labels: str | int | bytes) -> FieldVec:
+    """The n field elements of ``Prg(derive(seed, *labels))``: a seeded share vector."""
+    return Prg(derive(seed, *labels)).field_elements(n)

@@ -1,0 +1,96 @@
+"""Shamir sharing over GF(p) with seed compression (protocol.md §2).
+
+Server j (0-based) holds the evaluation point α_j = j + 1. A secret z is shared with a random
+polynomial of degree t. With seed compression the shares of t chosen servers are pseudo-random
+expansions of 32-byte seeds, and the other m − t shares follow by interpolation through
+(0, z) and those t points: the t seeded shares are uniform and independent, which is exactly the
+distribution of t shares of a uniformly random degree-t polynomial [Shamir79].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from phalanx.errors import ConfigError, ReconstructionError
+from phalanx.mpc.field import FieldVec, combine_rows, lagrange_coeffs
+from phalanx.mpc.prg import Prg, expand
+
+
+def point(server: int) -> int:
+    """The public evaluation point α of a 0-based server index."""
+    return server + 1
+
+
+def validate_committee(m: int, t: int) -> None:
+    """m ≥ 3t + 1 and t ≥ 1 (protocol.md §2)."""
+    if t < 1:
+        raise ConfigError(f"threshold t={t} must be >= 1")
+    if m < 3 * t + 1:
+        raise ConfigError(f"committee m={m} needs m >= 3t+1={3 * t + 1} for threshold t={t}")
+
+
+@dataclass(frozen=True, slots=True)
+class SeededSharing:
+    """The shares of one secret vector: seeds for ``seeded`` servers, vectors for the others."""
+
+    seeds: Mapping[int, bytes]
+    explicit: Mapping[int, FieldVec]
+    length: int
+
+
+def seeded_servers(m: int, t: int, offset: int) -> tuple[int, ...]:
+    """The t servers whose shares are seeds, rotated by ``offset`` to balance server load."""
+    return tuple(sorted((offset + k) % m for k in range(t)))
+
+
+def expand_seeded(seed: bytes, length: int, label: str) -> FieldVec:
+    """The share vector a seeded server derives from its seed for item ``label``."""
+    return expand(seed, length, "share", label)
+
+
+def share_seeded(
+    secret: FieldVec, *, m: int, t: int, seeds: Mapping[int, bytes], label: str
+) -> SeededSharing:
+    """Share ``secret``: the servers in ``seeds`` get seeds, the rest explicit share vectors."""
+    if len(seeds) != t:
+        raise ConfigError(f"seed compression needs t={t} seeds, got {len(seeds)}")
+    seeded = sorted(seeds)
+    rows = np.empty((t + 1, secret.shape[0]), np.uint64)
+    rows[0] = secret
+    for r, j in enumerate(seeded, start=1):
+        rows[r] = expand_seeded(seeds[j], secret.shape[0], label)
+    xs = [0] + [point(j) for j in seeded]
+    others = [j for j in range(m) if j not in seeds]
+    coeffs = [lagrange_coeffs(xs, point(j)) for j in others]
+    out = combine_rows(coeffs, rows)
+    return SeededSharing(dict(seeds), {j: out[k] for k, j in enumerate(others)}, secret.shape[0])
+
+
+def share(secret: FieldVec, *, m: int, t: int, prg: Prg) -> FieldVec:
+    """Plain Shamir: an m × len(secret) matrix of shares of a fresh random degree-t polynomial."""
+    coeffs = np.empty((t + 1, secret.shape[0]), np.uint64)
+    coeffs[0] = secret
+    for k in range(1, t + 1):
+        coeffs[k] = prg.field_elements(secret.shape[0])
+    vander = [[pow(point(j), k) for k in range(t + 1)] for j in range(m)]
+    return combine_rows(vander, coeffs)
+
+
+def reconstruct(servers: Sequence[int], shares: FieldVec, *, degree: int, at: int = 0) -> FieldVec:
+    """Interpolate the value at ``at`` from the first degree+1 shares (rows of ``shares``).
+
+    Raises ReconstructionError on fewer than degree+1 shares or duplicate servers. No error
+    detection happens here: see :mod:`phalanx.mpc.rs` for decoding with errors.
+    """
+    if len(set(servers)) != len(servers):
+        raise ReconstructionError(f"duplicate servers in {list(servers)}")
+    if len(servers) < degree + 1:
+        raise ReconstructionError(
+            f"{len(servers)} shares cannot determine a degree-{degree} polynomial"
+        )
+    xs = [point(j) for j in servers[: degree + 1]]
+    lam = lagrange_coeffs(xs, at)
+    return combine_rows([lam], shares[: degree + 1])[0]
