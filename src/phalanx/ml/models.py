@@ -69,23 +69,33 @@ def make_mlp(c: int, h: int, w: int, num_classes: int) -> nn.Module:
     )
 
 
-def conv_features(c: int, widths: tuple[int, int]) -> nn.Sequential:
-    """Two 5x5 'same' convolutions with ReLU and 2x2 max pooling (H, W → H//4, W//4)."""
+def conv_features(c: int, widths: tuple[int, int], second_padding: int = 2) -> nn.Sequential:
+    """conv 5x5 'same' → pool 2 → conv 5x5 (padding ``second_padding``) → pool 2.
+
+    ReLU follows each pooling: relu and max pooling commute, and the pooled map is 4x smaller.
+    """
     return nn.Sequential(
         nn.Conv2d(c, widths[0], kernel_size=5, padding=2),
-        nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(widths[0], widths[1], kernel_size=5, padding=2),
         nn.ReLU(),
+        nn.Conv2d(widths[0], widths[1], kernel_size=5, padding=second_padding),
         nn.MaxPool2d(2),
+        nn.ReLU(),
     )
 
 
+def compute_lenet_padding(h: int, w: int) -> int:
+    """LeNet-5's second convolution is 'valid' on 28x28 (14 → 10); small images keep 'same'."""
+    return 0 if min(h, w) // 2 >= 10 else 2
+
+
 def make_lenet(c: int, h: int, w: int, num_classes: int) -> nn.Module:
-    """LeNet-5-like: conv 6, conv 16, dense 120, 84 (107,786 parameters on 28x28)."""
-    flat = 16 * (h // 4) * (w // 4)
+    """LeNet-5 (LeCun et al. 1998): conv 6, conv 16, dense 120, 84; 61,706 parameters on 28x28."""
+    pad = compute_lenet_padding(h, w)
+    side_h, side_w = (h // 2 + 2 * pad - 4) // 2, (w // 2 + 2 * pad - 4) // 2
+    flat = 16 * side_h * side_w
     return nn.Sequential(
-        conv_features(c, (6, 16)),
+        conv_features(c, (6, 16), pad),
         nn.Flatten(),
         nn.Linear(flat, 120),
         nn.ReLU(),
