@@ -1,0 +1,135 @@
+"""Local training: flat params, loss decreases, determinism, batched == looped, evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from phalanx.errors import ConfigError
+from phalanx.ml.data import load_dataset
+from phalanx.ml.models import count_parameters, make_model
+from phalanx.ml.train import (
+    TrainConfig,
+    evaluate,
+    get_flat_params,
+    local_train,
+    set_flat_params,
+    train_clients,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def test_flat_params_round_trip() -> None:
+    model = make_model("cnn", (1, 8, 8), 10, seed=0)
+    vec = np.random.default_rng(0).standard_normal(count_parameters(model)).astype(np.float32)
+    set_flat_params(model, vec)
+    out = get_flat_params(model)
+    assert out.dtype == np.float32 and np.array_equal(out, vec)
+    out[0] += 1.0  # a copy: mutating it leaves the model alone
+    assert np.array_equal(get_flat_params(model), vec)
+
+
+def test_set_flat_params_rejects_wrong_length() -> None:
+    model = make_model("logreg", (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match=r"expected \(650,\)"):
+        set_flat_params(model, np.zeros(649, np.float32))
+
+
+def test_training_decreases_loss_and_beats_chance_on_digits(digits) -> None:
+    # Prepare
+    model = make_model("mlp", digits.input_shape, 10, seed=0)
+    acc0, loss0 = evaluate(model, digits.x_test, digits.y_test)
+    # Execute
+    update = local_train(model, digits.x_train, digits.y_train, TrainConfig(epochs=2), seed=0)
+    acc1, loss1 = evaluate(model, digits.x_test, digits.y_test)
+    # Assert
+    assert loss1 < 0.5 * loss0
+    assert acc1 > 0.85 > acc0
+    assert update.dtype == np.float32 and update.shape == (count_parameters(model),)
+
+
+def test_local_train_returns_local_minus_start_and_is_seeded(digits) -> None:
+    x, y = digits.x_train[:200], digits.y_train[:200]
+    model = make_model("cnn", digits.input_shape, 10, seed=1)
+    start = get_flat_params(model)
+    u1 = local_train(model, x, y, TrainConfig(), seed=7)
+    assert np.allclose(get_flat_params(model) - start, u1)
+    set_flat_params(model, start)
+    u2 = local_train(model, x, y, TrainConfig(), seed=7)
+    set_flat_params(model, start)
+    u3 = local_train(model, x, y, TrainConfig(), seed=8)
+    assert np.array_equal(u1, u2) and not np.array_equal(u1, u3)
+
+
+@pytest.mark.parametrize("name", ["logreg", "cnn"])
+def test_batched_equals_looped_on_unequal_shards(digits, name: str) -> None:
+    # Prepare: unequal client sizes (17..83 examples) and a partial last batch each
+    model = make_model(name, digits.input_shape, 10, seed=2)
+    start = get_flat_params(model)
+    sizes = [17, 40, 83, 5]
+    bounds = np.cumsum([0, *sizes])
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    shards = [(digits.x_train[a:b], digits.y_train[a:b]) for a, b in pairs]
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    # Execute
+    looped = train_clients(model, start, shards, cfg, seeds=[3, 4, 5, 6], method="loop")
+    batched = train_clients(model, start, shards, cfg, seeds=[3, 4, 5, 6], method="vmap")
+    # Assert
+    assert looped.shape == batched.shape == (4, start.shape[0])
+    assert np.abs(looped).max() > 1e-3
+    np.testing.assert_allclose(batched, looped, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(get_flat_params(model), start)
+
+
+def test_train_clients_matches_local_train_per_client(digits) -> None:
+    model = make_model("logreg", digits.input_shape, 10, seed=0)
+    start = get_flat_params(model)
+    shards = [(digits.x_train[:50], digits.y_train[:50]), (digits.x_train[50:90],
+                                                           digits.y_train[50:90])]
+    out = train_clients(model, start, shards, TrainConfig(), seeds=[1, 2])
+    set_flat_params(model, start)
+    second = local_train(model, *shards[1], TrainConfig(), seed=2)
+    np.testing.assert_allclose(out[1], second, rtol=1e-4, atol=1e-6)
+
+
+def test_evaluate_perfect_and_uniform_models() -> None:
+    x = torch.zeros(6, 1, 8, 8)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    model = make_model("logreg", (1, 8, 8), 3)
+    set_flat_params(model, np.zeros(count_parameters(model), np.float32))
+    acc, loss = evaluate(model, x, y, batch_size=4)
+    assert loss == pytest.approx(np.log(3), rel=1e-6)
+    assert acc == pytest.approx(2 / 6)  # argmax of ties is class 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"epochs": 0}, "epochs=0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"lr": 0.0}, "lr=0.0"),
+        ({"momentum": 1.0}, "momentum=1.0"),
+        ({"weight_decay": -1.0}, "weight_decay=-1.0"),
+    ],
+)
+def test_bad_train_config_is_a_config_error(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        TrainConfig(**kwargs)
+
+
+def test_train_clients_argument_errors(digits) -> None:
+    model = make_model("logreg", digits.input_shape, 10)
+    start = get_flat_params(model)
+    shard = (digits.x_train[:4], digits.y_train[:4])
+    with pytest.raises(ConfigError, match="len\\(seeds\\)=1"):
+        train_clients(model, start, [shard, shard], TrainConfig(), seeds=[0])
+    with pytest.raises(ConfigError, match="method='gpu'"):
+        train_clients(model, start, [shard], TrainConfig(), seeds=[0], method="gpu")
+    with pytest.raises(ConfigError, match="y has shape"):
+        train_clients(model, start, [(shard[0], shard[1][:3])], TrainConfig(), seeds=[0])
+    assert train_clients(model, start, [], TrainConfig(), seeds=[]).shape == (0, start.shape[0])
