@@ -21,7 +21,8 @@ def pairwise_sq_distances(x: FloatMat) -> NDArray[np.float64]:
     gram = (x @ x.T).astype(np.float64)
     sq = np.diag(gram)
     dist = sq[:, None] + sq[None, :] - 2.0 * gram
-    return np.maximum(dist, 0.0)
+    out: NDArray[np.float64] = np.maximum(dist, 0.0)
+    return out
 
 
 def krum_scores(x: FloatMat, f: int) -> NDArray[np.float64]:
@@ -30,7 +31,8 @@ def krum_scores(x: FloatMat, f: int) -> NDArray[np.float64]:
     dist = pairwise_sq_distances(x)
     np.fill_diagonal(dist, np.inf)
     nearest = np.sort(dist, axis=1)[:, : n - f - 2]
-    return nearest.sum(axis=1)
+    scores: NDArray[np.float64] = nearest.sum(axis=1)
+    return scores
 
 
 def krum_select(x: FloatMat, *, f: int, m: int = 1) -> NDArray[np.intp]:
@@ -53,7 +55,8 @@ class Krum(Rule):
         return 2 * ctx.num_byzantine + 3
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
-        return accepted[krum_select(accepted, f=ctx.num_byzantine)[0]].copy()
+        best: FloatVec = accepted[krum_select(accepted, f=ctx.num_byzantine)[0]].copy()
+        return best
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class MultiKrum(Rule):
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
         m = self.select if self.select is not None else accepted.shape[0] - ctx.num_byzantine
         chosen = krum_select(accepted, f=ctx.num_byzantine, m=m)
-        return accepted[chosen].mean(axis=0, dtype=np.float32)
+        mean: FloatVec = accepted[chosen].mean(axis=0, dtype=np.float32)
+        return mean
 
 
 @dataclass(frozen=True)
@@ -96,4 +100,5 @@ class TrimmedMean(Rule):
         if n <= 2 * f:
             raise ConfigError(f"trimmed-mean needs n > 2f, got n={n}, f={f}")
         ordered = np.sort(accepted, axis=0)
-        return ordered[f : n - f].mean(axis=0, dtype=np.float32)
+        mean: FloatVec = ordered[f : n - f].mean(axis=0, dtype=np.float32)
+        return mean

@@ -62,7 +62,8 @@ class CenteredClipping(Rule):
         return None
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
-        return center_of(ctx) + accepted.mean(axis=0, dtype=np.float32)
+        out: FloatVec = center_of(ctx) + accepted.mean(axis=0, dtype=np.float32)
+        return out
 
 
 @dataclass(frozen=True)

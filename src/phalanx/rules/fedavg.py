@@ -28,7 +28,8 @@ class FedAvg(Rule):
     name: ClassVar[str] = "fedavg"
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
-        return accepted.mean(axis=0, dtype=np.float32)
+        mean: FloatVec = accepted.mean(axis=0, dtype=np.float32)
+        return mean
 
 
 @dataclass(frozen=True)
@@ -60,4 +61,5 @@ class FedAvgNormBounded(Rule):
         return None
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
-        return accepted.mean(axis=0, dtype=np.float32)
+        mean: FloatVec = accepted.mean(axis=0, dtype=np.float32)
+        return mean

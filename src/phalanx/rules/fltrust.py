@@ -76,7 +76,8 @@ class FLTrust(Rule):
         g0_sq = float(np.dot(g0, g0))
         if g0_sq == 0.0:
             return np.zeros(accepted.shape[0], np.float32)
-        return (np.maximum(accepted @ g0, 0.0) / np.float32(g0_sq)).astype(np.float32)
+        weights: FloatVec = np.maximum(accepted @ g0, np.float32(0)) / np.float32(g0_sq)
+        return weights.astype(np.float32, copy=False)
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
         return self.combine_and_reveal(accepted, ctx)[0]
@@ -91,4 +92,5 @@ class FLTrust(Rule):
         if total == 0.0:
             return np.zeros(ctx.dim, np.float32), revealed
         scale = l2_norm(self.reference_of(ctx)) / self.nu / total
-        return (weights @ accepted) * np.float32(scale), revealed
+        out: FloatVec = (weights @ accepted) * np.float32(scale)
+        return out, revealed

@@ -46,4 +46,5 @@ class RobustStochasticAggregation(Rule):
         return None
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
-        return (np.float32(self.eta) * accepted.sum(axis=0, dtype=np.float32)).astype(np.float32)
+        total: FloatVec = accepted.sum(axis=0, dtype=np.float32)
+        return (np.float32(self.eta) * total).astype(np.float32)

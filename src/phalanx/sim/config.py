@@ -45,7 +45,7 @@ class SimConfig:
     threshold: int = 1
     # learning
     rounds: int = 20
-    model: str = "cnn"
+    model: str = "mlp"
     dataset: str = "digits"
     data_dir: str | None = None
     partition: str = "iid"
@@ -53,8 +53,8 @@ class SimConfig:
     shards_per_client: int = 2
     #: cap on each peer's local examples, a seeded sample of its partition (0 = no cap)
     samples_per_peer: int = 0
-    local_epochs: int = 1
-    batch_size: int = 32
+    local_epochs: int = 5
+    batch_size: int = 16
     lr: float = 0.05
     momentum: float = 0.9
     # run
