@@ -231,8 +231,10 @@ def craft_updates(
         return compute_free_rider(spec, own, previous_global_update)
     benign = get_benign_set(spec, own, honest)
     if kind is Attack.ALIE:
-        n = num_clients if num_clients is not None else default_num_clients(spec, own, benign)
-        z = spec.alie_z if spec.alie_z is not None else compute_alie_z(n, own.shape[0])
+        z = spec.alie_z
+        if z is None:
+            n = num_clients if num_clients is not None else default_num_clients(spec, benign)
+            z = compute_alie_z(n, own.shape[0])
         return tile(compute_alie(benign, z), own.shape[0])
     if kind is Attack.IPM:
         return tile(-np.float32(spec.ipm_epsilon) * benign.mean(axis=0), own.shape[0])
@@ -269,7 +271,7 @@ def get_benign_set(
     return np.concatenate([h, own])
 
 
-def default_num_clients(spec: AttackSpec, own: FloatMat, benign: FloatMat) -> int:
+def default_num_clients(spec: AttackSpec, benign: FloatMat) -> int:
     """n for ALIE's z_max: every update seen under OMNISCIENT; unknown under PARTIAL."""
     if spec.knowledge is Knowledge.PARTIAL:
         raise ConfigError(
