@@ -1,0 +1,149 @@
+"""Messages of the committee protocol and their wire form (protocol.md §2, §3.1).
+
+Field vectors travel bit-packed: 64 elements of 61 bits in 61 words, so a share vector costs
+61/32 ≈ 1.91 times a float32 vector of the same length. A client's bundle for one server holds,
+for one upload ``part``, either a 32-byte seed (the server expands every item from it) or the
+explicit share vectors of the items. The codec lives here rather than in ``net.codec`` because
+``mpc`` may not import ``net`` (architecture.md); it is pure bytes in, bytes out.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import Enum
+
+import numba as nb
+import numpy as np
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.field import P, FieldVec
+from phalanx.mpc.shamir import expand_seeded
+
+_P = np.uint64(P)
+_MAGIC = b"PXB1"
+
+
+class OpeningKind(Enum):
+    """What an opening reveals (the positions a cheating server can attack)."""
+
+    CONSISTENCY = "consistency"  # degree t, masked combination of a client's shares
+    CHECKS = "checks"  # degree 2t, the client's check values (0 when valid), re-randomized
+    AGGREGATE = "aggregate"  # the combined vector: degree t (sums) or 2t (fltrust, re-randomized)
+    WEIGHT_SUM = "weight-sum"  # fltrust D = Σ w_i, degree t
+
+
+@nb.njit(cache=True, nogil=True)
+def _pack61(values: FieldVec, out: FieldVec) -> None:
+    for i in range(values.shape[0]):
+        pos = 61 * i
+        w = pos >> 6
+        off = np.uint64(pos & 63)
+        v = values[i]
+        out[w] |= v << off
+        if off > np.uint64(3):
+            out[w + 1] |= v >> (np.uint64(64) - off)
+
+
+@nb.njit(cache=True, nogil=True)
+def _unpack61(words: FieldVec, out: FieldVec) -> None:
+    for i in range(out.shape[0]):
+        pos = 61 * i
+        w = pos >> 6
+        off = np.uint64(pos & 63)
+        v = words[w] >> off
+        if off > np.uint64(3):
+            v |= words[w + 1] << (np.uint64(64) - off)
+        out[i] = v & _P
+
+
+def packed_words(n: int) -> int:
+    """Words needed for n packed elements (one spare word keeps the kernels branch-free)."""
+    return (61 * n + 63) // 64 + 1
+
+
+def pack61(values: FieldVec) -> bytes:
+    """Bit-pack field elements to 61 bits each."""
+    out = np.zeros(packed_words(values.shape[0]), np.uint64)
+    _pack61(np.ascontiguousarray(values, dtype=np.uint64), out)
+    return out.tobytes()
+
+
+def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
+    """Inverse of :func:`pack61` (raises ConfigError on a short buffer)."""
+    words = np.frombuffer(raw, np.uint64)
+    if words.shape[0] < packed_words(n):
+        raise ConfigError(f"packed vector has {words.shape[0]} words, needs {packed_words(n)}")
+    out = np.empty(n, np.uint64)
+    _unpack61(words, out)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ShareBundle:
+    """One client's shares for one server and one upload part (before sealing)."""
+
+    client: int
+    server: int
+    part: int
+    labels: tuple[str, ...]
+    lengths: tuple[int, ...]
+    seed: bytes | None = None
+    vectors: tuple[FieldVec, ...] = ()
+
+    def shares(self) -> list[FieldVec]:
+        """The share vector of every item: expanded from the seed, or as sent."""
+        if self.seed is not None:
+            return [expand_seeded(self.seed, n, lab)
+                    for lab, n in zip(self.labels, self.lengths, strict=True)]
+        return list(self.vectors)
+
+
+def encode_bundle(b: ShareBundle) -> bytes:
+    """Wire form: magic, header, item table, then a seed or the packed vectors."""
+    head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels),
+                       0 if b.seed is not None else 1)
+    table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
+                     for lab, n in zip(b.labels, b.lengths, strict=True))
+    body = [b.seed] if b.seed is not None else [pack61(v) for v in b.vectors]
+    return head + table + b"".join(body)
+
+
+def decode_bundle(raw: bytes) -> ShareBundle:
+    """Parse :func:`encode_bundle`'s output; ConfigError on a malformed bundle."""
+    try:
+        magic, client, server, part, n_items, explicit = struct.unpack_from(">4sIIBBB", raw)
+        if magic != _MAGIC:
+            raise ConfigError("bundle magic mismatch")
+        pos = struct.calcsize(">4sIIBBB")
+        labels, lengths = [], []
+        for _ in range(n_items):
+            (n_lab,) = struct.unpack_from(">H", raw, pos)
+            labels.append(raw[pos + 2 : pos + 2 + n_lab].decode())
+            (n,) = struct.unpack_from(">Q", raw, pos + 2 + n_lab)
+            lengths.append(n)
+            pos += 2 + n_lab + 8
+        if not explicit:
+            return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
+                               seed=bytes(raw[pos : pos + 32]))
+        view = memoryview(raw)
+        vectors = []
+        for n in lengths:
+            size = 8 * packed_words(n)
+            vectors.append(unpack61(view[pos : pos + size], n))
+            pos += size
+        return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
+                           vectors=tuple(vectors))
+    except (struct.error, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"malformed share bundle: {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBundle:
+    """A bundle sealed to its server, and the hash the client committed to."""
+
+    client: int
+    server: int
+    part: int
+    sealed: bytes
+    commitment: bytes

@@ -1,0 +1,67 @@
+"""Sealed envelopes: X25519 + HKDF-SHA256 + ChaCha20-Poly1305 (protocol.md §2).
+
+``seal`` encrypts a payload to a recipient's X25519 public key with an ephemeral key pair (ECIES
+style): the shared secret goes through HKDF-SHA256 (salt = ephemeral ‖ recipient public keys,
+info = a context label) to a ChaCha20-Poly1305 key; the nonce can be fixed because every key is
+used once. Wire form: ephemeral public key (32 bytes) ‖ ciphertext ‖ tag (16 bytes).
+The ephemeral secret is passed in (32 bytes), so tests are reproducible; production passes
+``secrets.token_bytes(32)``.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from phalanx.errors import ConfigError, PhalanxError
+
+_NONCE = b"\x00" * 12
+_INFO = b"phalanx/envelope/v1"
+
+
+class EnvelopeError(PhalanxError):
+    """A sealed envelope failed to open (wrong key, tampered or truncated)."""
+
+
+def private_key(secret: bytes) -> X25519PrivateKey:
+    """An X25519 private key from 32 secret bytes."""
+    if len(secret) != 32:
+        raise ConfigError(f"X25519 secret has {len(secret)} bytes, expected 32")
+    return X25519PrivateKey.from_private_bytes(secret)
+
+
+def public_bytes(key: X25519PublicKey) -> bytes:
+    """The 32-byte raw encoding of a public key."""
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes) -> ChaCha20Poly1305:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + rcpt_pub,
+               info=_INFO + b"/" + context).derive(shared)
+    return ChaCha20Poly1305(key)
+
+
+def seal(payload: bytes, recipient: X25519PublicKey, ephemeral: bytes,
+         context: bytes = b"") -> bytes:
+    """Encrypt ``payload`` to ``recipient``; ``context`` is bound as associated data."""
+    eph = private_key(ephemeral)
+    eph_pub = public_bytes(eph.public_key())
+    aead = _aead(eph.exchange(recipient), eph_pub, public_bytes(recipient), context)
+    return eph_pub + aead.encrypt(_NONCE, payload, context)
+
+
+def open_sealed(sealed: bytes, recipient: X25519PrivateKey, context: bytes = b"") -> bytes:
+    """Decrypt a :func:`seal` envelope; EnvelopeError when it does not authenticate."""
+    if len(sealed) < 48:
+        raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
+    eph_pub = sealed[:32]
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        aead = _aead(shared, eph_pub, public_bytes(recipient.public_key()), context)
+        return aead.decrypt(_NONCE, sealed[32:], context)
+    except (InvalidTag, ValueError) as e:
+        raise EnvelopeError("envelope does not authenticate") from e
