@@ -1,0 +1,73 @@
+"""Server misbehaviour models for the committee (protocol.md §3.4), as pure share transformers.
+
+A :class:`ServerFault` says which server deviates, in which kind of opening (or all), towards
+which receivers (or all), and how: ``ALTER`` adds a nonzero offset to the share it sends,
+``DROP`` sends nothing (an erasure). :class:`ServerFaults` plugs a list of them into the
+committee engine through its ``ShareTamper`` interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.field import FieldVec, P
+from phalanx.mpc.messages import OpeningKind
+
+
+class ServerAction(Enum):
+    """What a faulty server does with a share it should send."""
+
+    ALTER = "alter"
+    DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFault:
+    """One server's deviation; ``kind``/``receivers`` None mean every opening / receiver.
+
+    ``position`` is the coordinate altered (None: every coordinate).
+    """
+
+    server: int
+    action: ServerAction = ServerAction.ALTER
+    kind: OpeningKind | None = None
+    receivers: frozenset[int] | None = None
+    position: int | None = 0
+    delta: int = 1
+
+    def __post_init__(self) -> None:
+        if self.server < 0:
+            raise ConfigError(f"server={self.server} must be >= 0")
+        if self.action is ServerAction.ALTER and self.delta % P == 0:
+            raise ConfigError(f"delta={self.delta} must be nonzero mod p")
+
+
+class ServerFaults:
+    """A set of server faults, applied to every share a server sends."""
+
+    def __init__(self, faults: Sequence[ServerFault]) -> None:
+        self.faults = tuple(faults)
+
+    def faulty(self) -> frozenset[int]:
+        return frozenset(f.server for f in self.faults)
+
+    def tamper(
+        self, server: int, kind: OpeningKind, receiver: int, shares: FieldVec
+    ) -> FieldVec | None:
+        out = shares
+        for f in self.faults:
+            if f.server != server or (f.kind is not None and f.kind is not kind):
+                continue
+            if f.receivers is not None and receiver not in f.receivers:
+                continue
+            if f.action is ServerAction.DROP:
+                return None
+            out = out.copy()
+            idx = slice(None) if f.position is None else f.position % out.shape[0]
+            out[idx] = (out[idx] + np.uint64(f.delta % P)) % np.uint64(P)
+        return out

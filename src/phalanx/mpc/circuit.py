@@ -1,0 +1,89 @@
+"""The interface between the committee engine and a rule's secure form (protocol.md §3.2–3.3).
+
+A circuit says what a client shares (long vectors, part-1 scalars, and part-2 scalars computed
+after the post-commitment coin), which degree-≤2 identities the servers check, and how the
+accumulated shares become the output. The engine (:mod:`phalanx.mpc.committee`) is generic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from phalanx.errors import Reject
+from phalanx.mpc.field import FieldVec
+from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.prg import Prg
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecrets:
+    """What one client shares in part 1, plus private state it needs for part 2."""
+
+    vectors: tuple[FieldVec, ...]
+    scalars: FieldVec
+    private: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientShares:
+    """One server's shares of one client: long vectors, part-1 and part-2 scalars."""
+
+    vectors: tuple[FieldVec, ...]
+    scalars1: FieldVec
+    scalars2: FieldVec
+
+
+@dataclass(frozen=True, slots=True)
+class LocalResult:
+    """A server's shares of a client's consistency value (degree t) and check values (2t)."""
+
+    consistency: int
+    checks: tuple[int, ...]
+    memo: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalShare:
+    """A server's share of one value opened at the end of the round."""
+
+    kind: OpeningKind
+    values: FieldVec
+    degree_2t: bool
+
+
+class Circuit(Protocol):
+    """A rule compiled to shares and witnesses."""
+
+    vector_labels: tuple[str, ...]
+    check_reasons: tuple[Reject, ...]
+
+    def client_secrets(self, prepared: NDArray[np.float32], prg: Prg) -> ClientSecrets:
+        """Encode a prepared input and its part-1 witnesses (best effort, never raises)."""
+
+    def client_response(self, secrets: ClientSecrets, coin1: bytes) -> FieldVec:
+        """Part-2 witnesses, which depend on the post-commitment coin (may be empty)."""
+
+    def begin(self, coin1: bytes, coin2: bytes) -> None:
+        """Derive the round's public randomness (rows, check weights) from the coins."""
+
+    def new_accumulator(self) -> Any:
+        """A server's empty running aggregate."""
+
+    def server_process(self, shares: ClientShares, acc: Any | None) -> LocalResult:
+        """One fused pass over a client's shares; tentatively accumulates into ``acc``."""
+
+    def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
+        """Undo the tentative accumulation of a rejected client."""
+
+    def final_shares(self, acc: Any) -> Sequence[FinalShare]:
+        """The server's shares of the values opened at the end."""
+
+    def finish(
+        self, opened: dict[OpeningKind, FieldVec], n_accepted: int
+    ) -> tuple[NDArray[np.float32], dict[str, float]]:
+        """The output vector and the revealed quantities from the opened values."""

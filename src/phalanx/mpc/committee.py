@@ -1,0 +1,363 @@
+"""The committee engine: m servers in one process, talking through a Channel (protocol.md §3).
+
+Order of a round (§3.2–3.4):
+1. ``setup``: PRZS keys — the first member of every set A of m − t servers draws k_A and sends it
+   sealed to the other members.
+2. ``receive``: clients' sealed bundles arrive; the committee records their commitments.
+   Part-1 bundles are not kept (memory O(m·d), not O(n·m·d)): ``process`` gets them again and
+   checks them against the commitments.
+3. ``begin``: coin1 = H(seed, part-1 commitments) fixes the projection rows (clients answer with
+   part 2); coin2 = H(coin1, part-2 commitments) fixes every check coefficient.
+4. ``process`` (one client at a time): every server opens its bundle, runs the circuit's fused
+   pass (tentatively accumulating), then the servers open the client's masked consistency value
+   (degree t, with correction and the dispute rule) and its check values (degree 2t,
+   re-randomized with PRZS). A rejected client's contribution is rolled back.
+5. ``finish``: the servers open the aggregate shares and the circuit decodes the output.
+A server caught by RS correction is reported and treated as an erasure from then on; an error
+that is detected but not correctable, or too few shares, aborts with "committee-abort".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from phalanx.errors import AggregationError, ConfigError, ReconstructionError, Reject
+from phalanx.mpc.channel import Channel, client_party, server_party
+from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
+from phalanx.mpc.committee_client import commitment_of, context_of
+from phalanx.mpc.field import FieldVec
+from phalanx.mpc.messages import OpeningKind, SealedBundle, decode_bundle, pack61, unpack61
+from phalanx.mpc.prg import Prg, derive
+from phalanx.mpc.przs import KeySet, key_sets, zero_share
+from phalanx.mpc.rs import Opened, decode
+from phalanx.mpc.shamir import validate_committee
+
+Clock = Callable[[], float]
+Opener = Callable[[int, bytes, bytes], bytes]
+Sealer = Callable[[int, bytes, bytes], bytes]
+ABORT = "committee-abort"
+
+
+class ShareTamper(Protocol):
+    """Server misbehaviour in openings (models live in ``phalanx.attacks.servers``)."""
+
+    def faulty(self) -> frozenset[int]:
+        """Servers that may deviate (their own conclusions are ignored)."""
+
+    def tamper(
+        self, server: int, kind: OpeningKind, receiver: int, shares: FieldVec
+    ) -> FieldVec | None:
+        """What ``server`` sends ``receiver`` instead of ``shares``; None sends nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The committee's decision on one client."""
+
+    client: int
+    reason: Reject | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of a round as the honest servers see it."""
+
+    vector: np.ndarray[Any, np.dtype[np.float32]] | None
+    revealed: dict[str, float]
+    verdicts: tuple[Verdict, ...]
+    cheating: tuple[int, ...]
+    dropped: tuple[int, ...]
+    aborted: str | None
+    server_seconds: tuple[float, ...]
+
+
+@dataclass(slots=True)
+class _State:
+    commitments: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
+    part2: dict[tuple[int, int], SealedBundle] = field(default_factory=dict)
+    cheaters: set[int] = field(default_factory=set)
+    silent: set[int] = field(default_factory=set)
+    accepted: list[int] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    check_zero: dict[int, FieldVec] = field(default_factory=dict)
+    client_index: dict[int, int] = field(default_factory=dict)
+
+
+class Committee:
+    """m servers running one secure aggregation, each with its own accumulator and keys."""
+
+    def __init__(
+        self,
+        circuit: Circuit,
+        *,
+        m: int,
+        t: int,
+        channel: Channel,
+        sealer: Sealer,
+        opener: Opener,
+        seed: bytes,
+        clock: Clock = lambda: 0.0,
+        tamper: ShareTamper | None = None,
+    ) -> None:
+        validate_committee(m, t)
+        self.circuit, self.m, self.t = circuit, m, t
+        self.channel, self.sealer, self.opener = channel, sealer, opener
+        self.seed, self.clock, self.tamper = seed, clock, tamper
+        self.faulty = tamper.faulty() if tamper is not None else frozenset()
+        self.seconds = [0.0] * m
+        self.state = _State()
+        self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
+        self.acc = {j: circuit.new_accumulator() for j in range(m)}
+        self._counter = 0
+
+    # -- 1. set-up --------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Distribute the PRZS keys: A's first member draws k_A and seals it to the others."""
+        for a in key_sets(self.m, self.t):
+            owner = a[0]
+            key = derive(self.seed, "przs-key", owner, *a)
+            self.keys[owner][a] = key
+            for j in a[1:]:
+                ctx = f"przs/{a}".encode()
+                sealed = self.sealer(j, key, ctx)
+                self.channel.send(server_party(owner), server_party(j), sealed)
+        self.channel.end_round()
+        for j in range(self.m):
+            for sender, sealed in self.channel.receive(server_party(j)):
+                owner = int(sender.split(":")[1])
+                for a in key_sets(self.m, self.t):
+                    if a[0] == owner and j in a and a not in self.keys[j]:
+                        try:
+                            self.keys[j][a] = self.opener(j, sealed, f"przs/{a}".encode())
+                            break
+                        except Exception:  # noqa: BLE001 - wrong set for this envelope
+                            continue
+
+    # -- 2. uploads -------------------------------------------------------------------------
+    def receive(self, client: int, bundles: Mapping[int, SealedBundle]) -> None:
+        """Deliver a client's sealed bundles; record commitments, keep only part-2 bundles."""
+        for j, b in bundles.items():
+            self.channel.send(client_party(client), server_party(j), b.sealed)
+            self.channel.receive(server_party(j))
+            self.state.commitments[(client, j, b.part)] = b.commitment
+            if b.part == 2:
+                self.state.part2[(client, j)] = b
+
+    def coin(self, part: int, previous: bytes = b"") -> bytes:
+        """The public coin after every part-``part`` commitment (sorted for determinism)."""
+        h = hashlib.sha256(b"phalanx/coin" + self.seed + previous + bytes([part]))
+        for key in sorted(k for k in self.state.commitments if k[2] == part):
+            h.update(repr(key).encode() + self.state.commitments[key])
+        return h.digest()
+
+    # -- 3. public randomness -----------------------------------------------------------------
+    def begin(self, clients: Sequence[int], coin1: bytes, coin2: bytes) -> None:
+        """Fix the round's public randomness and the PRZS masks of every client's checks."""
+        self.circuit.begin(coin1, coin2)
+        self.state.client_index = {c: k for k, c in enumerate(clients)}
+        g = len(self.circuit.check_reasons)
+        for j in range(self.m):
+            t0 = self.clock()
+            self.state.check_zero[j] = zero_share(
+                self.keys[j], j, m=self.m, t=self.t, label="checks", length=len(clients) * g)
+            self.seconds[j] += self.clock() - t0
+
+    # -- 4. per client ------------------------------------------------------------------------
+    def process(self, client: int, bundles1: Mapping[int, SealedBundle]) -> Verdict:
+        """Check one client and keep its contribution iff every check passes."""
+        active = [j for j in range(self.m) if j not in self.state.cheaters]
+        shares: dict[int, ClientShares] = {}
+        local: dict[int, LocalResult] = {}
+        for j in active:
+            t0 = self.clock()
+            got = self._open_shares(client, j, bundles1.get(j))
+            if got is None:
+                self._rollback(shares, local)
+                return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {j}"))
+            shares[j] = got
+            local[j] = self.circuit.server_process(got, self.acc[j])
+            self.seconds[j] += self.clock() - t0
+        verdict = self._judge(client, active, shares, local)
+        if verdict.reason is not None:
+            self._rollback(shares, local)
+        return self._record(verdict)
+
+    def _record(self, verdict: Verdict) -> Verdict:
+        self.state.verdicts.append(verdict)
+        if verdict.reason is None:
+            self.state.accepted.append(verdict.client)
+        return verdict
+
+    def _rollback(self, shares: dict[int, ClientShares], local: dict[int, LocalResult]) -> None:
+        for j, sh in shares.items():
+            if j in local:
+                self.circuit.server_rollback(sh, local[j], self.acc[j])
+
+    def _open_shares(self, client: int, j: int, b1: SealedBundle | None) -> ClientShares | None:
+        parts = []
+        for part, b in ((1, b1), (2, self.state.part2.get((client, j)))):
+            committed = self.state.commitments.get((client, j, part))
+            if b is None or committed is None or commitment_of(b.sealed) != committed:
+                return None
+            try:
+                body = decode_bundle(self.opener(j, b.sealed, context_of(client, j, part)))
+            except Exception:  # noqa: BLE001 - any failure to open blames the client
+                return None
+            if body.client != client or body.server != j or body.part != part:
+                return None
+            parts.append(body)
+        n_vec = len(self.circuit.vector_labels)
+        items = parts[0].shares()
+        if len(items) != n_vec + 1 or len(parts[1].shares()) != 1:
+            return None
+        return ClientShares(tuple(items[:n_vec]), items[n_vec], parts[1].shares()[0])
+
+    def _judge(self, client: int, active: list[int], shares: dict[int, ClientShares],
+               local: dict[int, LocalResult]) -> Verdict:
+        cons = {j: np.array([local[j].consistency % ((1 << 61) - 1)], np.uint64) for j in active}
+        views = self._exchange(OpeningKind.CONSISTENCY, cons, active)
+        blame = self._open_consistency(views, shares)
+        if blame:
+            return Verdict(client, Reject.INCONSISTENT_SHARING, blame)
+        g = len(self.circuit.check_reasons)
+        row = self.state.client_index[client] * g
+        checks = {}
+        for j in active:
+            zero = self.state.check_zero[j][row : row + g]
+            vals = np.array(local[j].checks, dtype=np.uint64)
+            checks[j] = (vals + zero) % np.uint64((1 << 61) - 1)
+        opened = self._open(OpeningKind.CHECKS, checks, [j for j in active
+                                                         if j not in self.state.cheaters], 2)
+        for reason, value in zip(self.circuit.check_reasons, opened, strict=True):
+            if int(value) != 0:
+                return Verdict(client, reason, "check value is not 0")
+        return Verdict(client, None)
+
+    def _open_consistency(self, views: dict[int, dict[int, FieldVec]],
+                          shares: dict[int, ClientShares]) -> str:
+        """Decode the degree-t consistency opening; resolve disputes (§3.4). '' if consistent."""
+        for r, view in views.items():
+            try:
+                opened = self._decode(view, self.t, OpeningKind.CONSISTENCY, r)
+            except ReconstructionError as e:
+                if len(view) < self.t + 1:
+                    raise AggregationError(f"{ABORT}: {e}") from e
+                return f"not a degree-t sharing ({e})"
+            for b in opened.bad:
+                honest = self.circuit.server_process(shares[b], None).consistency
+                if int(view[b][0]) == honest % ((1 << 61) - 1):
+                    return f"server {b}'s committed bundle disagrees with the others"
+                self.state.cheaters.add(b)
+        return ""
+
+    def _exchange(self, kind: OpeningKind, values: Mapping[int, FieldVec],
+                  senders: Sequence[int]) -> dict[int, dict[int, FieldVec]]:
+        """Every sender sends its share to every other active server; views of honest ones."""
+        receivers = [r for r in senders if r not in self.faulty]
+        packed: dict[int, bytes] = {}
+        for j in senders:
+            for r in senders:
+                if r == j:
+                    continue
+                vec = values[j]
+                if self.tamper is not None:
+                    sent = self.tamper.tamper(j, kind, r, vec)
+                    if sent is None:
+                        self.state.silent.add(j)
+                        continue
+                else:
+                    sent = vec
+                if sent is vec:
+                    if j not in packed:
+                        packed[j] = pack61(vec)
+                    payload = packed[j]
+                else:
+                    payload = pack61(sent)
+                self.channel.send(server_party(j), server_party(r), payload)
+        self.channel.end_round()
+        views: dict[int, dict[int, FieldVec]] = {}
+        for r in senders:
+            inbox = self.channel.receive(server_party(r))
+            if r not in receivers:
+                continue
+            t0 = self.clock()
+            view = {r: values[r]}
+            for sender, payload in inbox:
+                view[int(sender.split(":")[1])] = unpack61(payload, values[r].shape[0])
+            views[r] = view
+            self.seconds[r] += self.clock() - t0
+        return views
+
+    def _decode(self, view: Mapping[int, FieldVec], degree_t: int, kind: OpeningKind,
+                receiver: int) -> Opened:
+        servers = sorted(j for j in view if j not in self.state.cheaters)
+        mat = np.stack([view[j] for j in servers]) if servers else np.zeros((0, 1), np.uint64)
+        self._counter += 1
+        coin = Prg(derive(self.seed, "decode", receiver, kind.value, self._counter))
+        return decode(servers, mat, degree_t, coin)
+
+    def _open(self, kind: OpeningKind, values: Mapping[int, FieldVec], senders: Sequence[int],
+              degree_factor: int) -> FieldVec:
+        """Open a sharing of degree factor·t; identify cheaters; abort when undecodable."""
+        views = self._exchange(kind, values, senders)
+        degree = degree_factor * self.t
+        result: FieldVec | None = None
+        cache: dict[bytes, tuple[Opened | ReconstructionError, float]] = {}
+        for r, view in views.items():
+            key = hashlib.sha256(b"".join(
+                j.to_bytes(2, "big") + view[j].tobytes() for j in sorted(view))).digest()
+            if key not in cache:
+                t0 = self.clock()
+                try:
+                    got: Opened | ReconstructionError = self._decode(view, degree, kind, r)
+                except ReconstructionError as e:
+                    got = e
+                cache[key] = (got, self.clock() - t0)
+            got, dt = cache[key]
+            self.seconds[r] += dt
+            if isinstance(got, ReconstructionError):
+                raise AggregationError(f"{ABORT}: {kind.value} opening: {got}") from got
+            self.state.cheaters.update(got.bad)
+            result = got.value
+        if result is None:
+            raise AggregationError(f"{ABORT}: no honest server left to open {kind.value}")
+        return result
+
+    # -- 5. output ----------------------------------------------------------------------------
+    def finish(self) -> Outcome:
+        """Open the aggregate and decode the output (zero vector when nobody was accepted)."""
+        active = [j for j in range(self.m) if j not in self.state.cheaters]
+        finals = {j: self.circuit.final_shares(self.acc[j]) for j in active}
+        opened: dict[OpeningKind, FieldVec] = {}
+        for k, first in enumerate(finals[active[0]]):
+            values = {}
+            for j in active:
+                t0 = self.clock()
+                fs = finals[j][k]
+                vals = fs.values
+                if fs.degree_2t:
+                    zero = zero_share(self.keys[j], j, m=self.m, t=self.t,
+                                      label=f"final/{fs.kind.value}", length=vals.shape[0])
+                    vals = (vals + zero) % np.uint64((1 << 61) - 1)
+                values[j] = vals
+                self.seconds[j] += self.clock() - t0
+            senders = [j for j in active if j not in self.state.cheaters]
+            opened[first.kind] = self._open(first.kind, values, senders,
+                                            2 if first.degree_2t else 1)
+        vector, revealed = self.circuit.finish(opened, len(self.state.accepted))
+        return Outcome(vector, revealed, tuple(self.state.verdicts),
+                       tuple(sorted(self.state.cheaters)), tuple(sorted(self.state.silent)),
+                       None, tuple(self.seconds))
+
+    def aborted(self, reason: str) -> Outcome:
+        """The outcome of an aborted round: no output, the verdicts so far."""
+        if not reason.startswith(ABORT):
+            raise ConfigError(f"abort reason {reason!r} must start with {ABORT!r}")
+        return Outcome(None, {}, tuple(self.state.verdicts), tuple(sorted(self.state.cheaters)),
+                       tuple(sorted(self.state.silent)), reason, tuple(self.seconds))

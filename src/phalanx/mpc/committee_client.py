@@ -1,0 +1,85 @@
+"""The client side of the committee protocol: share, bundle, seal, commit (protocol.md §2).
+
+A client shares every secret with seed compression: the t servers ``seeded_servers(m, t, i)``
+(rotated by the client index i, to balance the servers' work) receive one 32-byte seed per upload
+part, the other m − t receive explicit share vectors. Each bundle is sealed to its server and
+the client commits to SHA-256 of the sealed bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from phalanx.mpc.field import FieldVec
+from phalanx.mpc.messages import SealedBundle, ShareBundle, encode_bundle
+from phalanx.mpc.prg import Prg
+from phalanx.mpc.shamir import seeded_servers, share_seeded
+
+Sealer = Callable[[int, bytes, bytes], bytes]
+"""seal(server, payload, context) → sealed bytes (X25519 + HKDF + ChaCha20-Poly1305 in net)."""
+
+BundleTamper = Callable[[list[ShareBundle]], list[ShareBundle]]
+
+
+def commitment_of(sealed: bytes) -> bytes:
+    """The hash a client posts for a sealed bundle."""
+    return hashlib.sha256(sealed).digest()
+
+
+def make_bundles(
+    client: int,
+    part: int,
+    items: Mapping[str, FieldVec],
+    *,
+    m: int,
+    t: int,
+    prg: Prg,
+) -> list[ShareBundle]:
+    """Share every item; one bundle per server (a seed for the seeded, vectors for the rest)."""
+    seeded = seeded_servers(m, t, client)
+    seeds = {j: prg.seed() for j in seeded}
+    labels = tuple(items)
+    lengths = tuple(int(v.shape[0]) for v in items.values())
+    explicit: dict[int, list[FieldVec]] = {j: [] for j in range(m) if j not in seeds}
+    for label, vec in items.items():
+        sharing = share_seeded(vec, m=m, t=t, seeds=seeds, label=label)
+        for j, share in sharing.explicit.items():
+            explicit[j].append(share)
+    bundles = []
+    for j in range(m):
+        if j in seeds:
+            bundles.append(ShareBundle(client, j, part, labels, lengths, seed=seeds[j]))
+        else:
+            bundles.append(ShareBundle(client, j, part, labels, lengths,
+                                       vectors=tuple(explicit[j])))
+    return bundles
+
+
+def context_of(client: int, server: int, part: int) -> bytes:
+    """Associated data binding a sealed bundle to its sender, recipient and part."""
+    return f"bundle/{client}/{server}/{part}".encode()
+
+
+def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer) -> dict[int, SealedBundle]:
+    """Encode and seal each bundle to its server; commit to the sealed bytes."""
+    out = {}
+    for b in bundles:
+        sealed = sealer(b.server, encode_bundle(b), context_of(b.client, b.server, b.part))
+        out[b.server] = SealedBundle(b.client, b.server, b.part, sealed, commitment_of(sealed))
+    return out
+
+
+def tamper_share(bundles: list[ShareBundle], server: int, item: int, delta: int = 1) -> list[
+        ShareBundle]:
+    """A client-fault helper: add ``delta`` to coordinate 0 of one explicit share (a new list)."""
+    out = []
+    for b in bundles:
+        if b.server == server and b.seed is None:
+            vecs = [v.copy() for v in b.vectors]
+            vecs[item][0] = np.uint64((int(vecs[item][0]) + delta) % ((1 << 61) - 1))
+            b = ShareBundle(b.client, b.server, b.part, b.labels, b.lengths, vectors=tuple(vecs))
+        out.append(b)
+    return out

@@ -1,0 +1,13 @@
+"""The secure backend of the compatible rules (fedavg-nb, cc, rsa, fltrust), protocol.md §3."""
+
+from __future__ import annotations
+
+from phalanx.rules.secure.backend import (
+    ClientFault,
+    SecureBackend,
+    SecureParams,
+    SecureResult,
+    make_circuit,
+)
+
+__all__ = ["ClientFault", "SecureBackend", "SecureParams", "SecureResult", "make_circuit"]

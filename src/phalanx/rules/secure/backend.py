@@ -1,0 +1,274 @@
+"""The secure backend: a rule's clients and committee run end to end in one process (§2–3).
+
+``SecureBackend.aggregate`` plays every client (encode, witnesses, seeded Shamir sharing, sealing
+to each server, commitments; a second small upload after the post-commitment coin) and the m
+servers of :class:`phalanx.mpc.committee.Committee`, streaming clients one at a time. Clients'
+part-1 bundles are regenerated from their seeds when the committee processes them (a real server
+stores what it received; here memory stays O(m·d)). The result has the plaintext backend's shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from phalanx.errors import AggregationError, ConfigError
+from phalanx.mpc.channel import LocalChannel, client_party
+from phalanx.mpc.circuit import Circuit, ClientSecrets
+from phalanx.mpc.committee import Committee, Outcome, ShareTamper
+from phalanx.mpc.committee_client import make_bundles, seal_bundles, tamper_share
+from phalanx.mpc.fixed import OVERFLOW_BITS
+from phalanx.mpc.messages import SealedBundle
+from phalanx.mpc.prg import Prg, derive
+from phalanx.mpc.shamir import seeded_servers, validate_committee
+from phalanx.net.envelope import open_sealed, private_key, seal
+from phalanx.rules.base import (
+    Aggregate,
+    FloatVec,
+    Rejection,
+    Rule,
+    RuleContext,
+    check_shape_and_finite,
+)
+from phalanx.rules.cc import CenteredClipping
+from phalanx.rules.fedavg import FedAvgNormBounded
+from phalanx.rules.fltrust import FLTrust
+from phalanx.rules.rsa import RobustStochasticAggregation
+from phalanx.rules.secure.cc import CenteredClippingCircuit
+from phalanx.rules.secure.fedavg_nb import make_circuit as fedavg_circuit
+from phalanx.rules.secure.fltrust import FLTrustCircuit
+from phalanx.rules.secure.rsa import SignCircuit
+from phalanx.rules.secure.vector import NormCircuit
+
+
+class ClientFault(Enum):
+    """Client-side cheating the tests inject (a malicious client may do anything; these are the
+    deviations the checks of protocol.md §3.2 must catch)."""
+
+    NON_BINARY_BITS = "non-binary-bits"
+    WRONG_TRUST_WEIGHT = "wrong-trust-weight"
+    BAD_REMAINDER = "bad-remainder"
+    INCONSISTENT_SHARING = "inconsistent-sharing"
+    WRAP_AROUND = "wrap-around"
+
+
+@dataclass(frozen=True, slots=True)
+class SecureParams:
+    """Committee and encoding parameters (validated: t ≥ 1, m ≥ 3t + 1, ...)."""
+
+    m: int = 5
+    t: int = 1
+    frac_bits: int = 16
+    #: projection rows k, drawn from the post-commitment coin (2^-k soundness per client)
+    rows: int = 40
+
+    def __post_init__(self) -> None:
+        validate_committee(self.m, self.t)
+        if not 4 <= self.frac_bits <= 24:
+            raise ConfigError(f"frac_bits={self.frac_bits} must be in [4, 24]")
+        if self.rows % 8 or not 8 <= self.rows <= 64:
+            raise ConfigError(f"rows={self.rows} must be a multiple of 8 in [8, 64]")
+
+
+@dataclass(frozen=True, slots=True)
+class SecureResult:
+    """What the committee reports: the aggregate, identified cheaters, abort, statistics."""
+
+    aggregate: Aggregate
+    cheating_servers: tuple[int, ...] = ()
+    aborted: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def make_circuit(rule: Rule, ctx: RuleContext, params: SecureParams, n: int) -> Circuit:
+    """The secure form of a rule (ConfigError for rules without one)."""
+    if not rule.secure_compatible:
+        raise ConfigError(f"rule {rule.name!r} has no secure form")
+    rule.validate_context(ctx)
+    kw = {"frac_bits": params.frac_bits, "rows": params.rows}
+    if isinstance(rule, FLTrust):
+        circuit: Circuit = FLTrustCircuit(rule, ctx, **kw)
+        assert isinstance(circuit, NormCircuit)  # noqa: S101 - narrowing for mypy
+        if n * 2 ** (params.frac_bits + 1) * 2 * circuit.T >= 1 << OVERFLOW_BITS:
+            raise ConfigError(f"n={n} clients at frac_bits={params.frac_bits} may overflow "
+                              f"2^{OVERFLOW_BITS} in Σ w_i x_i; lower frac_bits")
+        return circuit
+    if isinstance(rule, FedAvgNormBounded):
+        return fedavg_circuit(rule, ctx, **kw)
+    if isinstance(rule, CenteredClipping):
+        return CenteredClippingCircuit(rule, ctx, **kw)
+    if isinstance(rule, RobustStochasticAggregation):
+        return SignCircuit(rule, ctx)
+    raise ConfigError(f"rule {rule.name!r} is marked secure but has no circuit")
+
+
+class SecureBackend:
+    """Runs a rule under MPC: ``aggregate`` mirrors ``Rule.aggregate`` of the plaintext backend."""
+
+    def __init__(self, params: SecureParams) -> None:
+        self.params = params
+
+    def aggregate(
+        self,
+        rule: Rule,
+        prepared_inputs: Sequence[FloatVec],
+        ctx: RuleContext,
+        seed: bytes,
+        client_ids: Sequence[int] | None = None,
+        server_faults: ShareTamper | None = None,
+        client_faults: Mapping[int, ClientFault] | None = None,
+    ) -> SecureResult:
+        """One secure aggregation; ``client_faults`` maps input index → injected cheating."""
+        if len(seed) != 32:
+            raise ConfigError(f"seed has {len(seed)} bytes, expected 32")
+        n = len(prepared_inputs)
+        ids = list(client_ids) if client_ids is not None else list(range(n))
+        if len(ids) != n or len(set(ids)) != n:
+            raise ConfigError(f"client_ids must be {n} distinct ids, got {ids}")
+        run = _Run(self.params, rule, ctx, seed, make_circuit(rule, ctx, self.params, n),
+                   dict(client_faults or {}), server_faults)
+        return run.execute(prepared_inputs, ids)
+
+
+class _Run:
+    """One aggregation's state (keys, committee, timings)."""
+
+    def __init__(self, params: SecureParams, rule: Rule, ctx: RuleContext, seed: bytes,
+                 circuit: Circuit, faults: dict[int, ClientFault],
+                 tamper: ShareTamper | None) -> None:
+        self.p, self.rule, self.ctx, self.seed = params, rule, ctx, seed
+        self.circuit, self.faults = circuit, faults
+        self.keys = {j: private_key(derive(seed, "server-key", j)) for j in range(params.m)}
+        self.channel = LocalChannel()
+        self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
+                                   sealer=self.seal, opener=self.open,
+                                   seed=derive(seed, "committee"), clock=time.perf_counter,
+                                   tamper=tamper)
+        self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
+
+    def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
+        return seal(payload, self.keys[server].public_key(), derive(self.seed, "eph", context),
+                    context)
+
+    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+        return open_sealed(sealed, self.keys[server], context)
+
+    def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
+        prg = Prg(derive(self.seed, "client", cid))
+        fault = self.faults.get(idx)
+        c = self.circuit
+        if fault is ClientFault.WRAP_AROUND:
+            if not isinstance(c, NormCircuit):
+                raise ConfigError(f"{fault} needs a rule on real vectors, not {self.rule.name}")
+            secrets = c.witness(c.wrap_around(c.encode(vec, prg)), prg)
+        else:
+            secrets = c.client_secrets(vec, prg)
+        if fault is ClientFault.NON_BINARY_BITS:
+            secrets = c.non_binary(secrets)  # type: ignore[attr-defined]
+        elif fault in (ClientFault.WRONG_TRUST_WEIGHT, ClientFault.BAD_REMAINDER):
+            if not isinstance(c, FLTrustCircuit):
+                raise ConfigError(f"{fault} applies to fltrust only, not {self.rule.name}")
+            deltas = (1, 0) if fault is ClientFault.WRONG_TRUST_WEIGHT else (-1, c.gp)
+            secrets = c.tamper_weight(secrets, w_delta=deltas[0], r_delta=deltas[1])
+        return secrets, prg
+
+    def part1(self, idx: int, cid: int, vec: FloatVec, timed: bool) -> dict[int, SealedBundle]:
+        t0 = time.perf_counter()
+        secrets, prg = self.secrets(idx, cid, vec)
+        t1 = time.perf_counter()
+        items = dict(zip(self.circuit.vector_labels, secrets.vectors, strict=True))
+        items["s1"] = secrets.scalars
+        bundles = make_bundles(cid, 1, items, m=self.p.m, t=self.p.t, prg=prg)
+        if self.faults.get(idx) is ClientFault.INCONSISTENT_SHARING:
+            seeded = seeded_servers(self.p.m, self.p.t, cid)
+            target = next(j for j in range(self.p.m) if j not in seeded)
+            bundles = tamper_share(bundles, target, 0)
+        t2 = time.perf_counter()
+        sealed = seal_bundles(bundles, self.seal)
+        if timed:
+            self.client_s["witness"] += t1 - t0
+            self.client_s["share"] += t2 - t1
+            self.client_s["seal"] += time.perf_counter() - t2
+        return sealed
+
+    def part2(self, idx: int, cid: int, vec: FloatVec, coin1: bytes) -> dict[int, SealedBundle]:
+        t0 = time.perf_counter()
+        secrets, _ = self.secrets(idx, cid, vec)
+        response = self.circuit.client_response(secrets, coin1)
+        t1 = time.perf_counter()
+        bundles = make_bundles(cid, 2, {"s2": response}, m=self.p.m, t=self.p.t,
+                               prg=Prg(derive(self.seed, "client-part2", cid)))
+        t2 = time.perf_counter()
+        sealed = seal_bundles(bundles, self.seal)
+        self.client_s["witness"] += t1 - t0
+        self.client_s["share"] += t2 - t1
+        self.client_s["seal"] += time.perf_counter() - t2
+        return sealed
+
+    def execute(self, inputs: Sequence[FloatVec], ids: list[int]) -> SecureResult:
+        pre: list[Rejection] = []
+        live: list[int] = []
+        for idx, vec in enumerate(inputs):
+            verdict = check_shape_and_finite(np.asarray(vec), self.ctx)
+            if verdict is None:
+                live.append(idx)
+            else:
+                pre.append(Rejection(idx, verdict.reason, verdict.detail))
+        phase: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.committee.setup()
+        for idx in live:
+            self.committee.receive(ids[idx], self.part1(idx, ids[idx], inputs[idx], True))
+        coin1 = self.committee.coin(1)
+        for idx in live:
+            self.committee.receive(ids[idx], self.part2(idx, ids[idx], inputs[idx], coin1))
+        coin2 = self.committee.coin(2, coin1)
+        upload = {idx: self.channel.bytes_sent[client_party(ids[idx])] for idx in live}
+        phase["clients"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        try:
+            self.committee.begin([ids[i] for i in live], coin1, coin2)
+            for idx in live:
+                self.committee.process(ids[idx], self.part1(idx, ids[idx], inputs[idx], False))
+            outcome = self.committee.finish()
+        except AggregationError as e:
+            outcome = self.committee.aborted(str(e))
+        phase["committee"] = time.perf_counter() - t1
+        return self.result(outcome, pre, ids, live, upload, phase)
+
+    def result(self, outcome: Outcome, pre: list[Rejection], ids: list[int], live: list[int],
+               upload: dict[int, int], phase: dict[str, float]) -> SecureResult:
+        index_of = {cid: idx for idx, cid in enumerate(ids)}
+        rejected = list(pre)
+        accepted = []
+        for v in outcome.verdicts:
+            if v.reason is None:
+                accepted.append(index_of[v.client])
+            else:
+                rejected.append(Rejection(index_of[v.client], v.reason, v.detail))
+        n_live = max(1, len(live))
+        stats: dict[str, Any] = {
+            "bytes_sent": dict(self.channel.bytes_sent),
+            "bytes_received": dict(self.channel.bytes_received),
+            "rounds": self.channel.rounds,
+            "messages": self.channel.messages,
+            "server_s": list(outcome.server_seconds),
+            "client_s": {k: v / n_live for k, v in self.client_s.items()},
+            "phase_s": phase,
+            "upload_bytes_per_client": sum(upload.values()) / n_live,
+            "dropped_servers": list(outcome.dropped),
+        }
+        if outcome.aborted is not None or outcome.vector is None:
+            agg = Aggregate(np.zeros(self.ctx.dim, np.float32), (),
+                            tuple(sorted(rejected, key=lambda r: r.index)))
+            return SecureResult(agg, outcome.cheating, outcome.aborted or "committee-abort",
+                                stats)
+        revealed = outcome.revealed if accepted else {}
+        agg = Aggregate(outcome.vector, tuple(sorted(accepted)),
+                        tuple(sorted(rejected, key=lambda r: r.index)), revealed)
+        return SecureResult(agg, outcome.cheating, None, stats)

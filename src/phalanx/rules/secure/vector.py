@@ -1,0 +1,256 @@
+"""The secure form of rules on norm-bounded real vectors: fedavg-nb, cc and fltrust (§3.2–3.3).
+
+Encoding: y = round_stoch(x·2^f) and the shared vector is 2y (even integers, so the projection
+rows with coefficients ±½ are integers: R_l = Σ_j ±y_j). Bounds, with N = ⌈bound·2^f⌉:
+- projection: T = 2^(K_row − 1) ≥ 3N (an honest row is a sum of ±y_j with standard deviation
+  ‖y‖ ≤ N, so it exceeds T with probability ≤ 3·10^-3 per row... the client re-rounds and the
+  bound below uses T); a coordinate with |2y_j| > 2T fails each of the k rows w.p. ≥ ½.
+- no wrap: d·(2T)² < 2^59 is REQUIRED (ConfigError otherwise), so Σ (2y_j)² and ⟨2y, g⟩ are
+  the true integers and the range proofs on them are sound.
+- norm: Σ(2y_j)² ≤ 4(⌊(bound·2^f)²⌋ + d) (the + d absorbs the stochastic rounding's variance).
+Part 1 scalars: [r, norm-proof bits, rule extras]; part 2: the k·K_row bits of R_l + T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import isqrt
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from phalanx.errors import ConfigError, Reject
+from phalanx.mpc import field as F
+from phalanx.mpc.checks import bits_of, norm_pass
+from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
+from phalanx.mpc.fixed import OVERFLOW_BITS, decode_fixed, encode_fixed
+from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.prg import Prg, derive
+
+P = F.P
+
+
+@dataclass(slots=True)
+class VectorAcc:
+    """A server's running aggregate: Σ (w_i·)x_i and, for fltrust, Σ w_i."""
+
+    vec: F.FieldVec
+    weight_sum: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RangeProof:
+    """One proof v ∈ [0, 2^width) of a value linear (or quadratic) in the shares."""
+
+    width: int
+
+
+@dataclass(slots=True)
+class _Public:
+    patterns: NDArray[np.uint8] | None = None
+    coin1: bytes = b""
+    weights: dict[str, F.FieldVec] = field(default_factory=dict)
+
+
+class NormCircuit:
+    """Shares 2y, proves |coordinates| bounded (projection) and the norm in range."""
+
+    vector_labels = ("x",)
+
+    def __init__(self, *, dim: int, frac_bits: int, rows: int, bound: float,
+                 floor: float | None, norm_reason: Reject) -> None:
+        if rows % 8 or not 8 <= rows <= 64:
+            raise ConfigError(f"rows={rows} must be a multiple of 8 in [8, 64]")
+        self.d, self.f, self.k = dim, frac_bits, rows
+        n_bound = int(np.ceil(bound * 2.0**frac_bits))
+        self.k_row = (3 * n_bound).bit_length() + 1
+        self.T = 1 << (self.k_row - 1)
+        if dim * (2 * self.T) ** 2 >= 1 << OVERFLOW_BITS:
+            raise ConfigError(
+                f"d={dim} with frac_bits={frac_bits} and norm bound {bound:g} gives "
+                f"d·(2T)^2 = {dim * (2 * self.T) ** 2:.3g} >= 2^{OVERFLOW_BITS} (T={self.T}); "
+                "lower frac_bits"
+            )
+        self.hi = 4 * (int((bound * 2.0**frac_bits) ** 2) + dim)
+        self.lo = None if floor is None else 4 * max(0, int(np.ceil((floor * 2.0**frac_bits) ** 2))
+                                                     - dim)
+        self.k_norm = self.hi.bit_length()
+        self.n_norm = 1 if floor is None else 2
+        self.norm_reason = norm_reason
+        self.check_reasons: tuple[Reject, ...] = (Reject.NOT_BINARY, norm_reason,
+                                                  Reject.PROJECTION)
+        self.pub = _Public()
+        self.n_extra = 0  # fltrust's extra scalars before the bits
+
+    # -- layout ---------------------------------------------------------------------------------
+    def extra_bits(self) -> int:
+        """Bits of the rule's extra range proofs (fltrust overrides)."""
+        return 0
+
+    def n_scalars1(self) -> int:
+        return 1 + self.n_norm * self.k_norm + self.n_extra + self.extra_bits()
+
+    def n_scalars2(self) -> int:
+        return self.k * self.k_row
+
+    def bit_positions1(self) -> slice:
+        """Where the bits sit in part 1 (after r, and after the extra scalars)."""
+        return slice(1, self.n_scalars1())
+
+    # -- client ---------------------------------------------------------------------------------
+    def encode(self, prepared: NDArray[np.float32], prg: Prg) -> F.FieldVec:
+        """2·round_stoch(x·2^f), re-rounded (≤ 8 times) if rounding pushed ‖x‖² over the bound."""
+        x = encode_fixed(prepared, self.f, prg, lattice=2, saturate=True)
+        for _ in range(8):
+            if F.centered_int(F.dot(x, x)) <= self.hi:
+                break
+            x = encode_fixed(prepared, self.f, prg, lattice=2, saturate=True)
+        return x
+
+    def client_secrets(self, prepared: NDArray[np.float32], prg: Prg) -> ClientSecrets:
+        return self.witness(self.encode(prepared, prg), prg)
+
+    def norm_values(self, sq: int) -> list[int]:
+        """The values the norm range proofs cover: hi − Σx² (and Σx² − lo)."""
+        vals = [(self.hi - sq) % P]
+        if self.lo is not None:
+            vals.append((sq - self.lo) % P)
+        return vals
+
+    def witness(self, x: F.FieldVec, prg: Prg) -> ClientSecrets:
+        sq = F.dot(x, x)
+        values, bits = self.extra_witness(x)
+        scalars = [prg.field_element()] + values
+        scalars += [int(b) for b in bits_of(self.norm_values(sq), self.k_norm)]
+        scalars += bits
+        return ClientSecrets((x,), np.array(scalars, np.uint64), x)
+
+    def extra_witness(self, x: F.FieldVec) -> tuple[list[int], list[int]]:
+        """The rule's extra scalars and their range-proof bits (fltrust overrides)."""
+        return [], []
+
+    def patterns(self, coin1: bytes) -> NDArray[np.uint8]:
+        if self.pub.patterns is None or self.pub.coin1 != coin1:
+            self.pub.patterns = Prg(derive(coin1, "rows")).sign_patterns(self.d, self.k // 8)
+            self.pub.coin1 = coin1
+        return self.pub.patterns
+
+    def client_response(self, secrets: ClientSecrets, coin1: bytes) -> F.FieldVec:
+        _, _, rows = norm_pass(secrets.private, self.patterns(coin1), None, None)
+        return bits_of([(r + self.T) % P for r in rows], self.k_row)
+
+    # -- public randomness ------------------------------------------------------------------------
+    def begin(self, coin1: bytes, coin2: bytes) -> None:
+        self.patterns(coin1)
+        g = Prg(derive(coin2, "weights"))
+        n1, n2 = self.n_scalars1(), self.n_scalars2()
+        w = self.pub.weights
+        w["gamma"] = g.field_elements(self.k)
+        w["cons1"] = g.field_elements(n1 - 1)
+        w["cons2"] = g.field_elements(n2)
+        w["bin1"] = g.field_elements(n1 - 1 - self.n_extra)
+        w["bin2"] = g.field_elements(n2)
+        w["pi"] = g.field_elements(self.k)
+        w["lam"] = g.field_elements(12)
+        pw = [int(w["pi"][r]) * (1 << b) % P for r in range(self.k) for b in range(self.k_row)]
+        w["proj"] = np.array(pw, np.uint64)
+
+    # -- server ---------------------------------------------------------------------------------
+    def new_accumulator(self) -> VectorAcc:
+        return VectorAcc(np.zeros(self.d, np.uint64))
+
+    def weight_share(self, shares: ClientShares) -> int | None:
+        return None
+
+    def server_process(self, shares: ClientShares, acc: Any | None) -> LocalResult:
+        w = self.pub.weights
+        x, s1, s2 = shares.vectors[0], shares.scalars1, shares.scalars2
+        weight = self.weight_share(shares)
+        sq, gd, rows = norm_pass(x, self.pub.patterns, self.g0_field(),  # type: ignore[arg-type]
+                                 None if acc is None else acc.vec, weight=weight)
+        if acc is not None and weight is not None:
+            acc.weight_sum = (acc.weight_sum + weight) % P
+        gamma = [int(v) for v in w["gamma"]]
+        cons = (int(s1[0]) + sum(g * r for g, r in zip(gamma, rows, strict=True))
+                + F.dot(w["cons1"], s1[1:]) + F.dot(w["cons2"], s2)) % P
+        bits1 = s1[1 + self.n_extra:]
+        binary = (_binary(bits1, w["bin1"]) + _binary(s2, w["bin2"])) % P
+        pi = [int(v) for v in w["pi"]]
+        proj = (F.dot(w["proj"], s2) - sum(p * (r + self.T) for p, r in zip(pi, rows,
+                                                                        strict=True))) % P
+        norm = 0
+        vals = self.norm_values(sq)
+        for i, v in enumerate(vals):
+            bits = bits1[i * self.k_norm:(i + 1) * self.k_norm]
+            norm += int(w["lam"][i]) * (v - _recompose(bits))
+        checks = [binary, norm % P, proj] + self.extra_checks(shares, sq, gd)
+        return LocalResult(cons, tuple(checks), weight)
+
+    def g0_field(self) -> F.FieldVec | None:
+        return None
+
+    def extra_checks(self, shares: ClientShares, sq: int, gd: int) -> list[int]:
+        return []
+
+    def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
+        x = shares.vectors[0]
+        if local.memo is None:
+            acc.vec[:] = F.sub(acc.vec, x)
+        else:
+            F.axpy(acc.vec, P - local.memo, x)
+            acc.weight_sum = (acc.weight_sum - local.memo) % P
+
+    def final_shares(self, acc: Any) -> list[FinalShare]:
+        return [FinalShare(OpeningKind.AGGREGATE, acc.vec, False)]
+
+    def mean_of(self, opened: dict[OpeningKind, F.FieldVec], n_accepted: int) -> NDArray[
+            np.float32]:
+        if n_accepted == 0:
+            return np.zeros(self.d, np.float32)
+        total = decode_fixed(opened[OpeningKind.AGGREGATE], self.f, lattice=2)
+        return (total / n_accepted).astype(np.float32)
+
+    def finish(self, opened: dict[OpeningKind, F.FieldVec], n_accepted: int) -> tuple[
+            NDArray[np.float32], dict[str, float]]:
+        return self.mean_of(opened, n_accepted), {}
+
+    # -- test hooks (client faults) ---------------------------------------------------------------
+    def wrap_around(self, x: F.FieldVec) -> F.FieldVec:
+        """Three huge coordinates whose squares sum to what the originals' did (mod p)."""
+        out = x.copy()
+        target = sum(int(v) * int(v) for v in x[:3]) % P
+        a, b = P // 3 + 12345, P // 5 + 6789
+        for shift in range(1000):
+            rest = (target - a * a - (b + shift) ** 2) % P
+            c = pow(rest, (P + 1) // 4, P)
+            if c * c % P == rest:
+                out[:3] = [a, b + shift, c]
+                return out
+        raise ConfigError("no wrap-around vector found")
+
+    def non_binary(self, secrets: ClientSecrets) -> ClientSecrets:
+        """Replace bits (1 at position k, 0 at k−1) by (0, 2): same value, not bits."""
+        s = secrets.scalars.copy()
+        off = 1 + self.n_extra
+        for k in range(1, self.k_norm):
+            if s[off + k] == 1 and s[off + k - 1] == 0:
+                s[off + k], s[off + k - 1] = 0, 2
+                return ClientSecrets(secrets.vectors, s, secrets.private)
+        raise ConfigError("no bit pattern to tamper with")
+
+
+def _recompose(bits: F.FieldVec) -> int:
+    return sum(int(b) << k for k, b in enumerate(bits)) % P
+
+
+def _binary(bits: F.FieldVec, weights: F.FieldVec) -> int:
+    if bits.shape[0] == 0:
+        return 0
+    minus_one = F.sub(bits, np.ones_like(bits))
+    return F.dot(F.mul(weights, bits), minus_one)
+
+
+def g_norm_bits(hi: int, g: NDArray[np.int64]) -> int:
+    """Width of the range proofs on u and u − C for fltrust: |C| = |⟨x, g⟩| ≤ √hi·‖g‖."""
+    return ((isqrt(hi) + 1) * (isqrt(int((g.astype(object) ** 2).sum())) + 1)).bit_length()
