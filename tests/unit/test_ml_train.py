@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from phalanx.errors import ConfigError
+from phalanx.errors import ConfigError, PhalanxError
+from phalanx.ml import train as train_module
 from phalanx.ml.data import load_dataset
 from phalanx.ml.models import count_parameters, make_model
+from phalanx.ml.parallel import assign_clients
 from phalanx.ml.train import (
     TrainConfig,
+    choose_method,
     evaluate,
     get_flat_params,
     local_train,
@@ -133,3 +136,47 @@ def test_train_clients_argument_errors(digits) -> None:
     with pytest.raises(ConfigError, match="y has shape"):
         train_clients(model, start, [(shard[0], shard[1][:3])], TrainConfig(), seeds=[0])
     assert train_clients(model, start, [], TrainConfig(), seeds=[]).shape == (0, start.shape[0])
+
+
+def test_fork_workers_match_the_loop_and_restore_the_model(digits) -> None:
+    # Prepare
+    model = make_model("cnn", digits.input_shape, 10, seed=3)
+    start = get_flat_params(model)
+    cuts = [(i * 30, (i + 1) * 30 + i) for i in range(5)]
+    shards = [(digits.x_train[a:b], digits.y_train[a:b]) for a, b in cuts]
+    # Execute
+    looped = train_clients(model, start, shards, TrainConfig(), seeds=range(5), method="loop")
+    forked = train_clients(model, start, shards, TrainConfig(), seeds=range(5), method="fork",
+                           workers=2)
+    # Assert
+    np.testing.assert_allclose(forked, looped, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(get_flat_params(model), start)
+
+
+def test_fork_worker_failure_is_reported(digits) -> None:
+    model = make_model("logreg", digits.input_shape, 10)
+    bad = (digits.x_train[:8], torch.full((8,), 99))  # label 99 makes cross-entropy fail
+    good = (digits.x_train[:8], digits.y_train[:8])
+    with pytest.raises(PhalanxError, match="exited with codes"):
+        train_clients(model, get_flat_params(model), [good, bad], TrainConfig(), seeds=[0, 1],
+                      method="fork", workers=2)
+
+
+def test_assign_clients_balances_examples() -> None:
+    chunks = assign_clients([100, 10, 60, 50, 5], 2)
+    assert sorted(i for c in chunks for i in c) == [0, 1, 2, 3, 4]
+    loads = sorted(sum([100, 10, 60, 50, 5][i] for i in c) for c in chunks)
+    assert loads == [110, 115]
+
+
+def test_auto_method_choice(monkeypatch) -> None:
+    small = [(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.int64))] * 2
+    large = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.int64))] * 2
+    assert choose_method(make_model("mlp", (1, 28, 28), 10), large) == "vmap"
+    assert choose_method(make_model("cnn", (1, 8, 8), 10), small) == "vmap"
+    cnn = make_model("cnn", (1, 28, 28), 10)
+    monkeypatch.setattr(train_module, "get_available_cpus", lambda: 2)
+    assert choose_method(cnn, large) == "fork"
+    assert choose_method(cnn, large[:1]) == "loop"
+    monkeypatch.setattr(train_module.threading, "active_count", lambda: 3)
+    assert choose_method(cnn, large) == "loop"

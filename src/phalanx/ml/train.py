@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +27,10 @@ from phalanx.errors import ConfigError
 FloatVec = NDArray[np.float32]
 Shard = tuple[torch.Tensor, torch.Tensor]
 
+#: Images with fewer pixels count as small: vmap beats separate convolutions there (docs/ml.md).
+SMALL_IMAGE_PIXELS = 256
 #: train_clients methods; "auto" picks the faster one measured in docs/ml.md.
-TRAIN_METHODS: tuple[str, ...] = ("auto", "loop", "vmap")
+TRAIN_METHODS: tuple[str, ...] = ("auto", "loop", "vmap", "fork")
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,18 @@ def set_torch_threads(num_threads: int | None = None) -> int:
     ``None`` uses the number of CPUs this process may run on. Returns the count set.
     """
     if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1
-        )
+        num_threads = get_available_cpus()
     if num_threads < 1:
         raise ConfigError(f"num_threads={num_threads} must be >= 1")
     torch.set_num_threads(num_threads)
     return num_threads
+
+
+def get_available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def get_flat_params(model: nn.Module) -> FloatVec:
@@ -112,16 +121,48 @@ def local_train(
     validate_shard(x, y)
     start = get_flat_params(model)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    model.train()
-    for idx in compute_batches(x.shape[0], cfg, generator):
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        torch.autograd.backward(loss)
-        optimizer.step()
+    with channels_last(model, x) as x_fast:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+        model.train()
+        for idx in compute_batches(x.shape[0], cfg, generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x_fast[idx]), y[idx])
+            torch.autograd.backward(loss)
+            optimizer.step()
     return get_flat_params(model) - start
+
+
+def has_conv(model: nn.Module) -> bool:
+    """True when ``model`` has a 2-D convolution."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+@contextmanager
+def channels_last(model: nn.Module, x: torch.Tensor) -> Iterator[torch.Tensor]:
+    """Run a conv model and its images in NHWC memory layout, then restore NCHW parameters.
+
+    oneDNN convolutions are faster on channels-last tensors (docs/ml.md: 1.2x for cnn, 1.6x for
+    cnn1m per step); the values are unchanged, only the strides differ. The parameters go back to
+    the default layout on exit, so callers always see contiguous tensors.
+    """
+    if not has_conv(model):
+        yield x
+        return
+    set_memory_format(model, torch.channels_last)
+    try:
+        yield x.contiguous(memory_format=torch.channels_last)
+    finally:
+        set_memory_format(model, torch.contiguous_format)
+
+
+def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> None:
+    """Re-lay the 4-D parameters (conv kernels) of ``model`` in ``memory_format``, in place."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=memory_format)
 
 
 def validate_shard(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -158,11 +199,15 @@ def train_clients(
     *,
     seeds: Sequence[int],
     method: str = "auto",
+    workers: int | None = None,
 ) -> NDArray[np.float32]:
     """``(k, d)`` float32 updates of k clients, each trained from ``global_params`` on its shard.
 
     Client i trains exactly as ``local_train(model, *shards[i], cfg, seed=seeds[i])`` would from
-    ``global_params``. ``model`` ends with ``global_params`` loaded.
+    ``global_params``. ``model`` ends with ``global_params`` loaded. Methods: ``loop`` (one after
+    the other), ``vmap`` (all at once, :mod:`phalanx.ml.batched`), ``fork`` (``workers`` forked
+    processes, :mod:`phalanx.ml.parallel`; only for processes without other threads), ``auto``
+    (vmap for models without convolutions, else loop; the measurements are in docs/ml.md).
     """
     if len(seeds) != len(shards):
         raise ConfigError(f"len(seeds)={len(seeds)} != len(shards)={len(shards)}")
@@ -173,11 +218,34 @@ def train_clients(
     d = sum(p.numel() for p in model.parameters())
     if not shards:
         return np.zeros((0, d), np.float32)
+    if method == "auto":
+        method = choose_method(model, shards)
     if method == "vmap":
         from phalanx.ml.batched import train_clients_vmap
 
         return train_clients_vmap(model, global_params, shards, cfg, seeds=seeds)
+    if method == "fork":
+        from phalanx.ml.parallel import train_clients_fork
+
+        return train_clients_fork(model, global_params, shards, cfg, seeds=seeds, workers=workers)
     return train_clients_loop(model, global_params, shards, cfg, seeds=seeds)
+
+
+def choose_method(model: nn.Module, shards: Sequence[Shard]) -> str:
+    """The fastest equivalent method measured on 2 CPU cores (docs/ml.md, "Batched training").
+
+    vmap wins for models without convolutions and for convolutions on small (8x8) images; on
+    large images oneDNN's grouped convolutions (what vmap turns per-client convs into) are slower
+    than separate ones, and one process per core beats two threads on one client, so ``fork`` is
+    used there, unless other Python threads run in this process (fork is not thread-safe) or only
+    one CPU is available (then ``loop``).
+    """
+    height, width = shards[0][0].shape[-2:]
+    if not has_conv(model) or height * width < SMALL_IMAGE_PIXELS:
+        return "vmap"
+    if len(shards) >= 2 and get_available_cpus() >= 2 and threading.active_count() == 1:
+        return "fork"
+    return "loop"
 
 
 def train_clients_loop(
