@@ -181,9 +181,9 @@ def evaluate(
     model.eval()
     correct = 0
     loss_sum = 0.0
-    with torch.no_grad():
+    with torch.no_grad(), channels_last(model, x) as x_fast:
         for start in range(0, x.shape[0], batch_size):
-            logits = model(x[start : start + batch_size])
+            logits = model(x_fast[start : start + batch_size])
             target = y[start : start + batch_size]
             loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
             correct += int((logits.argmax(dim=1) == target).sum())
