@@ -1,0 +1,188 @@
+"""The ``rpc`` ledger backend: the same bytecode on any Ethereum JSON-RPC node (web3.py).
+
+Each peer signs its own transactions with its eth-account key. Views are evaluated against the
+``pending`` block, i.e. the block the next transaction lands in, so that ``get_phase()`` agrees
+with what a transaction will see. On dev nodes (anvil) :meth:`RpcLedger.mine` uses
+``anvil_mine`` / ``evm_mine`` and :meth:`faucet` ``anvil_setBalance``; on a live chain ``mine``
+waits for blocks and ``faucet`` is refused.
+
+Reverts: a failing call is re-run with ``debug_traceCall`` when the node offers it; the pc of
+the REVERT is mapped through Vyper's source map to the ``# dev:`` comment of the failing
+``assert``, so the ``rpc`` backend raises the same :class:`Reverted` reasons as ``embedded``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import time
+from functools import lru_cache
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3Exception
+from web3.logs import DISCARD
+
+from phalanx.chain.ledger import ContractLedger, Event, get_contract_source
+from phalanx.chain.model import Reverted, TaskParams
+from phalanx.errors import ChainError, ConfigError
+
+_DEV = re.compile(r"#\s*dev:\s*(.+?)\s*$")
+BLOCK_WAIT_S = 1.0  # poll interval while waiting for blocks on a live chain
+
+
+@lru_cache(maxsize=1)
+def get_artifacts() -> dict[str, Any]:
+    """ABI, init bytecode and the runtime pc → source line map of the contract."""
+    import vyper
+
+    src = get_contract_source()
+    out = vyper.compile_code(src, output_formats=["abi", "bytecode", "source_map_runtime"])
+    pcs = sorted((int(pc), int(pos[0])) for pc, pos in out["source_map_runtime"]["pc_pos_map"]
+                 .items() if pos is not None and pos[0] is not None)
+    return {"abi": out["abi"], "bytecode": out["bytecode"], "pc_lines": pcs,
+            "lines": src.splitlines()}
+
+
+def compute_dev_reason(pc: int) -> str:
+    """The ``# dev:`` comment on the source line of runtime ``pc`` ("" when none)."""
+    art = get_artifacts()
+    pcs = art["pc_lines"]
+    i = bisect.bisect_right(pcs, (pc, 1 << 30)) - 1
+    if i < 0:
+        return ""
+    line = art["lines"][pcs[i][1] - 1]
+    m = _DEV.search(line)
+    return m.group(1) if m else ""
+
+
+class RpcLedger(ContractLedger):
+    """The contract on a JSON-RPC node."""
+
+    def __init__(self, w3: Web3, address: str, params: TaskParams) -> None:
+        self.w3 = w3
+        self.address = address
+        self.params = params
+        self.contract = w3.eth.contract(address=Web3.to_checksum_address(address),
+                                        abi=get_artifacts()["abi"])
+        self.chain_id = int(w3.eth.chain_id)
+        self.gas_log = []
+        self._event_names = [e["name"] for e in get_artifacts()["abi"] if e["type"] == "event"]
+
+    @staticmethod
+    def connect(url: str) -> Web3:
+        """A web3 handle on ``url``; raises ChainError when the node does not answer."""
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        if not w3.is_connected():
+            raise ChainError(f"no JSON-RPC node answers at rpc_url={url!r}")
+        return w3
+
+    @classmethod
+    def deploy(
+        cls, url: str, params: TaskParams, *, deployer: LocalAccount, pool: int,
+        genesis_seed: bytes, initial_model: bytes,
+    ) -> RpcLedger:
+        """Deploy a task at ``url``, paid by ``deployer`` (which also pays the pool)."""
+        params.validate()
+        w3 = cls.connect(url)
+        art = get_artifacts()
+        factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        ctor = factory.constructor(params.as_tuple(), genesis_seed, initial_model)
+        base = {"from": deployer.address, "value": pool}
+        try:
+            gas = ctor.estimate_gas(base)
+        except (ContractLogicError, ValueError) as e:
+            raise ConfigError(f"task rejected by the contract: {e}") from e
+        tx = ctor.build_transaction({**base, "gas": gas + gas // 5 + 10_000,
+                                     "nonce": w3.eth.get_transaction_count(deployer.address,
+                                                                           "pending")})
+        receipt = _send(w3, deployer, tx)
+        if receipt["status"] != 1:
+            raise ChainError(f"deployment failed: gas used {receipt['gasUsed']} of {tx['gas']}")
+        return cls(w3, str(receipt["contractAddress"]), params)
+
+    @classmethod
+    def attach(cls, url: str, address: str) -> RpcLedger:
+        """A ledger on an already deployed task."""
+        w3 = cls.connect(url)
+        probe = w3.eth.contract(address=Web3.to_checksum_address(address),
+                                abi=get_artifacts()["abi"])
+        try:
+            raw = probe.functions.params().call()
+        except (Web3Exception, ValueError) as e:
+            raise ChainError(f"no Phalanx task at address={address}") from e
+        return cls(w3, address, TaskParams(*[int(x) for x in raw]))
+
+    # -- primitives -------------------------------------------------------------------------
+    def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
+        call = getattr(self.contract.functions, fn)(*args)
+        base = {"from": sender.address, "value": value}
+        try:
+            gas = call.estimate_gas(base, block_identifier="pending")
+        except (ContractLogicError, ValueError) as e:
+            raise Reverted(self._explain(call, base), f"{fn} from {sender.address}") from e
+        tx = call.build_transaction({**base, "gas": gas + gas // 5 + 10_000,
+                                     "nonce": self.w3.eth.get_transaction_count(sender.address,
+                                                                                "pending")})
+        receipt = _send(self.w3, sender, tx)
+        if receipt["status"] != 1:
+            raise Reverted("", f"{fn} from {sender.address} failed on chain")
+        self.gas_log.append((fn, int(receipt["gasUsed"])))
+        found: list[tuple[int, str, dict[str, Any]]] = []
+        for name in self._event_names:
+            for ev in self.contract.events[name]().process_receipt(receipt, errors=DISCARD):
+                found.append((int(ev["logIndex"]), name, dict(ev["args"])))
+        return [(name, args) for _, name, args in sorted(found, key=lambda x: x[0])]
+
+    def _explain(self, call: Any, base: dict[str, Any]) -> str:
+        """The dev reason of a failing call, by tracing it (empty if the node cannot)."""
+        tx = {"from": base["from"], "to": self.contract.address, "value": hex(base["value"]),
+              "data": call._encode_transaction_data(), "gas": hex(10_000_000)}
+        try:
+            trace = self.w3.provider.make_request(
+                "debug_traceCall", [tx, "pending", {"disableStorage": True,
+                                                    "disableMemory": True,
+                                                    "disableStack": True}])
+            logs = trace["result"]["structLogs"]
+        except (KeyError, TypeError, ValueError, Web3Exception):
+            return ""
+        top = [x for x in logs if x.get("depth", 1) == 1]
+        # asserts jump to a shared revert block: blame the last jump before the REVERT
+        for x in reversed(top[:-1]):
+            if x.get("op") in ("JUMPI", "JUMP"):
+                return compute_dev_reason(int(x["pc"]))
+        return ""
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        return getattr(self.contract.functions, fn)(*args).call(block_identifier="pending")
+
+    def get_block(self) -> int:
+        return int(self.w3.eth.block_number) + 1
+
+    def mine(self, blocks: int) -> None:
+        if blocks < 0:
+            raise ConfigError(f"blocks={blocks} must be >= 0")
+        if blocks == 0:
+            return
+        resp = self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+        if "error" not in resp:
+            return
+        target = int(self.w3.eth.block_number) + blocks
+        while int(self.w3.eth.block_number) < target:  # a live chain: wait for the blocks
+            time.sleep(BLOCK_WAIT_S)
+
+    def get_balance(self, address: str) -> int:
+        return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def faucet(self, address: str, amount: int) -> None:
+        resp = self.w3.provider.make_request("anvil_setBalance", [address, hex(amount)])
+        if "error" in resp:
+            raise ChainError(f"faucet needs a dev node (anvil_setBalance failed: {resp['error']})")
+
+
+def _send(w3: Web3, sender: LocalAccount, tx: dict[str, Any]) -> Any:
+    """Sign ``tx`` with the sender's key, send it and wait for the receipt."""
+    signed = sender.sign_transaction(tx)
+    txh = w3.eth.send_raw_transaction(signed.raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(txh, timeout=120, poll_latency=0.05)
