@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from phalanx.mpc.field import P, FieldVec, addmod, mulmod, submod
+from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
 
 INV2 = (P + 1) // 2
 """½ mod p."""
@@ -72,10 +72,12 @@ def _norm_pass(
 
 
 @nb.njit(cache=True, nogil=True)
-def _rows_from_buckets(buckets: FieldVec, groups: int, total: np.uint64, inv2: np.uint64) -> FieldVec:
+def _rows_from_buckets(
+    buckets: FieldVec, groups: int, total: np.uint64, inv2: np.uint64
+) -> FieldVec:
     """R_l = ½·total − Σ_{patterns with bit l set} bucket, for l < 8·groups."""
     rows = np.empty(groups * 8, np.uint64)
-    half = mulmod(total, inv2)
+    half = mulmod(np.uint64(total), np.uint64(inv2))
     for g in range(groups):
         for bit in range(8):
             s = np.uint64(0)
@@ -127,7 +129,7 @@ def norm_pass(
     g0_arr = g0 if g0 is not None else np.zeros(0, np.uint64)
     w = np.uint64(0 if weight is None else weight % P)
     sq, gd, total = _norm_pass(x, patterns, g0_arr, w, acc_arr, mode, buckets)
-    rows = _rows_from_buckets(buckets, groups, total, np.uint64(INV2))
+    rows = _rows_from_buckets(buckets, groups, np.uint64(total), np.uint64(INV2))
     return int(sq), int(gd), [int(v) for v in rows]
 
 
@@ -135,7 +137,7 @@ def sign_pass(
     a: FieldVec, b: FieldVec, rho: FieldVec, sigma: FieldVec, acc: FieldVec | None,
     *, subtract: bool = False,
 ) -> tuple[int, int, int]:
-    """One pass over the rsa bit vectors: (quadratic check, Σ ρ a, Σ σ b); optionally acc ±= a − b."""
+    """One pass over rsa's bit vectors: (quadratic check, Σ ρa, Σ σb); optionally acc ±= a − b."""
     mode = 0 if acc is None else (3 if subtract else 1)
     acc_arr = acc if acc is not None else np.zeros(0, np.uint64)
     quad, lin_a, lin_b = _sign_pass(a, b, rho, sigma, acc_arr, mode)

@@ -34,7 +34,13 @@ _S3 = np.uint64(3)
 
 @nb.njit(inline="always", cache=True)
 def mulmod(a: np.uint64, b: np.uint64) -> np.uint64:
-    """a·b mod p for a, b < 2^61: four 32-bit limb products folded with 2^61 ≡ 1."""
+    """a·b mod p for a, b < 2^61: four 32-bit limb products folded with 2^61 ≡ 1.
+
+    The casts matter: numba promotes int64 ⊕ uint64 to float64, so an int argument would
+    silently lose precision (a bug this cast prevents; see tests/unit/test_mpc_checks.py).
+    """
+    a = np.uint64(a)
+    b = np.uint64(b)
     a_lo = a & _M32
     a_hi = a >> _S32
     b_lo = b & _M32
@@ -52,7 +58,7 @@ def mulmod(a: np.uint64, b: np.uint64) -> np.uint64:
 @nb.njit(inline="always", cache=True)
 def addmod(a: np.uint64, b: np.uint64) -> np.uint64:
     """a + b mod p for a, b < p."""
-    r = a + b
+    r = np.uint64(a) + np.uint64(b)
     if r >= _P:
         r -= _P
     return r
@@ -61,6 +67,8 @@ def addmod(a: np.uint64, b: np.uint64) -> np.uint64:
 @nb.njit(inline="always", cache=True)
 def submod(a: np.uint64, b: np.uint64) -> np.uint64:
     """a − b mod p for a, b < p."""
+    a = np.uint64(a)
+    b = np.uint64(b)
     if a >= b:
         return a - b
     return a + _P - b

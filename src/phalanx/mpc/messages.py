@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from phalanx.errors import ConfigError
-from phalanx.mpc.field import P, FieldVec
+from phalanx.mpc.field import FieldVec, P
 from phalanx.mpc.shamir import expand_seeded
 
 _P = np.uint64(P)

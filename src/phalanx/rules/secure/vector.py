@@ -2,11 +2,13 @@
 
 Encoding: y = round_stoch(x·2^f) and the shared vector is 2y (even integers, so the projection
 rows with coefficients ±½ are integers: R_l = Σ_j ±y_j). Bounds, with N = ⌈bound·2^f⌉:
-- projection: T = 2^(K_row − 1) ≥ 3N (an honest row is a sum of ±y_j with standard deviation
-  ‖y‖ ≤ N, so it exceeds T with probability ≤ 3·10^-3 per row... the client re-rounds and the
-  bound below uses T); a coordinate with |2y_j| > 2T fails each of the k rows w.p. ≥ ½.
-- no wrap: d·(2T)² < 2^59 is REQUIRED (ConfigError otherwise), so Σ (2y_j)² and ⟨2y, g⟩ are
-  the true integers and the range proofs on them are sound.
+- projection: T = 2^(K_row − 1) ≥ 6N (an honest row is a sum of ±y_j, sub-Gaussian with
+  variance ‖y‖² ≤ N², so it exceeds T with probability ≤ 2·exp(−18) per row); a coordinate with
+  |2y_j| ≥ 2T fails each of the k rows with probability ≥ ½, so it passes all k w.p. ≤ 2^-k.
+- no wrap: d·(2T)² + 2·hi < p/2 is REQUIRED (ConfigError otherwise), so Σ (2y_j)² and ⟨2y, g⟩
+  are the true integers and a range proof cannot be passed by a wrapped value. (protocol.md
+  asks for d·(2T)² < 2^59; with a 6σ row bound that would cap d·2^{2f} near 2^47, so we use the
+  exact no-wrap condition; honest opened values stay far below 2^59.)
 - norm: Σ(2y_j)² ≤ 4(⌊(bound·2^f)²⌋ + d) (the + d absorbs the stochastic rounding's variance).
 Part 1 scalars: [r, norm-proof bits, rule extras]; part 2: the k·K_row bits of R_l + T.
 """
@@ -29,6 +31,8 @@ from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.prg import Prg, derive
 
 P = F.P
+ROW_SIGMAS = 6
+"""T ≥ 6·‖y‖: an honest row exceeds T with probability ≤ 2·exp(−18) (Hoeffding)."""
 
 
 @dataclass(slots=True)
@@ -64,15 +68,15 @@ class NormCircuit:
             raise ConfigError(f"rows={rows} must be a multiple of 8 in [8, 64]")
         self.d, self.f, self.k = dim, frac_bits, rows
         n_bound = int(np.ceil(bound * 2.0**frac_bits))
-        self.k_row = (3 * n_bound).bit_length() + 1
+        self.k_row = (ROW_SIGMAS * n_bound - 1).bit_length() + 1
         self.T = 1 << (self.k_row - 1)
-        if dim * (2 * self.T) ** 2 >= 1 << OVERFLOW_BITS:
+        self.hi = 4 * (int((bound * 2.0**frac_bits) ** 2) + dim)
+        if dim * (2 * self.T) ** 2 + 2 * self.hi >= P // 2:
             raise ConfigError(
                 f"d={dim} with frac_bits={frac_bits} and norm bound {bound:g} gives "
-                f"d·(2T)^2 = {dim * (2 * self.T) ** 2:.3g} >= 2^{OVERFLOW_BITS} (T={self.T}); "
-                "lower frac_bits"
+                f"d·(2T)^2 = {dim * (2 * self.T) ** 2:.3g} with T={self.T}: squares could wrap "
+                "mod p; lower frac_bits"
             )
-        self.hi = 4 * (int((bound * 2.0**frac_bits) ** 2) + dim)
         self.lo = None if floor is None else 4 * max(0, int(np.ceil((floor * 2.0**frac_bits) ** 2))
                                                      - dim)
         self.k_norm = self.hi.bit_length()
