@@ -10,6 +10,8 @@ The ephemeral secret is passed in (32 bytes), so tests are reproducible; product
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -65,3 +67,40 @@ def open_sealed(sealed: bytes, recipient: X25519PrivateKey, context: bytes = b""
         return aead.decrypt(_NONCE, sealed[32:], context)
     except (InvalidTag, ValueError) as e:
         raise EnvelopeError("envelope does not authenticate") from e
+
+
+class X25519Envelope:
+    """Seals bundles to m servers whose X25519 keys derive from a 32-byte seed (simulation).
+
+    Implements the ``Envelope`` interface of ``phalanx.rules.secure`` (``seal``/``open`` by
+    server index); ephemeral secrets derive from the seed and the context, which is unique per
+    message, so runs are reproducible.
+    """
+
+    def __init__(self, seed: bytes, m: int) -> None:
+        if len(seed) != 32:
+            raise ConfigError(f"envelope seed has {len(seed)} bytes, expected 32")
+        self._seed = seed
+        self._keys = [private_key(_derive(seed, b"server-key", str(j).encode()))
+                      for j in range(m)]
+
+    def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
+        """Seal ``payload`` to server ``server``, binding ``context``."""
+        eph = _derive(self._seed, b"ephemeral", context)
+        return seal(payload, self._keys[server].public_key(), eph, context)
+
+    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+        """Open an envelope as server ``server``."""
+        return open_sealed(sealed, self._keys[server], context)
+
+
+def x25519_envelope(seed: bytes, m: int) -> X25519Envelope:
+    """The factory the secure backend takes: real sealing for m servers."""
+    return X25519Envelope(seed, m)
+
+
+def _derive(seed: bytes, *labels: bytes) -> bytes:
+    h = hashlib.sha256(b"phalanx/envelope-keys")
+    for part in (seed, *labels):
+        h.update(len(part).to_bytes(4, "big") + part)
+    return h.digest()

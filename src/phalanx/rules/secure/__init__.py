@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from phalanx.rules.secure.backend import (
     ClientFault,
+    Envelope,
+    FramingEnvelope,
     SecureBackend,
     SecureParams,
     SecureResult,
     make_circuit,
 )
 
-__all__ = ["ClientFault", "SecureBackend", "SecureParams", "SecureResult", "make_circuit"]
+__all__ = [
+    "ClientFault",
+    "Envelope",
+    "FramingEnvelope",
+    "SecureBackend",
+    "SecureParams",
+    "SecureResult",
+    "make_circuit",
+]

@@ -10,10 +10,10 @@ stores what it received; here memory stays O(m·d)). The result has the plaintex
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from phalanx.mpc.fixed import OVERFLOW_BITS
 from phalanx.mpc.messages import SealedBundle
 from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.shamir import seeded_servers, validate_committee
-from phalanx.net.envelope import open_sealed, private_key, seal
 from phalanx.rules.base import (
     Aggregate,
     FloatVec,
@@ -44,6 +43,33 @@ from phalanx.rules.secure.fedavg_nb import make_circuit as fedavg_circuit
 from phalanx.rules.secure.fltrust import FLTrustCircuit
 from phalanx.rules.secure.rsa import SignCircuit
 from phalanx.rules.secure.vector import NormCircuit
+
+
+class Envelope(Protocol):
+    """Sealing of bundles and keys to servers (``phalanx.net.envelope.X25519Envelope``)."""
+
+    def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
+        """Encrypt ``payload`` to ``server``."""
+
+    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+        """Decrypt as ``server``; raises on a forged or corrupted envelope."""
+
+
+EnvelopeFactory = Callable[[bytes, int], Envelope]
+
+
+class FramingEnvelope:
+    """No encryption, only framing: the default when no envelope factory is given. Rules may
+    not import ``net``; the simulator and the benchmark pass ``net.envelope.x25519_envelope``."""
+
+    def __init__(self, seed: bytes, m: int) -> None:
+        self.m = m
+
+    def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
+        return payload
+
+    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+        return sealed
 
 
 class ClientFault(Enum):
@@ -110,8 +136,9 @@ def make_circuit(rule: Rule, ctx: RuleContext, params: SecureParams, n: int) -> 
 class SecureBackend:
     """Runs a rule under MPC: ``aggregate`` mirrors ``Rule.aggregate`` of the plaintext backend."""
 
-    def __init__(self, params: SecureParams) -> None:
+    def __init__(self, params: SecureParams, envelope: EnvelopeFactory | None = None) -> None:
         self.params = params
+        self.envelope: EnvelopeFactory = envelope if envelope is not None else FramingEnvelope
 
     def aggregate(
         self,
@@ -131,7 +158,8 @@ class SecureBackend:
         if len(ids) != n or len(set(ids)) != n:
             raise ConfigError(f"client_ids must be {n} distinct ids, got {ids}")
         run = _Run(self.params, rule, ctx, seed, make_circuit(rule, ctx, self.params, n),
-                   dict(client_faults or {}), server_faults)
+                   dict(client_faults or {}), server_faults,
+                   self.envelope(derive(seed, "envelope"), self.params.m))
         return run.execute(prepared_inputs, ids)
 
 
@@ -140,10 +168,10 @@ class _Run:
 
     def __init__(self, params: SecureParams, rule: Rule, ctx: RuleContext, seed: bytes,
                  circuit: Circuit, faults: dict[int, ClientFault],
-                 tamper: ShareTamper | None) -> None:
+                 tamper: ShareTamper | None, envelope: Envelope) -> None:
         self.p, self.rule, self.ctx, self.seed = params, rule, ctx, seed
         self.circuit, self.faults = circuit, faults
-        self.keys = {j: private_key(derive(seed, "server-key", j)) for j in range(params.m)}
+        self.envelope = envelope
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
                                    sealer=self.seal, opener=self.open,
@@ -152,11 +180,10 @@ class _Run:
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
 
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
-        return seal(payload, self.keys[server].public_key(), derive(self.seed, "eph", context),
-                    context)
+        return self.envelope.seal(server, payload, context)
 
     def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
-        return open_sealed(sealed, self.keys[server], context)
+        return self.envelope.open(server, sealed, context)
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
         prg = Prg(derive(self.seed, "client", cid))

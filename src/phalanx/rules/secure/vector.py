@@ -26,7 +26,7 @@ from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import bits_of, norm_pass
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
-from phalanx.mpc.fixed import OVERFLOW_BITS, decode_fixed, encode_fixed
+from phalanx.mpc.fixed import decode_fixed, encode_fixed
 from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.prg import Prg, derive
 
