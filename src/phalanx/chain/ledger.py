@@ -286,6 +286,7 @@ def make_ledger(
 
     ``embedded``: a fresh in-process EVM (its own ``boa.Env``, nothing global); the deployer is
     funded with ``pool`` first. ``rpc``: ``rpc_url`` is required; the deployer pays the pool.
+    ``model``: the pure mirror, no EVM (for fast incentive simulations).
     """
     seed = genesis_seed if genesis_seed is not None else secrets.token_bytes(32)
     if backend == "embedded":
@@ -293,6 +294,11 @@ def make_ledger(
 
         return EmbeddedLedger.deploy(params, deployer=deployer, pool=pool, genesis_seed=seed,
                                      initial_model=initial_model)
+    if backend == "model":
+        from phalanx.chain.mirror import MirrorLedger
+
+        return MirrorLedger.deploy(params, deployer=deployer, pool=pool, genesis_seed=seed,
+                                   initial_model=initial_model)
     if backend == "rpc":
         from phalanx.chain.rpc import RpcLedger
 
@@ -302,4 +308,4 @@ def make_ledger(
             return RpcLedger.attach(rpc_url, address)
         return RpcLedger.deploy(rpc_url, params, deployer=deployer, pool=pool,
                                 genesis_seed=seed, initial_model=initial_model)
-    raise ConfigError(f"unknown ledger backend={backend!r} (expected 'embedded' or 'rpc')")
+    raise ConfigError(f"unknown ledger backend={backend!r} (expected embedded, rpc or model)")
