@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -178,5 +180,16 @@ def test_auto_method_choice(monkeypatch) -> None:
     monkeypatch.setattr(train_module, "get_available_cpus", lambda: 2)
     assert choose_method(cnn, large) == "fork"
     assert choose_method(cnn, large[:1]) == "loop"
-    monkeypatch.setattr(train_module.threading, "active_count", lambda: 3)
-    assert choose_method(cnn, large) == "loop"
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, daemon=True)
+    server = threading.Thread(target=stop.wait, daemon=False)
+    try:
+        helper.start()
+        assert choose_method(cnn, large) == "fork"  # daemon helpers (progress bars) are fine
+        server.start()
+        assert choose_method(cnn, large) == "loop"
+    finally:
+        stop.set()
+        for thread in (helper, server):
+            if thread.ident is not None:
+                thread.join()

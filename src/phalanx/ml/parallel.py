@@ -7,8 +7,8 @@ updates straight into a shared-memory output matrix. Each client's math is exact
 :func:`phalanx.ml.train.local_train`; only the thread count (and so float summation order inside
 oneDNN kernels) can differ from the in-process loop.
 
-Fork is only safe in a process that has no other threads holding locks (no gRPC server, no Ray
-worker threads); the simulator opts in explicitly.
+Fork is only safe when no other thread can hold a lock the child needs: ``method="auto"`` uses
+it only when :func:`phalanx.ml.train.is_fork_safe` (main thread, other threads daemon helpers).
 """
 
 from __future__ import annotations
@@ -101,5 +101,6 @@ def run_worker(
     except BaseException:
         import traceback
 
-        traceback.print_exc()
+        # raw write: a lock on sys.stderr may have been held by another thread at fork time
+        os.write(2, traceback.format_exc().encode(errors="replace"))
         os._exit(1)

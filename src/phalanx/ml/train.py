@@ -237,15 +237,27 @@ def choose_method(model: nn.Module, shards: Sequence[Shard]) -> str:
     vmap wins for models without convolutions and for convolutions on small (8x8) images; on
     large images oneDNN's grouped convolutions (what vmap turns per-client convs into) are slower
     than separate ones, and one process per core beats two threads on one client, so ``fork`` is
-    used there, unless other Python threads run in this process (fork is not thread-safe) or only
-    one CPU is available (then ``loop``).
+    used there when :func:`is_fork_safe` and at least 2 CPUs are available, else ``loop``.
     """
     height, width = shards[0][0].shape[-2:]
     if not has_conv(model) or height * width < SMALL_IMAGE_PIXELS:
         return "vmap"
-    if len(shards) >= 2 and get_available_cpus() >= 2 and threading.active_count() == 1:
+    if len(shards) >= 2 and get_available_cpus() >= 2 and is_fork_safe():
         return "fork"
     return "loop"
+
+
+def is_fork_safe() -> bool:
+    """True when this is the main thread and every other Python thread is a daemon helper.
+
+    A forked child only runs torch and numpy (torch resets its thread pools at fork) and reports
+    errors with a raw ``os.write``, so helper threads such as a progress bar's refresher cannot
+    hold a lock the child needs. Non-daemon threads (servers, pools) make ``auto`` use ``loop``.
+    """
+    main = threading.main_thread()
+    if threading.current_thread() is not main:
+        return False
+    return all(t.daemon for t in threading.enumerate() if t is not main)
 
 
 def train_clients_loop(
