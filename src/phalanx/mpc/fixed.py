@@ -47,7 +47,8 @@ def encode_fixed(
                 f"value {worst:.6g} at frac_bits={frac_bits} reaches 2^{OVERFLOW_BITS}; "
                 "lower frac_bits or bound the input"
             )
-        scaled = np.clip(scaled, -limit + 1, limit - 1)
+        inner = float(np.nextafter(limit, 0.0))
+        scaled = np.clip(scaled, -inner, inner)
     if prg is None:
         ints = np.rint(scaled)
     else:
