@@ -231,6 +231,27 @@ def test_min_max_meets_the_distance_bound_tightly(direction: str) -> None:
     assert float(np.linalg.norm(out[0] - benign.mean(axis=0))) > 0.1 * limit
 
 
+@pytest.mark.parametrize("direction", ["unit", "std", "sign"])
+def test_min_max_gamma_matches_the_papers_binary_search(direction: str) -> None:
+    # Prepare: the paper's search on gamma, written plainly, as the reference model
+    honest, own = make_updates(h=7, k=3, d=40, seed=5)
+    benign = np.concatenate([honest, own]).astype(np.float64)
+    mean = benign.mean(axis=0)
+    limit = max(np.linalg.norm(a - b) for a in benign for b in benign)
+    p = {"unit": -mean / np.linalg.norm(mean), "std": -benign.std(axis=0),
+         "sign": -np.sign(mean)}[direction]
+    lo, hi = 0.0, 1e3
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        fits = np.linalg.norm(benign - (mean + mid * p), axis=1).max() <= limit
+        lo, hi = (mid, hi) if fits else (lo, mid)
+    # Execute
+    out = craft_updates(AttackSpec(Attack.MIN_MAX, min_max_direction=direction), own, honest,
+                        rng=np.random.default_rng(0))
+    # Assert
+    np.testing.assert_allclose(out[0], mean + lo * p, rtol=1e-5, atol=1e-6)
+
+
 def test_max_pairwise_distance_matches_brute_force() -> None:
     honest, _ = make_updates(d=30)
     brute = max(np.linalg.norm(a - b) for a in honest for b in honest)

@@ -55,8 +55,6 @@ DATA_ATTACKS = frozenset({Attack.LABEL_FLIP, Attack.BACKDOOR})
 STATISTICAL_ATTACKS = frozenset({Attack.ALIE, Attack.IPM, Attack.MIN_MAX})
 FREE_RIDER_MODES = ("zero", "stale")
 MIN_MAX_DIRECTIONS = ("unit", "std", "sign")
-#: Bisection steps of the min-max search on gamma (relative precision 2^-40 of the bracket).
-MIN_MAX_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -305,37 +303,34 @@ def compute_alie(benign: FloatMat, z: float) -> NDArray[np.float32]:
 def compute_min_max(benign: FloatMat, direction: str) -> NDArray[np.float32]:
     """AGR-agnostic Min-Max (Shejwalkar & Houmansadr, NDSS 2021, §IV-B).
 
-    The malicious update is mean + γ·p for the perturbation p (``direction``) and the largest γ with
-    max_i ‖mean + γp − b_i‖ ≤ max_{i,j} ‖b_i − b_j‖. γ = 0 is feasible (the mean lies in the
-    benign hull) and the left side is convex in γ, so the feasible γ form an interval [0, γ*]:
-    the search doubles an upper bracket, then bisects.
+    The malicious update is mean + γ·p for the perturbation p (``direction``) and the largest γ
+    with max_i ‖mean + γp − b_i‖ ≤ L = max_{i,j} ‖b_i − b_j‖. The paper finds γ by binary search;
+    since each constraint is a convex quadratic in γ, q·γ² − 2c_i·γ + a_i − L² ≤ 0 with
+    a_i = ‖b_i − mean‖², c_i = ⟨b_i − mean, p⟩, q = ‖p‖², and γ = 0 is feasible (a_i ≤ L²),
+    the search converges to γ* = min_i (c_i + √(c_i² + q(L² − a_i)))/q, computed here exactly in
+    one pass over the updates (a binary search costs a pass per step: 20 s for 50 × 1.26M).
     """
-    wide = benign.astype(np.float64)
-    mean = wide.mean(axis=0)
-    p = compute_perturbation(wide, mean, direction)
-    limit = compute_max_pairwise_distance(wide)
-
-    def is_feasible(gamma: float) -> bool:
-        return float(np.linalg.norm(wide - (mean + gamma * p), axis=1).max()) <= limit
-
-    lo, hi = 0.0, 1.0
-    for _ in range(60):
-        if not is_feasible(hi):
-            break
-        lo, hi = hi, 2 * hi
-    else:
-        hi = lo  # p = 0 or an unbounded direction: nothing left to search
-    for _ in range(MIN_MAX_STEPS if hi > lo else 0):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if is_feasible(mid) else (lo, mid)
-    out: NDArray[np.float32] = (mean + lo * p).astype(np.float32)
+    centered = benign.astype(np.float64)
+    mean = centered.mean(axis=0)
+    centered -= mean
+    p = compute_perturbation(centered, mean, direction)
+    q = float(p @ p)
+    if q == 0.0:
+        unmoved: NDArray[np.float32] = mean.astype(np.float32)
+        return unmoved
+    sq = np.einsum("ij,ij->i", centered, centered)
+    limit2 = compute_max_pairwise_sq(centered, sq)
+    c = centered @ p
+    roots = (c + np.sqrt(c * c + q * np.maximum(limit2 - sq, 0.0))) / q
+    out: NDArray[np.float32] = (mean + float(roots.min()) * p).astype(np.float32)
     return out
 
 
 def compute_perturbation(
     benign: NDArray[np.float64], mean: NDArray[np.float64], direction: str
 ) -> NDArray[np.float64]:
-    """Min-max's perturbation vector p (the attack moves the mean along p)."""
+    """Min-max's perturbation vector p (the attack moves the mean along p); ``benign`` may be
+    centered (only its per-coordinate std is used)."""
     if direction == "std":
         p: NDArray[np.float64] = -benign.std(axis=0)
     elif direction == "sign":
@@ -347,10 +342,16 @@ def compute_perturbation(
 
 
 def compute_max_pairwise_distance(benign: NDArray[np.float64]) -> float:
-    """max_{i,j} ‖b_i − b_j‖ via the Gram matrix (clamped at 0 against rounding)."""
-    sq = (benign * benign).sum(axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (benign @ benign.T)
-    return float(np.sqrt(max(0.0, float(d2.max()))))
+    """max_{i,j} ‖b_i − b_j‖ (the benign diameter)."""
+    centered = benign - benign.mean(axis=0)
+    sq = np.einsum("ij,ij->i", centered, centered)
+    return float(np.sqrt(compute_max_pairwise_sq(centered, sq)))
+
+
+def compute_max_pairwise_sq(centered: NDArray[np.float64], sq: NDArray[np.float64]) -> float:
+    """max_{i,j} ‖b_i − b_j‖² from the Gram matrix of centered rows (clamped at 0)."""
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (centered @ centered.T)
+    return max(0.0, float(d2.max()))
 
 
 def compute_free_rider(

@@ -87,7 +87,7 @@ MIRRORS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no boolean equality; compare by identity
 class Dataset:
     """A labelled image dataset split into train and test (images ``(N, 1, H, W)`` in [0, 1])."""
 
