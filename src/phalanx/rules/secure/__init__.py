@@ -9,6 +9,7 @@ from phalanx.rules.secure.backend import (
     SecureBackend,
     SecureParams,
     SecureResult,
+    error_bound,
     make_circuit,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "SecureBackend",
     "SecureParams",
     "SecureResult",
+    "error_bound",
     "make_circuit",
 ]

@@ -299,3 +299,29 @@ class _Run:
         agg = Aggregate(outcome.vector, tuple(sorted(accepted)),
                         tuple(sorted(rejected, key=lambda r: r.index)), revealed)
         return SecureResult(agg, outcome.cheating, None, stats)
+
+
+def error_bound(rule: Rule, accepted: Sequence[FloatVec], ctx: RuleContext,
+                frac_bits: int) -> float:
+    """The largest |secure − plaintext| per coordinate this backend promises (docs/mpc.md).
+
+    fedavg-nb, cc: one rounding step 2^-f (stochastic rounding of each input, averaged) plus
+    float32 rounding of the output. rsa: exact. fltrust, with s = ‖g_0‖/ν, D = Σ w_i:
+    s·2^-f·(1 + 4n·max|x|/D) — the inputs' rounding plus each weight's error of at most 2
+    steps (floor of u/G' and of G'), weighted by how far an input sits from the mean.
+    """
+    step = 2.0**-frac_bits
+    if isinstance(rule, RobustStochasticAggregation) or not accepted:
+        return 0.0
+    x = np.stack([np.asarray(v, np.float64) for v in accepted])
+    if isinstance(rule, FLTrust):
+        g0 = rule.normalized_reference(ctx).astype(np.float64)
+        w = np.maximum(x @ g0, 0.0) / max(float(g0 @ g0), 1e-30)
+        total = float(w.sum())
+        if total <= 0.0:
+            return 0.0
+        s = float(np.linalg.norm(rule.reference_of(ctx).astype(np.float64))) / rule.nu
+        out = np.abs((w @ x) * s / total).max()
+        return s * step * (1 + 4 * len(accepted) * float(np.abs(x).max()) / total) + 1e-6 * out
+    center = np.abs(ctx.reference).max() if ctx.reference is not None else 0.0
+    return step + 1e-6 * (float(np.abs(x).max()) + float(center))
