@@ -68,7 +68,7 @@ class Prg:
             raise ConfigError(f"PRG output buffer has {buf.shape[0]} words, needs n+2={n + 2}")
         if n == 0:
             return buf[:0]
-        raw = memoryview(buf).cast("B")
+        raw = memoryview(buf.data).cast("B")
         if out is not None:
             buf[:n] = 0
         self._enc.update_into(raw[: 8 * n], raw)

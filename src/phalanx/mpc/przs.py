@@ -60,4 +60,5 @@ def zero_share(
             rows[r] = expand(keys[a], length, "przs", label, level)
             weights.append(w)
             r += 1
-    return combine_rows([weights], rows)[0]
+    out: FieldVec = combine_rows([weights], rows)[0]
+    return out

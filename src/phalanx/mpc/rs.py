@@ -141,4 +141,5 @@ def decode(servers: Sequence[int], shares: FieldVec, degree: int, coin: Prg) -> 
 
 def _interpolate(servers: Sequence[int], shares: FieldVec, degree: int) -> FieldVec:
     lam = lagrange_coeffs([point(j) for j in servers[: degree + 1]], 0)
-    return combine_rows([lam], shares[: degree + 1])[0]
+    out: FieldVec = combine_rows([lam], shares[: degree + 1])[0]
+    return out

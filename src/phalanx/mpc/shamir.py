@@ -93,4 +93,5 @@ def reconstruct(servers: Sequence[int], shares: FieldVec, *, degree: int, at: in
         )
     xs = [point(j) for j in servers[: degree + 1]]
     lam = lagrange_coeffs(xs, at)
-    return combine_rows([lam], shares[: degree + 1])[0]
+    out: FieldVec = combine_rows([lam], shares[: degree + 1])[0]
+    return out

@@ -118,8 +118,7 @@ def make_circuit(rule: Rule, ctx: RuleContext, params: SecureParams, n: int) -> 
     rule.validate_context(ctx)
     kw = {"frac_bits": params.frac_bits, "rows": params.rows}
     if isinstance(rule, FLTrust):
-        circuit: Circuit = FLTrustCircuit(rule, ctx, **kw)
-        assert isinstance(circuit, NormCircuit)  # noqa: S101 - narrowing for mypy
+        circuit = FLTrustCircuit(rule, ctx, **kw)
         if n * 2 ** (params.frac_bits + 1) * 2 * circuit.T >= 1 << OVERFLOW_BITS:
             raise ConfigError(f"n={n} clients at frac_bits={params.frac_bits} may overflow "
                               f"2^{OVERFLOW_BITS} in Σ w_i x_i; lower frac_bits")
@@ -321,7 +320,7 @@ def error_bound(rule: Rule, accepted: Sequence[FloatVec], ctx: RuleContext,
         if total <= 0.0:
             return 0.0
         s = float(np.linalg.norm(rule.reference_of(ctx).astype(np.float64))) / rule.nu
-        out = np.abs((w @ x) * s / total).max()
+        out = float(np.abs((w @ x) * s / total).max())
         return s * step * (1 + 4 * len(accepted) * float(np.abs(x).max()) / total) + 1e-6 * out
-    center = np.abs(ctx.reference).max() if ctx.reference is not None else 0.0
+    center = float(np.abs(ctx.reference).max()) if ctx.reference is not None else 0.0
     return step + 1e-6 * (float(np.abs(x).max()) + float(center))

@@ -29,8 +29,8 @@ P = F.P
 class SignCircuit:
     """rsa compiled to shares of (a, b)."""
 
-    vector_labels = ("a", "b")
-    check_reasons = (Reject.SIGN_DOMAIN,)
+    vector_labels: tuple[str, ...] = ("a", "b")
+    check_reasons: tuple[Reject, ...] = (Reject.SIGN_DOMAIN,)
 
     def __init__(self, rule: RobustStochasticAggregation, ctx: RuleContext) -> None:
         self.d, self.eta = ctx.dim, rule.eta

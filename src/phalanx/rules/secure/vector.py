@@ -60,7 +60,7 @@ class _Public:
 class NormCircuit:
     """Shares 2y, proves |coordinates| bounded (projection) and the norm in range."""
 
-    vector_labels = ("x",)
+    vector_labels: tuple[str, ...] = ("x",)
 
     def __init__(self, *, dim: int, frac_bits: int, rows: int, bound: float,
                  floor: float | None, norm_reason: Reject) -> None:
