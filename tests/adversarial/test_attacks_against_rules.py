@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from phalanx.attacks.poisoning import (
     Attack,
@@ -23,6 +24,16 @@ from phalanx.ml.data import load_dataset
 from phalanx.ml.models import make_model
 from phalanx.ml.train import TrainConfig, evaluate, local_train
 from phalanx.rules import RuleContext, make_rule
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Train on one thread: tiny models gain nothing from two, and a busy CI box punishes them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 CRUDE = {
     Attack.SIGN_FLIP: AttackSpec(Attack.SIGN_FLIP),

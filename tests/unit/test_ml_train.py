@@ -29,6 +29,15 @@ def digits():
     return load_dataset("digits", seed=0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Train on one thread: tiny models gain nothing from two, and a busy CI box punishes them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_flat_params_round_trip() -> None:
     model = make_model("cnn", (1, 8, 8), 10, seed=0)
     vec = np.random.default_rng(0).standard_normal(count_parameters(model)).astype(np.float32)
