@@ -1,4 +1,4 @@
-"""CLI commands of phalanx.mpc (filled in by its owner)."""
+"""CLI commands of phalanx.mpc: ``phalanx bench mpc`` (one secure aggregation vs plaintext)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,39 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add this module's commands to app (a ``bench`` group with ``mpc``)."""
+    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+    bench.command("mpc")(bench_mpc)
+    app.add_typer(bench, name="bench")
+
+
+def bench_mpc(
+    rule: str = typer.Option("fltrust", help="fedavg-nb, cc, rsa or fltrust"),
+    clients: int = typer.Option(50, min=1, help="number of clients n"),
+    dim: int = typer.Option(100_000, min=1, help="update dimension d"),
+    committee: int = typer.Option(5, help="committee size m"),
+    threshold: int = typer.Option(1, help="privacy threshold t (m >= 3t+1)"),
+    frac_bits: int = typer.Option(16, help="fixed-point fractional bits f"),
+    seed: int = typer.Option(0, help="seed of the updates and of the protocol's randomness"),
+    json_out: bool = typer.Option(False, "--json", help="last line: one JSON object"),
+) -> None:
+    """Run one secure aggregation of random updates and the plaintext rule on the same updates."""
+    import json
+
+    from phalanx.net.envelope import x25519_envelope
+    from phalanx.rules.secure.bench import run_bench
+
+    out = run_bench(rule, clients=clients, dim=dim, committee=committee, threshold=threshold,
+                    frac_bits=frac_bits, seed=seed, envelope=x25519_envelope)
+    if json_out:
+        typer.echo(json.dumps(out, sort_keys=True))
+        return
+    typer.echo(f"rule={rule} n={clients} d={dim} m={committee} t={threshold}")
+    typer.echo(f"plaintext {out['plaintext_s']:.3f} s; per server max {out['server_s_max']:.3f} s "
+               f"({out['server_over_plaintext']:.2f}x); total {out['total_s']:.2f} s")
+    cs = out["client_s"]
+    typer.echo("client per-client s: " + ", ".join(f"{k} {v:.4f}" for k, v in cs.items()))
+    typer.echo(f"upload/client {out['upload_bytes_per_client'] / 1e6:.2f} MB "
+               f"({out['upload_over_float32']:.2f}x float32); peak RSS {out['peak_rss_mb']:.0f} "
+               f"MiB (secure part {out['peak_rss_secure_mb']:.0f}); max |err| "
+               f"{out['max_abs_error']:.3g} (bound {out['error_bound']:.3g})")
