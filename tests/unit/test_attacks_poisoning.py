@@ -159,7 +159,10 @@ def test_identity_for_none_and_data_attacks_and_boost_for_backdoor() -> None:
 def test_sign_flip_scaling_gaussian() -> None:
     honest, own = make_updates()
     rng = np.random.default_rng(0)
-    assert np.array_equal(craft_updates(AttackSpec(Attack.SIGN_FLIP), own, honest, rng=rng), -own)
+    flipped = craft_updates(AttackSpec(Attack.SIGN_FLIP), own, honest, rng=rng)
+    np.testing.assert_allclose(flipped, -4 * own, rtol=1e-6)
+    bit_flip = AttackSpec(Attack.SIGN_FLIP, flip_scale=1.0)
+    assert np.array_equal(craft_updates(bit_flip, own, honest, rng=rng), -own)
     scaled = craft_updates(AttackSpec(Attack.SCALING, scale=3.0), own, honest, rng=rng)
     np.testing.assert_allclose(scaled, 3 * own, rtol=1e-6)
     noise = craft_updates(AttackSpec(Attack.GAUSSIAN, sigma=2.0), np.zeros((200, 500)), None,

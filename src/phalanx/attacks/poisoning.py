@@ -65,6 +65,9 @@ class AttackSpec:
         attack: which attack (an :class:`Attack` or its string value).
         knowledge: OMNISCIENT or PARTIAL (an enum or its string value).
         scale: lambda of the scaling attack (update × lambda).
+        flip_scale: magnitude of the sign-flip attack (update × −flip_scale). 1 is the plain
+            bit flip; the default 4 makes 20% attackers cancel the honest mean exactly, so that
+            an undefended mean stops learning (any larger value reverses it).
         sigma: standard deviation of the gaussian attack's N(0, sigma²) update.
         ipm_epsilon: epsilon of IPM (update = −epsilon · benign mean). Xie et al. 2020 use 0.1
             (the aggregate shrinks but keeps its sign when few attack) and 100 (it flips);
@@ -80,6 +83,7 @@ class AttackSpec:
     attack: Attack
     knowledge: Knowledge = Knowledge.OMNISCIENT
     scale: float = 10.0
+    flip_scale: float = 4.0
     sigma: float = 1.0
     ipm_epsilon: float = 0.5
     alie_z: float | None = None
@@ -92,7 +96,7 @@ class AttackSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "attack", coerce_enum(Attack, self.attack, "attack"))
         object.__setattr__(self, "knowledge", coerce_enum(Knowledge, self.knowledge, "knowledge"))
-        for name in ("scale", "sigma", "ipm_epsilon", "backdoor_boost"):
+        for name in ("scale", "flip_scale", "sigma", "ipm_epsilon", "backdoor_boost"):
             require_positive(name, getattr(self, name))
         if self.alie_z is not None:
             require_positive("alie_z", self.alie_z)
@@ -219,7 +223,7 @@ def craft_updates(
     if kind is Attack.BACKDOOR:
         return (own * np.float32(spec.backdoor_boost)).astype(np.float32)
     if kind is Attack.SIGN_FLIP:
-        return -own
+        return (own * np.float32(-spec.flip_scale)).astype(np.float32)
     if kind is Attack.SCALING:
         return (own * np.float32(spec.scale)).astype(np.float32)
     if kind is Attack.GAUSSIAN:

@@ -127,9 +127,11 @@ def make_aggregate_fn(
     """The plaintext backend, or the committee MPC when ``cfg.secure``."""
     if not cfg.secure:
         return lambda rule, inputs, ctx, rnd: AggregateOutcome(rule.aggregate(inputs, ctx))
+    from phalanx.net.envelope import X25519Envelope
     from phalanx.rules.secure import SecureBackend, SecureParams
 
-    backend = SecureBackend(SecureParams(m=cfg.committee, t=cfg.threshold))
+    backend = SecureBackend(SecureParams(m=cfg.committee, t=cfg.threshold),
+                            envelope=X25519Envelope)
 
     def secure(rule: Rule, inputs: Sequence[np.ndarray], ctx: RuleContext,
                rnd: int) -> AggregateOutcome:
@@ -220,7 +222,9 @@ def run_round(fed: Federation, rnd: int) -> RoundMetrics:
     ctx = RuleContext(dim=fed.global_params.size, reference=reference,
                       num_byzantine=fed.cfg.num_malicious)
     with timed(seconds, "prepare"):
-        prepared = [fed.rule.prepare(u, ctx) if u.shape == (ctx.dim,) else u for u in raw]
+        # broken peers (ids >= peers) send their garbage as it is
+        prepared = [fed.rule.prepare(u, ctx) if peer < fed.cfg.peers else u
+                    for peer, u in zip(ids, raw, strict=True)]
     with timed(seconds, "aggregate"):
         outcome = fed.aggregate_fn(fed.rule, prepared, ctx, rnd)
     agg = outcome.aggregate
