@@ -1,0 +1,79 @@
+"""Grid benchmark of the secure aggregation: each point is one `phalanx bench mpc --json` process.
+
+Usage:
+    .venv/bin/python benchmarks/mpc.py --target            # the target point only
+    .venv/bin/python benchmarks/mpc.py --grid reduced      # n ∈ {50,100,200}, d = 1e5, all rules
+    .venv/bin/python benchmarks/mpc.py --grid full         # + d = 1e6 (slow on 2 cores)
+Results are appended as JSON lines to benchmarks/results/mpc.jsonl and printed as a table.
+A fresh process per point makes the peak RSS of each point its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mpc.jsonl"
+RULES = ("fedavg-nb", "cc", "rsa", "fltrust")
+COMMITTEES = ((4, 1), (5, 1), (9, 2))
+
+
+def run_point(rule: str, n: int, d: int, m: int, t: int, timeout: float) -> dict[str, object]:
+    cmd = [str(ROOT / ".venv" / "bin" / "phalanx"), "bench", "mpc", "--rule", rule,
+           "--clients", str(n), "--dim", str(d), "--committee", str(m), "--threshold", str(t),
+           "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        return {"rule": rule, "clients": n, "dim": d, "committee": m, "threshold": t,
+                "error": proc.stderr.strip().splitlines()[-1:] or ["?"]}
+    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    out["command"] = " ".join(cmd[1:])
+    return out
+
+
+def head(r: dict[str, object]) -> str:
+    return f"{r['rule']:9} n={r['clients']:<4} d={r['dim']:<8} ({r['committee']},{r['threshold']})"
+
+
+def row(r: dict[str, object]) -> str:
+    if "error" in r:
+        return f"{head(r)} ERROR {r['error']}"
+    return (f"{head(r)} plain {r['plaintext_s']:.3f}s  server max {r['server_s_max']:.3f}s "
+            f"({r['server_over_plaintext']:.2f}x)  upload {r['upload_over_float32']:.2f}x  "
+            f"rss {r['peak_rss_mb']:.0f}/{r['peak_rss_secure_mb']:.0f} MiB  "
+            f"err {r['max_abs_error']:.2g}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--grid", choices=("reduced", "full"), default=None)
+    ap.add_argument("--target", action="store_true")
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    args = ap.parse_args()
+    points: list[tuple[str, int, int, int, int]] = []
+    if args.target:
+        points.append(("fltrust", 200, 1_000_000, 5, 1))
+    if args.grid:
+        dims = (100_000,) if args.grid == "reduced" else (100_000, 1_000_000)
+        for d, n, (m, t), rule in itertools.product(dims, (50, 100, 200), COMMITTEES, RULES):
+            points.append((rule, n, d, m, t))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("a") as fh:
+        for p in points:
+            r = run_point(*p, timeout=args.timeout)
+            fh.write(json.dumps(r, sort_keys=True) + "\n")
+            fh.flush()
+            print(row(r), flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
