@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/train_speed.py --dataset mnist --data-dir ../shared/data/mnist \
         --model cnn --clients 50 --examples 1200 --epochs 1 --batch-size 32
 
-Prints one row per method: seconds per round (best of --repeats), clients per second, and the
-relative difference ||U - U_first|| / ||U_first|| of the updates.
+Prints one row per method: seconds per round (best of --repeats, methods interleaved), clients
+per second, and the relative difference ||U - U_first|| / ||U_first|| of the updates.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--methods", default="loop,vmap,fork")
+    parser.add_argument("--methods", default="loop,vmap,fork,fork-vmap")
     parser.add_argument("--workers", type=int, default=None, help="fork: worker processes")
     args = parser.parse_args()
 
@@ -33,7 +33,13 @@ def main() -> None:
 
     from phalanx.ml.data import load_dataset
     from phalanx.ml.models import count_parameters, make_model
-    from phalanx.ml.train import TrainConfig, get_flat_params, set_torch_threads, train_clients
+    from phalanx.ml.train import (
+        TrainConfig,
+        choose_method,
+        get_flat_params,
+        set_torch_threads,
+        train_clients,
+    )
 
     threads = set_torch_threads(args.threads)
     ds = load_dataset(args.dataset, args.data_dir)
@@ -52,19 +58,21 @@ def main() -> None:
     print(f"# {args.dataset} {args.model} d={count_parameters(model)} clients={args.clients} "
           f"examples={args.examples} epochs={args.epochs} batch={args.batch_size} "
           f"threads={threads}")
-    print(f"{'method':>8} {'s/round':>9} {'clients/s':>10} {'rel.diff':>10}")
-    reference = None
-    for method in args.methods.split(","):
-        best = float("inf")
-        for _ in range(args.repeats):
+    print(f"{'method':>9} {'s/round':>9} {'clients/s':>10} {'rel.diff':>10}")
+    methods = args.methods.split(",")
+    best = dict.fromkeys(methods, float("inf"))
+    updates: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):  # interleaved, so a burst of load on the box hits every method
+        for method in methods:
             t0 = time.perf_counter()
-            updates = train_clients(model, start, shards, cfg, seeds=seeds, method=method,
-                                    workers=args.workers)
-            best = min(best, time.perf_counter() - t0)
-        reference = updates if reference is None else reference
-        diff = float(np.linalg.norm(updates - reference) / np.linalg.norm(reference))
-        print(f"{method:>8} {best:9.2f} {args.clients / best:10.1f} {diff:10.2e}")
-
+            updates[method] = train_clients(model, start, shards, cfg, seeds=seeds,
+                                            method=method, workers=args.workers)
+            best[method] = min(best[method], time.perf_counter() - t0)
+    reference = updates[methods[0]]
+    for method in methods:
+        diff = float(np.linalg.norm(updates[method] - reference) / np.linalg.norm(reference))
+        print(f"{method:>9} {best[method]:9.2f} {args.clients / best[method]:10.1f} {diff:10.2e}")
+    print(f"auto picks: {choose_method(model, shards)}")
 
 if __name__ == "__main__":
     main()

@@ -184,14 +184,19 @@ def test_assign_clients_balances_examples() -> None:
 
 
 def test_auto_method_choice(monkeypatch) -> None:
-    small = [(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.int64))] * 2
-    large = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.int64))] * 2
-    assert choose_method(make_model("mlp", (1, 28, 28), 10), large) == "vmap"
-    assert choose_method(make_model("cnn", (1, 8, 8), 10), small) == "vmap"
+    # Prepare: enough examples that forking pays (examples x parameters >= FORK_MIN_WORK)
+    small = [(torch.zeros(2000, 1, 8, 8), torch.zeros(2000, dtype=torch.int64))] * 2
+    large = [(torch.zeros(2000, 1, 28, 28), torch.zeros(2000, dtype=torch.int64))] * 2
+    tiny = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.int64))] * 2
     cnn = make_model("cnn", (1, 28, 28), 10)
     monkeypatch.setattr(train_module, "get_available_cpus", lambda: 2)
+    # Execute / Assert: batched inside workers for dense models and small images
+    assert choose_method(make_model("mlp", (1, 28, 28), 10), large) == "fork-vmap"
+    assert choose_method(make_model("cnn1m", (1, 8, 8), 10), small) == "fork-vmap"
     assert choose_method(cnn, large) == "fork"
+    assert choose_method(cnn, tiny) == "loop"  # too little work to pay for the fork
     assert choose_method(cnn, large[:1]) == "loop"
+    assert choose_method(make_model("mlp", (1, 28, 28), 10), tiny) == "vmap"
     stop = threading.Event()
     helper = threading.Thread(target=stop.wait, daemon=True)
     server = threading.Thread(target=stop.wait, daemon=False)
@@ -205,3 +210,16 @@ def test_auto_method_choice(monkeypatch) -> None:
         for thread in (helper, server):
             if thread.ident is not None:
                 thread.join()
+    monkeypatch.setattr(train_module, "get_available_cpus", lambda: 1)
+    assert choose_method(cnn, large) == "loop"
+
+
+def test_fork_vmap_matches_the_loop(digits) -> None:
+    model = make_model("mlp", digits.input_shape, 10, seed=0)
+    start = get_flat_params(model)
+    shards = [(digits.x_train[i * 40 : (i + 1) * 40 + 3 * i],
+               digits.y_train[i * 40 : (i + 1) * 40 + 3 * i]) for i in range(4)]
+    looped = train_clients(model, start, shards, TrainConfig(), seeds=range(4), method="loop")
+    forked = train_clients(model, start, shards, TrainConfig(), seeds=range(4),
+                           method="fork-vmap", workers=2)
+    np.testing.assert_allclose(forked, looped, rtol=1e-4, atol=1e-6)

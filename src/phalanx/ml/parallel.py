@@ -41,8 +41,12 @@ def train_clients_fork(
     *,
     seeds: Sequence[int],
     workers: int | None = None,
+    inner: str = "loop",
 ) -> NDArray[np.float32]:
-    """``(k, d)`` updates trained by ``workers`` forked processes (default: available CPUs)."""
+    """``(k, d)`` updates trained by ``workers`` forked processes (default: available CPUs).
+
+    ``inner`` is how each worker trains its clients: ``loop`` or ``vmap``.
+    """
     k = len(shards)
     count = min(workers or get_available_cpus(), k)
     if count <= 1 or "fork" not in mp.get_all_start_methods():
@@ -54,7 +58,7 @@ def train_clients_fork(
     procs = [
         ctx.Process(
             target=run_worker,
-            args=(model, global_params, shards, cfg, seeds, chunk, out),
+            args=(model, global_params, shards, cfg, seeds, chunk, out, inner),
             daemon=True,
         )
         for chunk in assign_clients([int(x.shape[0]) for x, _ in shards], count)
@@ -90,10 +94,19 @@ def run_worker(
     seeds: Sequence[int],
     chunk: Sequence[int],
     out: torch.Tensor,
+    inner: str = "loop",
 ) -> None:
     """Child process body: train the clients of ``chunk`` on one thread into ``out``."""
     torch.set_num_threads(1)
     try:
+        if inner == "vmap":
+            from phalanx.ml.batched import train_clients_vmap
+
+            rows = list(chunk)
+            updates = train_clients_vmap(model, global_params, [shards[i] for i in rows], cfg,
+                                         seeds=[int(seeds[i]) for i in rows])
+            out[torch.tensor(rows)] = torch.from_numpy(updates)
+            return
         for i in chunk:
             set_flat_params(model, global_params)
             update = local_train(model, *shards[i], cfg, seed=int(seeds[i]))

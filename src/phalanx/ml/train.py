@@ -29,8 +29,10 @@ Shard = tuple[torch.Tensor, torch.Tensor]
 
 #: Images with fewer pixels count as small: vmap beats separate convolutions there (docs/ml.md).
 SMALL_IMAGE_PIXELS = 256
+#: Below this many examples x parameters per epoch, forking costs more than it saves (docs/ml.md).
+FORK_MIN_WORK = 10**8
 #: train_clients methods; "auto" picks the faster one measured in docs/ml.md.
-TRAIN_METHODS: tuple[str, ...] = ("auto", "loop", "vmap", "fork")
+TRAIN_METHODS: tuple[str, ...] = ("auto", "loop", "vmap", "fork", "fork-vmap")
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,9 @@ def train_clients(
 
     Client i trains exactly as ``local_train(model, *shards[i], cfg, seed=seeds[i])`` would from
     ``global_params``. ``model`` ends with ``global_params`` loaded. Methods: ``loop`` (one after
-    the other), ``vmap`` (all at once, :mod:`phalanx.ml.batched`), ``fork`` (``workers`` forked
-    processes, :mod:`phalanx.ml.parallel`; only for processes without other threads), ``auto``
-    (vmap for models without convolutions, else loop; the measurements are in docs/ml.md).
+    the other), ``vmap`` (all at once, :mod:`phalanx.ml.batched`), ``fork`` / ``fork-vmap``
+    (``workers`` forked processes, :mod:`phalanx.ml.parallel`, each looping or vmapping over its
+    clients), ``auto`` (:func:`choose_method`; the measurements are in docs/ml.md).
     """
     if len(seeds) != len(shards):
         raise ConfigError(f"len(seeds)={len(seeds)} != len(shards)={len(shards)}")
@@ -224,27 +226,37 @@ def train_clients(
         from phalanx.ml.batched import train_clients_vmap
 
         return train_clients_vmap(model, global_params, shards, cfg, seeds=seeds)
-    if method == "fork":
+    if method in ("fork", "fork-vmap"):
         from phalanx.ml.parallel import train_clients_fork
 
-        return train_clients_fork(model, global_params, shards, cfg, seeds=seeds, workers=workers)
+        inner = "vmap" if method == "fork-vmap" else "loop"
+        return train_clients_fork(model, global_params, shards, cfg, seeds=seeds, workers=workers,
+                                  inner=inner)
     return train_clients_loop(model, global_params, shards, cfg, seeds=seeds)
 
 
 def choose_method(model: nn.Module, shards: Sequence[Shard]) -> str:
     """The fastest equivalent method measured on 2 CPU cores (docs/ml.md, "Batched training").
 
-    vmap wins for models without convolutions and for convolutions on small (8x8) images; on
-    large images oneDNN's grouped convolutions (what vmap turns per-client convs into) are slower
-    than separate ones, and one process per core beats two threads on one client, so ``fork`` is
-    used there when :func:`is_fork_safe` and at least 2 CPUs are available, else ``loop``.
+    Forked workers with one torch thread each are used when the round is big enough
+    (FORK_MIN_WORK), :func:`is_fork_safe`, and there are >= 2 clients and >= 2 CPUs: independent
+    clients scale over processes, while two OpenMP threads on one small model gain little on a
+    quiet machine and collapse on a busy one. Inside a worker (or in-process when not forking),
+    vmap trains all clients at once for models without convolutions or with small (< 256 pixel)
+    images; for convolutions on larger images oneDNN's grouped kernels (what vmap makes of
+    per-client convolutions) are slower than separate ones, so clients train one after another.
     """
     height, width = shards[0][0].shape[-2:]
-    if not has_conv(model) or height * width < SMALL_IMAGE_PIXELS:
-        return "vmap"
-    if len(shards) >= 2 and get_available_cpus() >= 2 and is_fork_safe():
-        return "fork"
-    return "loop"
+    batched = not has_conv(model) or height * width < SMALL_IMAGE_PIXELS
+    if compute_work(model, shards) >= FORK_MIN_WORK and len(shards) >= 2:
+        if get_available_cpus() >= 2 and is_fork_safe():
+            return "fork-vmap" if batched else "fork"
+    return "vmap" if batched else "loop"
+
+
+def compute_work(model: nn.Module, shards: Sequence[Shard]) -> int:
+    """Examples of one epoch times parameters: a proxy for the cost of one local epoch."""
+    return sum(int(x.shape[0]) for x, _ in shards) * sum(p.numel() for p in model.parameters())
 
 
 def is_fork_safe() -> bool:
