@@ -31,10 +31,10 @@ def test_norm_pass_dot_and_weighted_accumulation_and_rollback() -> None:
     g = F.from_signed(np.arange(-150, 150))
     pat = Prg(b"p" * 32).sign_patterns(300, 1)
     acc = np.zeros(300, np.uint64)
-    sq, gd, _ = norm_pass(x, pat, g, acc, weight=5)
+    sq, gd, _ = norm_pass(x, pat, np.arange(-150, 150), acc, weight=5)
     assert sq == F.dot(x, x) and gd == F.dot(x, g)
     assert np.array_equal(acc, F.scale(x, 5))
-    norm_pass(x, pat, g, acc, weight=5, subtract=True)
+    norm_pass(x, pat, None, acc, weight=5, subtract=True)
     assert not acc.any()
 
 

@@ -21,6 +21,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
 
 INV2 = (P + 1) // 2
@@ -34,31 +35,64 @@ def _fold(a: np.uint64) -> np.uint64:
     return (a & _P) + (a >> np.uint64(61))
 
 
+@nb.njit(inline="always", cache=True)
+def _sqr(a: np.uint64) -> np.uint64:
+    """a² mod p with three limb products (the cross term is doubled)."""
+    a_lo = a & np.uint64(0xFFFFFFFF)
+    a_hi = a >> np.uint64(32)
+    lo = a_lo * a_lo
+    mid = (a_lo * a_hi) << np.uint64(1)
+    hi = a_hi * a_hi
+    m29 = np.uint64((1 << 29) - 1)
+    r = ((lo & _P) + (lo >> np.uint64(61)) + (hi << np.uint64(3)) + (mid >> np.uint64(29))
+         + ((mid & m29) << np.uint64(32)))
+    return (r & _P) + (r >> np.uint64(61))
+
+
+@nb.njit(inline="always", cache=True)
+def _mul_small(a: np.uint64, g: np.uint64) -> np.uint64:
+    """a·g mod p (not fully reduced, < 2^62) for g < 2^31: two limb products."""
+    lo = (a & np.uint64(0xFFFFFFFF)) * g
+    h = (a >> np.uint64(32)) * g
+    return ((lo & _P) + (lo >> np.uint64(61)) + (h >> np.uint64(29))
+            + ((h & np.uint64((1 << 29) - 1)) << np.uint64(32)))
+
+
 @nb.njit(cache=True, nogil=True)
 def _norm_pass(
     x: FieldVec,
     patterns: NDArray[np.uint8],
-    g0: FieldVec,
+    g0: NDArray[np.int64],
     weight: np.uint64,
     acc: FieldVec,
     mode: int,
     buckets: FieldVec,
 ) -> tuple[np.uint64, np.uint64, np.uint64]:
-    """mode 0: no accumulation; 1: acc += x; 2: acc += weight·x; 3: acc −= x; 4: acc −= weight·x."""
+    """mode 0: no accumulation; 1: acc += x; 2: acc += weight·x; 3: acc −= x; 4: acc −= weight·x.
+
+    ``g0`` holds small signed integers (|g| < 2^31): the positive and negative parts of ⟨x, g⟩
+    are accumulated apart with a two-product multiplication.
+    """
     d = x.shape[0]
     groups = patterns.shape[1]
     use_g0 = g0.shape[0] == d
     sq = np.uint64(0)
-    gd = np.uint64(0)
+    gpos = np.uint64(0)
+    gneg = np.uint64(0)
     total = np.uint64(0)
+    weight = np.uint64(weight)
     for j in range(d):
         v = x[j]
-        sq = _fold(sq + mulmod(v, v))
+        sq = _fold(sq + _sqr(v))
         if use_g0:
-            gd = _fold(gd + mulmod(v, g0[j]))
+            g = g0[j]
+            if g >= 0:
+                gpos = _fold(gpos + _mul_small(v, np.uint64(g)))
+            else:
+                gneg = _fold(gneg + _mul_small(v, np.uint64(-g)))
         total = _fold(total + v)
-        for g in range(groups):
-            k = g * 256 + patterns[j, g]
+        for gi in range(groups):
+            k = gi * 256 + patterns[j, gi]
             buckets[k] = addmod(buckets[k], v)
         if mode == 1:
             acc[j] = addmod(acc[j], v)
@@ -68,7 +102,7 @@ def _norm_pass(
             acc[j] = submod(acc[j], v)
         elif mode == 4:
             acc[j] = submod(acc[j], mulmod(weight, v))
-    return sq % _P, gd % _P, total % _P
+    return sq % _P, submod(gpos % _P, gneg % _P), total % _P
 
 
 @nb.njit(cache=True, nogil=True)
@@ -115,18 +149,23 @@ def _sign_pass(
 def norm_pass(
     x: FieldVec,
     patterns: NDArray[np.uint8],
-    g0: FieldVec | None,
+    g0: NDArray[np.int64] | None,
     acc: FieldVec | None,
     *,
     weight: int | None = None,
     subtract: bool = False,
 ) -> tuple[int, int, list[int]]:
-    """One pass over x: (Σ x_j², ⟨x, g0⟩, projection rows R_l); optionally acc ±= (weight·)x."""
+    """One pass over x: (Σ x_j², ⟨x, g0⟩, projection rows R_l); optionally acc ±= (weight·)x.
+
+    ``g0`` is a public vector of small signed integers (|g_j| < 2^31), as an int64 array.
+    """
+    if g0 is not None and g0.size and int(np.abs(g0).max()) >= 1 << 31:
+        raise ConfigError("norm_pass needs |g0| < 2^31")
     groups = patterns.shape[1]
     buckets = np.zeros(groups * 256, np.uint64)
     mode = 0 if acc is None else (1 if weight is None else 2) + (2 if subtract else 0)
     acc_arr = acc if acc is not None else np.zeros(0, np.uint64)
-    g0_arr = g0 if g0 is not None else np.zeros(0, np.uint64)
+    g0_arr = g0 if g0 is not None else np.zeros(0, np.int64)
     w = np.uint64(0 if weight is None else weight % P)
     sq, gd, total = _norm_pass(x, patterns, g0_arr, w, acc_arr, mode, buckets)
     rows = _rows_from_buckets(buckets, groups, np.uint64(total), np.uint64(INV2))

@@ -1,5 +1,9 @@
 """One secure aggregation of random updates beside the plaintext rule (``phalanx bench mpc``).
 
+Times: ``server_s`` and ``client_s`` are CPU seconds of the thread that runs every kernel
+(other processes' load does not inflate them); the plaintext rule is timed single-threaded
+(``plaintext_cpu_s``, CPU; ``plaintext_s``, wall) and once with BLAS's default threads
+(``plaintext_multithread_s``, wall). ``server_over_plaintext`` = max server CPU / plaintext CPU.
 Updates are generated on the fly from a seed (client i: g_0 + N(0, σ²) noise, so fltrust's trust
 weights are meaningful), never held as an n × d matrix by the secure part. The plaintext rule
 then runs on the stacked updates in the same process. Peak RSS is read twice: after the secure
@@ -14,12 +18,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import FloatVec, Rule
 from phalanx.rules.secure.backend import EnvelopeFactory, SecureBackend, SecureParams, error_bound
 
-RULE_PARAMS: dict[str, dict[str, float]] = {
+RULE_PARAMS: dict[str, dict[str, Any]] = {
     "fedavg-nb": {"tau": 1.0}, "cc": {"tau": 1.0}, "rsa": {"eta": 1e-3}, "fltrust": {"nu": 1.0},
 }
 
@@ -52,9 +57,9 @@ class LazyUpdates(Sequence[FloatVec]):
         base = self.ctx.reference if self.ctx.reference is not None else 0.0
         raw = (base + self.noise * rng.standard_normal(self.ctx.dim, np.float32)).astype(
             np.float32)
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         out = self.rule.prepare(raw, self.ctx)
-        self.prepare_s.setdefault(i, time.perf_counter() - t0)
+        self.prepare_s.setdefault(i, time.thread_time() - t0)
         return out
 
     def __iter__(self) -> Iterator[FloatVec]:
@@ -78,9 +83,13 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     total_s = time.perf_counter() - t0
     rss_secure = peak_rss_mb()
     stacked = [updates[i] for i in range(clients)]
-    t1 = time.perf_counter()
-    plain = rule.aggregate(stacked, ctx)
-    plaintext_s = time.perf_counter() - t1
+    with threadpool_limits(limits=1):  # single-threaded, like each simulated server
+        t1, c1 = time.perf_counter(), time.thread_time()
+        plain = rule.aggregate(stacked, ctx)
+        plaintext_s, plaintext_cpu_s = time.perf_counter() - t1, time.thread_time() - c1
+    t2 = time.perf_counter()
+    rule.aggregate(stacked, ctx)
+    plaintext_mt_s = time.perf_counter() - t2
     err = float(np.abs(res.aggregate.vector.astype(np.float64) - plain.vector).max())
     bound = error_bound(rule, [stacked[i] for i in plain.accepted], ctx, frac_bits)
     server_s = [float(s) for s in res.stats["server_s"]]
@@ -91,10 +100,12 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
         "rule": rule_name, "clients": clients, "dim": dim, "committee": committee,
         "threshold": threshold, "frac_bits": frac_bits,
         "plaintext_s": plaintext_s,
+        "plaintext_cpu_s": plaintext_cpu_s,
+        "plaintext_multithread_s": plaintext_mt_s,
         "client_s": client_s,
         "server_s": server_s,
         "server_s_max": max(server_s),
-        "server_over_plaintext": max(server_s) / plaintext_s,
+        "server_over_plaintext": max(server_s) / plaintext_cpu_s,
         "total_s": total_s,
         "upload_bytes_per_client": upload,
         "upload_over_float32": upload / (4.0 * dim),

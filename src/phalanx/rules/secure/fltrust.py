@@ -52,8 +52,8 @@ class FLTrustCircuit(NormCircuit):
     def extra_bits(self) -> int:
         return 2 * self.k_u + self.k_w + 2 * self.k_r
 
-    def g0_field(self) -> F.FieldVec | None:
-        return self.g_fe
+    def g0_small(self) -> NDArray[np.int64] | None:
+        return self.g
 
     def extra_witness(self, x: F.FieldVec, w_delta: int = 0, r_delta: int = 0) -> tuple[
             list[int], list[int]]:

@@ -171,7 +171,7 @@ class NormCircuit:
         w = self.pub.weights
         x, s1, s2 = shares.vectors[0], shares.scalars1, shares.scalars2
         weight = self.weight_share(shares)
-        sq, gd, rows = norm_pass(x, self.pub.patterns, self.g0_field(),  # type: ignore[arg-type]
+        sq, gd, rows = norm_pass(x, self.pub.patterns, self.g0_small(),  # type: ignore[arg-type]
                                  None if acc is None else acc.vec, weight=weight)
         if acc is not None and weight is not None:
             acc.weight_sum = (acc.weight_sum + weight) % P
@@ -191,7 +191,8 @@ class NormCircuit:
         checks = [binary, norm % P, proj] + self.extra_checks(shares, sq, gd)
         return LocalResult(cons, tuple(checks), weight)
 
-    def g0_field(self) -> F.FieldVec | None:
+    def g0_small(self) -> NDArray[np.int64] | None:
+        """The public small-integer vector whose inner product with x the pass computes."""
         return None
 
     def extra_checks(self, shares: ClientShares, sq: int, gd: int) -> list[int]:
