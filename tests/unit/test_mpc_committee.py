@@ -1,0 +1,73 @@
+"""Unit tests of the committee engine's parameters, channel accounting and backend contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.channel import LocalChannel
+from phalanx.mpc.shamir import seeded_servers, validate_committee
+from phalanx.net.envelope import x25519_envelope
+from phalanx.rules import RuleContext, make_rule
+from phalanx.rules.secure import SecureBackend, SecureParams, make_circuit
+
+
+def test_committee_parameters_are_validated_with_named_values() -> None:
+    with pytest.raises(ConfigError, match="m=3 needs m >= 3t\\+1=4"):
+        validate_committee(3, 1)
+    with pytest.raises(ConfigError, match="t=0"):
+        SecureParams(m=4, t=0)
+    with pytest.raises(ConfigError, match="rows=12"):
+        SecureParams(rows=12)
+    with pytest.raises(ConfigError, match="frac_bits=30"):
+        SecureParams(frac_bits=30)
+
+
+def test_incompatible_rule_and_overflowing_configuration_are_refused() -> None:
+    ctx = RuleContext(dim=1_000_000)
+    with pytest.raises(ConfigError, match="no secure form"):
+        make_circuit(make_rule("krum"), ctx, SecureParams(), 10)
+    with pytest.raises(ConfigError, match="wrap mod p; lower frac_bits"):
+        make_circuit(make_rule("fedavg-nb", tau=10.0), ctx, SecureParams(), 10)
+    make_circuit(make_rule("fedavg-nb", tau=10.0), ctx, SecureParams(frac_bits=12), 10)
+
+
+def test_local_channel_counts_bytes_messages_and_rounds() -> None:
+    ch = LocalChannel()
+    ch.send("a", "b", b"12345")
+    ch.send("b", "a", b"1")
+    ch.end_round()
+    assert ch.receive("b") == [("a", b"12345")] and ch.receive("b") == []
+    assert (ch.bytes_sent["a"], ch.bytes_received["a"], ch.messages, ch.rounds) == (5, 1, 2, 1)
+
+
+def test_seeded_servers_rotate_with_the_client() -> None:
+    assert [seeded_servers(5, 1, i) for i in range(6)] == [(0,), (1,), (2,), (3,), (4,), (0,)]
+    assert seeded_servers(9, 2, 8) == (0, 8)
+
+
+def test_upload_is_m_minus_t_packed_vectors_and_runs_are_deterministic() -> None:
+    d, n, m, t = 100_000, 3, 5, 1
+    rule = make_rule("fedavg-nb")
+    rng = np.random.default_rng(0)
+    ctx = RuleContext(dim=d)
+    prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(n)]
+    backend = SecureBackend(SecureParams(m=m, t=t), envelope=x25519_envelope)
+    a = backend.aggregate(rule, prepared, ctx, seed=b"u" * 32, client_ids=[10, 20, 30])
+    b = backend.aggregate(rule, prepared, ctx, seed=b"u" * 32, client_ids=[10, 20, 30])
+    assert np.array_equal(a.aggregate.vector, b.aggregate.vector)
+    ratio = a.stats["upload_bytes_per_client"] / (4 * d)
+    assert (m - t) * 61 / 32 < ratio < (m - t) * 61 / 32 * 1.02
+    assert a.stats["bytes_sent"]["client:20"] == a.stats["upload_bytes_per_client"]
+    assert a.stats["rounds"] > n and set(a.stats["client_s"]) == {"witness", "share", "seal"}
+    assert len(a.stats["server_s"]) == m
+
+
+def test_bad_seed_and_ids_are_refused() -> None:
+    rule, ctx = make_rule("rsa"), RuleContext(dim=4)
+    with pytest.raises(ConfigError, match="32"):
+        SecureBackend(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)], ctx, seed=b"x")
+    with pytest.raises(ConfigError, match="distinct"):
+        SecureBackend(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)] * 2, ctx,
+                                                seed=b"x" * 32, client_ids=[1, 1])
