@@ -11,9 +11,11 @@ Pure: no I/O, no clocks, no randomness; the block number is explicit state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, field
 from enum import IntEnum
+from typing import Any, TypeVar, cast
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
@@ -29,6 +31,7 @@ MAX_ENDPOINT = 128  # bytes of a peer's endpoint string
 BPS = 10_000  # fractions are basis points
 DOMAIN_PERM, DOMAIN_SYSTEMATIC, DOMAIN_ROLES = 1, 2, 3
 EMPTY = b"\x00" * 32
+_M = TypeVar("_M", bound=Callable[..., Any])
 
 
 class Phase(IntEnum):
@@ -274,6 +277,22 @@ class Settlement:
     slashes: list[tuple[str, SlashReason, int]] = field(default_factory=list)
 
 
+def _atomic_draw(method: _M) -> _M:
+    """Undo a lazy role draw when ``method`` reverts, as the EVM rolls the whole call back."""
+
+    @functools.wraps(method)
+    def wrapper(self: LedgerModel, *args: Any, **kwargs: Any) -> Any:
+        drawn = self.roles_drawn
+        try:
+            return method(self, *args, **kwargs)
+        except Reverted:
+            if not drawn and self.roles_drawn:
+                self._undraw_roles()
+            raise
+
+    return cast(_M, wrapper)
+
+
 @dataclass(slots=True)
 class Evidence:
     """One distinct attestation's content."""
@@ -465,11 +484,19 @@ class LedgerModel:
         require(self.get_phase() == phase, "wrong phase")
         self._draw_roles()
 
+    def _undraw_roles(self) -> None:
+        """Roll back a lazy draw made by a call that then reverted (the EVM undoes it too)."""
+        for a in self.committee + self.proposers + self.voters:
+            self.role_of.pop((self.round, a), None)
+        self.committee, self.proposers, self.voters = [], [], []
+        self.roles_drawn = False
+
     def get_role(self, a: str) -> Role:
         """The role of ``a`` in the current round (NONE until drawn)."""
         return self.role_of.get((self.round, a), Role.NONE)
 
     # -- proposers and committee ------------------------------------------------------------
+    @_atomic_draw
     def post_bundle(self, sender: str, root: bytes) -> None:
         """Mirror of ``post_bundle``."""
         self._in_phase(Phase.PROPOSE)
@@ -479,6 +506,7 @@ class LedgerModel:
         require(root != EMPTY, "empty root")
         self.bundle_of[(r, sender)] = root
 
+    @_atomic_draw
     def attest(
         self, sender: str, result: bytes, rejected: Sequence[str], reasons: Sequence[int],
         servers: Sequence[str],
@@ -507,6 +535,7 @@ class LedgerModel:
         return h
 
     # -- voters -----------------------------------------------------------------------------
+    @_atomic_draw
     def commit_vote(self, sender: str, commitment: bytes) -> None:
         """Mirror of ``commit_vote``."""
         self._in_phase(Phase.COMMIT)
@@ -517,6 +546,7 @@ class LedgerModel:
         require(commitment != EMPTY, "empty commitment")
         self.vote_commit[(r, sender)] = commitment
 
+    @_atomic_draw
     def reveal_vote(self, sender: str, accept: bool, salt: bytes) -> None:
         """Mirror of ``reveal_vote``."""
         self._in_phase(Phase.REVEAL)
