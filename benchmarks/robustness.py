@@ -63,6 +63,11 @@ def main() -> None:
                         f"Final test accuracy after {args.rounds} rounds; for backdoor, (ASR) is "
                         f"the attack success rate. Grid time {minutes:.1f} min.\n\n"
                         + markdown_table(cells, rules, attacks))
+        write_report(args, sections)
+
+
+def write_report(args: argparse.Namespace, sections: list[str]) -> None:
+    """Write what is done so far (one section per finished partition)."""
     command = ("python benchmarks/robustness.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k not in ("out", "report")))
@@ -74,7 +79,7 @@ def main() -> None:
               "`phalanx.rules` (see docs/rules.md).\n\n")
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(header + "\n".join(sections))
-    print(f"wrote {args.report}")
+    print(f"wrote {args.report}", flush=True)
 
 
 if __name__ == "__main__":
