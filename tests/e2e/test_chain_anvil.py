@@ -1,0 +1,120 @@
+"""The ledger suite's integration part on a real node: anvil (npm ``@foundry-rs/anvil``) on
+127.0.0.1, through the ``rpc`` backend. Skipped only when npm itself is missing; with npm but
+no binary it fails, because CI installs it (``make anvil``)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from phalanx.chain.driver import RoundDriver
+from phalanx.chain.ledger import make_ledger
+from phalanx.chain.model import Phase, Reverted, TaskParams
+from phalanx.chain.rpc import RpcLedger
+
+pytestmark = pytest.mark.anvil
+
+ETH = 10**18
+ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+PARAMS = TaskParams(
+    min_stake=ETH, committee_size=4, threshold=1, n_proposers=3, n_voters=3, rounds=5,
+    sigma_p=500, registration_blocks=64, beacon_blocks=40, propose_blocks=16, attest_blocks=16,
+    commit_blocks=16, reveal_blocks=16, unbond_delay=2,
+)
+PEERS = [Account.from_key((i + 7000).to_bytes(32, "big")) for i in range(12)]
+DEPLOYER = Account.from_key((6999).to_bytes(32, "big"))
+GENESIS = b"\x21" * 32
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    """A fresh anvil on a free local port (killed with its process group at the end)."""
+    if not ANVIL.exists():
+        if shutil.which("npm") is None:
+            pytest.skip("npm not found: cannot install @foundry-rs/anvil (run `make anvil`)")
+        pytest.fail(f"npm is installed but {ANVIL} is missing: run `make anvil`")
+    port = _free_port()
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                RpcLedger.connect(url)
+                break
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"anvil did not answer JSON-RPC at {url} within 20 s")
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _drive(backend: str, url: str | None) -> tuple[list, dict[str, int], object]:
+    if url is not None:
+        RpcLedger.connect(url).provider.make_request(
+            "anvil_setBalance", [DEPLOYER.address, hex(1000 * ETH)])
+    led = make_ledger(backend, params=PARAMS, deployer=DEPLOYER, pool=40 * ETH,
+                      genesis_seed=GENESIS, rpc_url=url)
+    drv = RoundDriver(led, random.Random(3))
+    drv.register_all(PEERS, [ETH * (1 + i % 4) for i in range(len(PEERS))])
+    votes = [lambda v: True, lambda v: int(v, 16) % 2 == 0]
+    out = [drv.play_round(vote=votes[i]) for i in range(2)]
+    return out, dict(drv.get_stakes()), led
+
+
+def test_rounds_on_anvil_match_the_model(anvil_url: str):
+    # Execute: the same peers, seed and behaviour on anvil and on the pure model
+    on_chain, stakes_chain, led = _drive("rpc", anvil_url)
+    mirror, stakes_model, _ = _drive("model", None)
+    # Assert: bit-identical settlements and stakes; money conserved on the real node
+    assert [r.settlement for r in on_chain] == [r.settlement for r in mirror]
+    assert [r.roles for r in on_chain] == [r.roles for r in mirror]
+    assert stakes_chain == stakes_model
+    state = led.get_round_state()
+    assert state.round == 2 and state.phase == Phase.BEACON
+    assert led.get_balance(led.address) == state.total_stake + state.pool
+    assert any(fn == "settle" and gas > 21_000 for fn, gas in led.gas_log)
+
+
+def test_reverts_on_anvil_carry_the_dev_reason(anvil_url: str):
+    RpcLedger.connect(anvil_url).provider.make_request(
+        "anvil_setBalance", [DEPLOYER.address, hex(1000 * ETH)])
+    led = make_ledger("rpc", params=PARAMS, deployer=DEPLOYER, pool=ETH, genesis_seed=GENESIS,
+                      rpc_url=anvil_url)
+    peer = PEERS[0]
+    led.faucet(peer.address, 10 * ETH)
+    with pytest.raises(Reverted) as e:
+        led.register(peer, ETH // 2, b"\x00" * 32, "x")
+    assert e.value.reason == "stake below minimum"
+    led.register(peer, ETH, b"\x00" * 32, "x")
+    with pytest.raises(Reverted) as e:
+        led.withdraw(peer)
+    assert e.value.reason == "not unbonding"
+    with pytest.raises(Reverted) as e:
+        led.settle(peer)
+    assert e.value.reason == "not settle phase"
+    # attach to the deployed task from its address alone
+    again = make_ledger("rpc", params=PARAMS, deployer=DEPLOYER, pool=0, rpc_url=anvil_url,
+                        address=led.address)
+    assert again.params == PARAMS and again.get_stake(peer.address) == ETH
