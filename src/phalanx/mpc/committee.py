@@ -31,7 +31,16 @@ from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
 from phalanx.mpc.committee_client import commitment_of, context_of
 from phalanx.mpc.field import FieldVec
-from phalanx.mpc.messages import OpeningKind, SealedBundle, decode_bundle, pack61, unpack61
+from phalanx.mpc.messages import (
+    OpeningKind,
+    PublicBlob,
+    SealedBundle,
+    ShareBundle,
+    decode_bundle,
+    decode_masked,
+    pack61,
+    unpack61,
+)
 from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
@@ -81,6 +90,7 @@ class Outcome:
 class _State:
     commitments: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
     part2: dict[tuple[int, int], SealedBundle] = field(default_factory=dict)
+    blob2: dict[int, PublicBlob] = field(default_factory=dict)
     cheaters: set[int] = field(default_factory=set)
     silent: set[int] = field(default_factory=set)
     accepted: list[int] = field(default_factory=list)
@@ -140,8 +150,17 @@ class Committee:
                             continue
 
     # -- 2. uploads -------------------------------------------------------------------------
-    def receive(self, client: int, bundles: Mapping[int, SealedBundle]) -> None:
-        """Deliver a client's sealed bundles; record commitments, keep only part-2 bundles."""
+    def receive(self, client: int, bundles: Mapping[int, SealedBundle],
+                blob: PublicBlob | None = None) -> None:
+        """Deliver a client's sealed bundles (and its public masked blob, uploaded once to the
+        content-addressed store and fetched by every server); record commitments; keep only
+        the small part-2 uploads."""
+        if blob is not None:
+            self.channel.send(client_party(client), "store", blob.data)
+            self.channel.receive("store")
+            self.state.commitments[(client, -1, blob.part)] = blob.commitment
+            if blob.part == 2:
+                self.state.blob2[client] = blob
         for j, b in bundles.items():
             self.channel.send(client_party(client), server_party(j), b.sealed)
             self.channel.receive(server_party(j))
@@ -169,14 +188,16 @@ class Committee:
             self.seconds[j] += self.clock() - t0
 
     # -- 4. per client ------------------------------------------------------------------------
-    def process(self, client: int, bundles1: Mapping[int, SealedBundle]) -> Verdict:
+    def process(self, client: int, bundles1: Mapping[int, SealedBundle],
+                blob1: PublicBlob | None = None) -> Verdict:
         """Check one client and keep its contribution iff every check passes."""
         active = [j for j in range(self.m) if j not in self.state.cheaters]
         shares: dict[int, ClientShares] = {}
         local: dict[int, LocalResult] = {}
+        public = self._fetch_blobs(client, blob1, active)
         for j in active:
             t0 = self.clock()
-            got = self._open_shares(client, j, bundles1.get(j))
+            got = self._open_shares(client, j, bundles1.get(j), public)
             if got is None:
                 self._rollback(shares, local)
                 return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {j}"))
@@ -199,7 +220,29 @@ class Committee:
             if j in local:
                 self.circuit.server_rollback(sh, local[j], self.acc[j])
 
-    def _open_shares(self, client: int, j: int, b1: SealedBundle | None) -> ClientShares | None:
+    def _fetch_blobs(self, client: int, blob1: PublicBlob | None,
+                     active: list[int]) -> dict[int, bytes | None]:
+        """Every server fetches the client's public blobs and checks them against the
+        commitments. The work is identical for all servers, so the simulation does it once and
+        charges its CPU time to each; the download is counted per server."""
+        out: dict[int, bytes | None] = {}
+        t0 = self.clock()
+        for part, blob in ((1, blob1), (2, self.state.blob2.get(client))):
+            committed = self.state.commitments.get((client, -1, part))
+            if blob is None or committed is None:
+                out[part] = None
+                continue
+            for j in active:
+                self.channel.send("store", server_party(j), blob.data)
+                self.channel.receive(server_party(j))
+            out[part] = blob.data if commitment_of(blob.data) == committed else None
+        dt = self.clock() - t0
+        for j in active:
+            self.seconds[j] += dt
+        return out
+
+    def _open_shares(self, client: int, j: int, b1: SealedBundle | None,
+                     public: Mapping[int, bytes | None]) -> ClientShares | None:
         parts = []
         for part, b in ((1, b1), (2, self.state.part2.get((client, j)))):
             committed = self.state.commitments.get((client, j, part))
@@ -213,10 +256,22 @@ class Committee:
                 return None
             parts.append(body)
         n_vec = len(self.circuit.vector_labels)
-        items = parts[0].shares()
-        if len(items) != n_vec + 1 or len(parts[1].shares()) != 1:
+        try:
+            items = [self._items(body, public.get(part))
+                     for part, body in enumerate(parts, start=1)]
+        except ConfigError:
             return None
-        return ClientShares(tuple(items[:n_vec]), items[n_vec], parts[1].shares()[0])
+        if len(items[0]) != n_vec + 1 or len(items[1]) != 1:
+            return None
+        return ClientShares(tuple(items[0][:n_vec]), items[0][n_vec], items[1][0])
+
+    def _items(self, body: ShareBundle, blob: bytes | None) -> list[FieldVec]:
+        """The share vectors of one decoded bundle (masked bundles need their public blob)."""
+        if body.masked_hash is None:
+            return body.shares()
+        if blob is None or commitment_of(blob) != body.masked_hash:
+            raise ConfigError("masked bundle without its committed public blob")
+        return body.shares(decode_masked(blob, body.lengths), self.m)
 
     def _judge(self, client: int, active: list[int], shares: dict[int, ClientShares],
                local: dict[int, LocalResult]) -> Verdict:

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from phalanx.mpc.field import FieldVec
-from phalanx.mpc.messages import SealedBundle, ShareBundle, encode_bundle
+from phalanx.mpc.masked import share_masked
+from phalanx.mpc.messages import PublicBlob, SealedBundle, ShareBundle, encode_bundle, encode_masked
 from phalanx.mpc.prg import Prg
+from phalanx.mpc.przs import key_sets
 from phalanx.mpc.shamir import seeded_servers, share_seeded
 
 Sealer = Callable[[int, bytes, bytes], bytes]
@@ -58,6 +60,28 @@ def make_bundles(
     return bundles
 
 
+def make_masked_bundles(
+    client: int,
+    part: int,
+    items: Mapping[str, FieldVec],
+    *,
+    m: int,
+    t: int,
+    prg: Prg,
+) -> tuple[list[ShareBundle], PublicBlob]:
+    """Masked sharing (:mod:`phalanx.mpc.masked`): keys per server and one public blob."""
+    keys = {a: prg.seed() for a in key_sets(m, t)}
+    masked = [share_masked(v, m=m, t=t, keys=keys, label=lab) for lab, v in items.items()]
+    data = encode_masked(masked)
+    blob = PublicBlob(client, part, data, commitment_of(data))
+    labels = tuple(items)
+    lengths = tuple(int(v.shape[0]) for v in items.values())
+    bundles = [ShareBundle(client, j, part, labels, lengths,
+                           keys=tuple((a, k) for a, k in keys.items() if j in a),
+                           masked_hash=blob.commitment) for j in range(m)]
+    return bundles, blob
+
+
 def context_of(client: int, server: int, part: int) -> bytes:
     """Associated data binding a sealed bundle to its sender, recipient and part."""
     return f"bundle/{client}/{server}/{part}".encode()
@@ -74,10 +98,16 @@ def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer) -> dict[int, Se
 
 def tamper_share(bundles: list[ShareBundle], server: int, item: int, delta: int = 1) -> list[
         ShareBundle]:
-    """A client-fault helper: add ``delta`` to coordinate 0 of one explicit share (a new list)."""
+    """A client-fault helper: make one server's share inconsistent (a new list): add ``delta`` to
+    coordinate 0 of an explicit share, or flip a bit of a masked-sharing key."""
     out = []
     for b in bundles:
-        if b.server == server and b.seed is None:
+        if b.server == server and b.keys:
+            keys = list(b.keys)
+            keys[0] = (keys[0][0], bytes([keys[0][1][0] ^ 1]) + keys[0][1][1:])
+            b = ShareBundle(b.client, b.server, b.part, b.labels, b.lengths, keys=tuple(keys),
+                            masked_hash=b.masked_hash)
+        elif b.server == server and b.seed is None:
             vecs = [v.copy() for v in b.vectors]
             vecs[item][0] = np.uint64((int(vecs[item][0]) + delta) % ((1 << 61) - 1))
             b = ShareBundle(b.client, b.server, b.part, b.labels, b.lengths, vectors=tuple(vecs))

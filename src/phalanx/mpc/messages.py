@@ -18,6 +18,8 @@ import numpy as np
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P
+from phalanx.mpc.masked import masked_share
+from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
 _P = np.uint64(P)
@@ -90,22 +92,38 @@ class ShareBundle:
     lengths: tuple[int, ...]
     seed: bytes | None = None
     vectors: tuple[FieldVec, ...] = ()
+    #: masked sharing: this server's keys, and the hash of the public masked-vector blob
+    keys: tuple[tuple[KeySet, bytes], ...] = ()
+    masked_hash: bytes | None = None
 
-    def shares(self) -> list[FieldVec]:
-        """The share vector of every item: expanded from the seed, or as sent."""
+    def shares(self, masked: list[FieldVec] | None = None, m: int = 0) -> list[FieldVec]:
+        """The share vector of every item: expanded from the seed, from the keys and the public
+        masked vectors (:mod:`phalanx.mpc.masked`), or as sent."""
         if self.seed is not None:
             return [expand_seeded(self.seed, n, lab)
                     for lab, n in zip(self.labels, self.lengths, strict=True)]
+        if self.masked_hash is not None:
+            if masked is None or len(masked) != len(self.labels):
+                raise ConfigError("a masked bundle needs its public masked vectors")
+            keys = dict(self.keys)
+            return [masked_share(c, keys, self.server, m=m, label=lab)
+                    for c, lab in zip(masked, self.labels, strict=True)]
         return list(self.vectors)
 
 
 def encode_bundle(b: ShareBundle) -> bytes:
     """Wire form: magic, header, item table, then a seed or the packed vectors."""
-    head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels),
-                       0 if b.seed is not None else 1)
+    mode = 0 if b.seed is not None else (2 if b.masked_hash is not None else 1)
+    head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels), mode)
     table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
                      for lab, n in zip(b.labels, b.lengths, strict=True))
-    body = [b.seed] if b.seed is not None else [pack61(v) for v in b.vectors]
+    if b.seed is not None:
+        body = [b.seed]
+    elif b.masked_hash is not None:
+        body = [b.masked_hash, struct.pack(">H", len(b.keys))]
+        body += [bytes([len(a)]) + bytes(a) + k for a, k in b.keys]
+    else:
+        body = [pack61(v) for v in b.vectors]
     return head + table + b"".join(body)
 
 
@@ -123,9 +141,21 @@ def decode_bundle(raw: bytes) -> ShareBundle:
             (n,) = struct.unpack_from(">Q", raw, pos + 2 + n_lab)
             lengths.append(n)
             pos += 2 + n_lab + 8
-        if not explicit:
+        if explicit == 0:
             return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
                                seed=bytes(raw[pos : pos + 32]))
+        if explicit == 2:
+            masked_hash = bytes(raw[pos : pos + 32])
+            (n_keys,) = struct.unpack_from(">H", raw, pos + 32)
+            pos += 34
+            keys = []
+            for _ in range(n_keys):
+                size = raw[pos]
+                keys.append((tuple(raw[pos + 1 : pos + 1 + size]),
+                             bytes(raw[pos + 1 + size : pos + 33 + size])))
+                pos += 33 + size
+            return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
+                               keys=tuple(keys), masked_hash=masked_hash)
         view = memoryview(raw)
         vectors = []
         for n in lengths:
@@ -136,6 +166,34 @@ def decode_bundle(raw: bytes) -> ShareBundle:
                            vectors=tuple(vectors))
     except (struct.error, UnicodeDecodeError, ValueError) as e:
         raise ConfigError(f"malformed share bundle: {e}") from e
+
+
+def encode_masked(vectors: list[FieldVec]) -> bytes:
+    """The public blob of a masked sharing: the packed masked vectors, one after the other."""
+    return b"".join(pack61(v) for v in vectors)
+
+
+def decode_masked(raw: bytes, lengths: tuple[int, ...]) -> list[FieldVec]:
+    """Inverse of :func:`encode_masked` given the item lengths (ConfigError on a bad size)."""
+    view = memoryview(raw)
+    out, pos = [], 0
+    for n in lengths:
+        size = 8 * packed_words(n)
+        out.append(unpack61(view[pos : pos + size], n))
+        pos += size
+    if pos != len(raw):
+        raise ConfigError(f"masked blob has {len(raw)} bytes, expected {pos}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PublicBlob:
+    """A client's public masked vectors for one part, and the hash it committed to."""
+
+    client: int
+    part: int
+    data: bytes
+    commitment: bytes
 
 
 @dataclass(frozen=True, slots=True)

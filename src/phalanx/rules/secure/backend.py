@@ -21,9 +21,15 @@ from phalanx.errors import AggregationError, ConfigError
 from phalanx.mpc.channel import LocalChannel, client_party
 from phalanx.mpc.circuit import Circuit, ClientSecrets
 from phalanx.mpc.committee import Committee, Outcome, ShareTamper
-from phalanx.mpc.committee_client import make_bundles, seal_bundles, tamper_share
+from phalanx.mpc.committee_client import (
+    make_bundles,
+    make_masked_bundles,
+    seal_bundles,
+    tamper_share,
+)
+from phalanx.mpc.field import FieldVec
 from phalanx.mpc.fixed import OVERFLOW_BITS
-from phalanx.mpc.messages import SealedBundle
+from phalanx.mpc.messages import PublicBlob, SealedBundle, ShareBundle
 from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.shamir import seeded_servers, validate_committee
 from phalanx.rules.base import (
@@ -92,6 +98,9 @@ class SecureParams:
     frac_bits: int = 16
     #: projection rows k, drawn from the post-commitment coin (2^-k soundness per client)
     rows: int = 40
+    #: "seeded" (protocol.md §2: t seeds + m − t explicit share vectors) or "masked"
+    #: (one public masked vector + C(m, t) keys, phalanx.mpc.masked: meets the upload bound)
+    sharing: str = "seeded"
 
     def __post_init__(self) -> None:
         validate_committee(self.m, self.t)
@@ -99,6 +108,8 @@ class SecureParams:
             raise ConfigError(f"frac_bits={self.frac_bits} must be in [4, 24]")
         if self.rows % 8 or not 8 <= self.rows <= 64:
             raise ConfigError(f"rows={self.rows} must be a multiple of 8 in [8, 64]")
+        if self.sharing not in ("seeded", "masked"):
+            raise ConfigError(f"sharing={self.sharing!r} must be 'seeded' or 'masked'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +220,20 @@ class _Run:
             secrets = c.tamper_weight(secrets, w_delta=deltas[0], r_delta=deltas[1])
         return secrets, prg
 
-    def part1(self, idx: int, cid: int, vec: FloatVec, timed: bool) -> dict[int, SealedBundle]:
+    def bundles(self, cid: int, part: int, items: dict[str, FieldVec],
+                prg: Prg) -> tuple[list[ShareBundle], PublicBlob | None]:
+        if self.p.sharing == "masked":
+            return make_masked_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg)
+        return make_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg), None
+
+    def part1(self, idx: int, cid: int, vec: FloatVec,
+              timed: bool) -> tuple[dict[int, SealedBundle], PublicBlob | None]:
         t0 = self.clock()
         secrets, prg = self.secrets(idx, cid, vec)
         t1 = self.clock()
         items = dict(zip(self.circuit.vector_labels, secrets.vectors, strict=True))
         items["s1"] = secrets.scalars
-        bundles = make_bundles(cid, 1, items, m=self.p.m, t=self.p.t, prg=prg)
+        bundles, blob = self.bundles(cid, 1, items, prg)
         if self.faults.get(idx) is ClientFault.INCONSISTENT_SHARING:
             seeded = seeded_servers(self.p.m, self.p.t, cid)
             target = next(j for j in range(self.p.m) if j not in seeded)
@@ -226,21 +244,22 @@ class _Run:
             self.client_s["witness"] += t1 - t0
             self.client_s["share"] += t2 - t1
             self.client_s["seal"] += self.clock() - t2
-        return sealed
+        return sealed, blob
 
-    def part2(self, idx: int, cid: int, vec: FloatVec, coin1: bytes) -> dict[int, SealedBundle]:
+    def part2(self, idx: int, cid: int, vec: FloatVec,
+              coin1: bytes) -> tuple[dict[int, SealedBundle], PublicBlob | None]:
         t0 = self.clock()
         secrets, _ = self.secrets(idx, cid, vec)
         response = self.circuit.client_response(secrets, coin1)
         t1 = self.clock()
-        bundles = make_bundles(cid, 2, {"s2": response}, m=self.p.m, t=self.p.t,
-                               prg=Prg(derive(self.seed, "client-part2", cid)))
+        bundles, blob = self.bundles(cid, 2, {"s2": response},
+                                     Prg(derive(self.seed, "client-part2", cid)))
         t2 = self.clock()
         sealed = seal_bundles(bundles, self.seal)
         self.client_s["witness"] += t1 - t0
         self.client_s["share"] += t2 - t1
         self.client_s["seal"] += self.clock() - t2
-        return sealed
+        return sealed, blob
 
     def execute(self, inputs: Sequence[FloatVec], ids: list[int]) -> SecureResult:
         pre: list[Rejection] = []
@@ -255,10 +274,10 @@ class _Run:
         t0 = time.perf_counter()
         self.committee.setup()
         for idx in live:
-            self.committee.receive(ids[idx], self.part1(idx, ids[idx], inputs[idx], True))
+            self.committee.receive(ids[idx], *self.part1(idx, ids[idx], inputs[idx], True))
         coin1 = self.committee.coin(1)
         for idx in live:
-            self.committee.receive(ids[idx], self.part2(idx, ids[idx], inputs[idx], coin1))
+            self.committee.receive(ids[idx], *self.part2(idx, ids[idx], inputs[idx], coin1))
         coin2 = self.committee.coin(2, coin1)
         upload = {idx: self.channel.bytes_sent[client_party(ids[idx])] for idx in live}
         phase["clients"] = time.perf_counter() - t0
@@ -266,7 +285,7 @@ class _Run:
         try:
             self.committee.begin([ids[i] for i in live], coin1, coin2)
             for idx in live:
-                self.committee.process(ids[idx], self.part1(idx, ids[idx], inputs[idx], False))
+                self.committee.process(ids[idx], *self.part1(idx, ids[idx], inputs[idx], False))
             outcome = self.committee.finish()
         except AggregationError as e:
             outcome = self.committee.aborted(str(e))
