@@ -181,3 +181,18 @@ def test_aggregate_does_not_mutate_inputs() -> None:
         make_rule(name).aggregate(xs, RuleContext(dim=2, reference=np.ones(2, np.float32)))
     for x, c in zip(xs, copies, strict=True):
         np.testing.assert_array_equal(x, c)
+
+
+def test_aggregate_takes_a_matrix_and_rejects_rows_of_it() -> None:
+    x = np.array([[1, 2], [np.nan, 0], [3, 4]], np.float32)
+    agg = make_rule("fedavg").aggregate(x, RuleContext(dim=2))
+    np.testing.assert_allclose(agg.vector, [2, 3])
+    assert agg.accepted == (0, 2) and agg.rejected[0].reason is Reject.NON_FINITE
+
+
+def test_a_finite_vector_whose_norm_overflows_is_finite_but_not_norm_bounded() -> None:
+    big = np.array([3e38, 3e38], np.float32)
+    ctx = RuleContext(dim=2)
+    assert make_rule("fedavg").check(big, ctx) is None
+    verdict = make_rule("fedavg-nb").check(big, ctx)
+    assert verdict is not None and verdict.reason is Reject.NORM_BOUND

@@ -102,10 +102,11 @@ class Rule(ABC):
         """The fewest valid inputs ``combine`` accepts; rules with feasibility bounds raise."""
         return 1
 
-    def aggregate(self, inputs: Sequence[FloatVec], ctx: RuleContext) -> Aggregate:
+    def aggregate(self, inputs: Sequence[FloatVec] | FloatMat, ctx: RuleContext) -> Aggregate:
         """The plaintext backend: check every prepared input, then combine the valid ones.
 
-        An empty valid set yields the zero update (the model stays as it is).
+        ``inputs`` is a sequence of vectors or an (n, d) float32 matrix (not copied when every
+        row is valid). An empty valid set yields the zero update (the model stays as it is).
         """
         self.validate_context(ctx)
         rejected: list[Rejection] = []
@@ -123,7 +124,7 @@ class Rule(ABC):
                     f"with num_byzantine={ctx.num_byzantine}, got {len(accepted)}"
                 )
             return Aggregate(np.zeros(ctx.dim, np.float32), (), tuple(rejected))
-        stacked = np.stack([np.asarray(inputs[i], dtype=np.float32) for i in accepted])
+        stacked = stack_rows(inputs, accepted)
         vector, revealed = self.combine_and_reveal(stacked, ctx)
         return Aggregate(vector.astype(np.float32, copy=False), tuple(accepted), tuple(rejected),
                          revealed)
@@ -140,18 +141,40 @@ class Rule(ABC):
             raise ConfigError(f"rule {self.name} needs ctx.reference (got None)")
 
 
+def stack_rows(inputs: Sequence[FloatVec] | FloatMat, rows: Sequence[int]) -> FloatMat:
+    """The rows ``rows`` of ``inputs`` as one (len(rows), d) float32 matrix (no copy if all)."""
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.dtype == np.float32:
+        if len(rows) == inputs.shape[0]:
+            return inputs
+        return inputs[np.asarray(rows, dtype=np.intp)]
+    return np.stack([np.asarray(inputs[i], dtype=np.float32) for i in rows])
+
+
 def check_shape_and_finite(vec: FloatVec, ctx: RuleContext) -> Rejection | None:
     """The checks every rule makes: the agreed length and only finite values."""
+    return check_shape_and_norm(vec, ctx)[0]
+
+
+def check_shape_and_norm(vec: FloatVec, ctx: RuleContext) -> tuple[Rejection | None, float]:
+    """Length and finiteness in one pass, returning ‖vec‖ for the rules that bound it.
+
+    A NaN or ±inf coordinate makes ⟨vec, vec⟩ NaN or inf, so a finite norm proves every
+    coordinate finite; only when it is not are the coordinates inspected (a finite vector whose
+    squared norm overflows float32 is valid here, with norm inf).
+    """
     if vec.ndim != 1 or vec.shape[0] != ctx.dim:
-        return Rejection(-1, Reject.WRONG_LENGTH, f"shape {vec.shape}, expected ({ctx.dim},)")
-    if not bool(np.isfinite(vec).all()):
-        return Rejection(-1, Reject.NON_FINITE, "NaN or inf in update")
-    return None
+        reason = Rejection(-1, Reject.WRONG_LENGTH, f"shape {vec.shape}, expected ({ctx.dim},)")
+        return reason, float("nan")
+    norm = l2_norm(vec)
+    if not np.isfinite(norm) and not bool(np.isfinite(vec).all()):
+        return Rejection(-1, Reject.NON_FINITE, "NaN or inf in update"), norm
+    return None, norm
 
 
 def l2_norm(vec: FloatVec) -> float:
-    """Euclidean norm accumulated in float64 (BLAS on float32 data)."""
-    return float(np.sqrt(np.dot(vec.astype(np.float64, copy=False), vec)))
+    """Euclidean norm: one BLAS dot on the float32 data, the root taken in float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.float64(np.dot(vec, vec))))
 
 
 def clip_to_norm(vec: FloatVec, bound: float) -> FloatVec:

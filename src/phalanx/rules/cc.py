@@ -19,9 +19,8 @@ from phalanx.rules.base import (
     Rejection,
     Rule,
     RuleContext,
-    check_shape_and_finite,
+    check_shape_and_norm,
     clip_to_norm,
-    l2_norm,
     require_positive,
 )
 
@@ -53,11 +52,10 @@ class CenteredClipping(Rule):
         return clip_to_norm(diff, self.tau)
 
     def check(self, prepared: FloatVec, ctx: RuleContext) -> Rejection | None:
-        basic = check_shape_and_finite(prepared, ctx)
+        basic, norm = check_shape_and_norm(prepared, ctx)
         if basic is not None:
             return basic
-        norm = l2_norm(prepared)
-        if norm > self.tau * (1.0 + self.slack):
+        if not norm <= self.tau * (1.0 + self.slack):
             return Rejection(-1, Reject.NORM_BOUND, f"norm {norm:.6g} > tau={self.tau}")
         return None
 

@@ -20,7 +20,7 @@ from phalanx.rules.base import (
     Rejection,
     Rule,
     RuleContext,
-    check_shape_and_finite,
+    check_shape_and_norm,
     l2_norm,
     require_positive,
 )
@@ -51,10 +51,10 @@ class FLTrust(Rule):
         return (g * np.float32(self.nu / norm)).astype(np.float32, copy=False)
 
     def check(self, prepared: FloatVec, ctx: RuleContext) -> Rejection | None:
-        basic = check_shape_and_finite(prepared, ctx)
+        basic, norm = check_shape_and_norm(prepared, ctx)
         if basic is not None:
             return basic
-        sq = l2_norm(prepared) ** 2
+        sq = norm**2
         lo, hi = self.nu**2 * (1 - self.delta), self.nu**2 * (1 + self.delta)
         if not lo <= sq <= hi:
             return Rejection(-1, Reject.NORM_RANGE, f"‖x‖²={sq:.6g} outside [{lo:.6g}, {hi:.6g}]")
