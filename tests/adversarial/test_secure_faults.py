@@ -91,6 +91,17 @@ def test_equivocating_server_towards_one_receiver_is_identified() -> None:
     assert got.cheating_servers == (0,)
 
 
+def test_masked_sharing_identifies_a_cheater_in_every_opening_kind() -> None:
+    rule, ctx, prepared = _inputs("fltrust")
+    backend = SecureBackend(SecureParams(m=5, t=1, sharing="masked"))
+    honest = backend.aggregate(rule, prepared, ctx, seed=SEED)
+    for kind in OpeningKind:
+        got = backend.aggregate(rule, prepared, ctx, seed=SEED,
+                                server_faults=ServerFaults([ServerFault(4, kind=kind)]))
+        assert got.cheating_servers == (4,) and got.aborted is None
+        assert np.array_equal(got.aggregate.vector, honest.aggregate.vector)
+
+
 def test_two_cheaters_with_t_2_are_both_identified() -> None:
     honest, got = _run("cc", 9, 2, [ServerFault(1), ServerFault(6, delta=12345)])
     assert got.cheating_servers == (1, 6) and got.aborted is None
@@ -109,11 +120,12 @@ def test_two_cheaters_with_t_2_are_both_identified() -> None:
     ("fedavg-nb", ClientFault.WRAP_AROUND, Reject.PROJECTION),
     ("fltrust", ClientFault.WRAP_AROUND, Reject.PROJECTION),
 ])
+@pytest.mark.parametrize("sharing", ["seeded", "masked"])
 def test_cheating_client_is_rejected_with_the_right_reason(name: str, fault: ClientFault,
-                                                           reason: Reject) -> None:
+                                                           reason: Reject, sharing: str) -> None:
     rule, ctx, prepared = _inputs(name)
-    res = SecureBackend(SecureParams()).aggregate(rule, prepared, ctx, seed=SEED,
-                                                  client_faults={2: fault})
+    res = SecureBackend(SecureParams(sharing=sharing)).aggregate(rule, prepared, ctx, seed=SEED,
+                                                                 client_faults={2: fault})
     assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(2, reason)]
     assert res.aggregate.accepted == (0, 1, 3, 4)
     assert res.cheating_servers == () and res.aborted is None

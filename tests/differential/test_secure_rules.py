@@ -45,11 +45,12 @@ def _assert_agree(rule: Rule, ctx: RuleContext, prepared: list[np.ndarray], seed
 
 
 @pytest.mark.parametrize(("name", "kw"), RULES)
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("seed", "sharing"), [(0, "seeded"), (1, "seeded"), (2, "masked")])
 def test_secure_equals_plaintext_on_random_updates(name: str, kw: dict[str, float],
-                                                   seed: int) -> None:
+                                                   seed: int, sharing: str) -> None:
     rule, ctx, prepared = _setup(name, kw, d=3000, n=6, seed=seed)
-    _assert_agree(rule, ctx, prepared, bytes([seed]) * 32, SecureParams(m=5, t=1))
+    _assert_agree(rule, ctx, prepared, bytes([seed]) * 32,
+                  SecureParams(m=5, t=1, sharing=sharing))
 
 
 @pytest.mark.parametrize(("name", "kw"), RULES)

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phalanx.mpc import field as F
-from phalanx.mpc.prg import Prg
+from phalanx.mpc.masked import masked_share, share_masked
+from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.przs import key_sets, zero_share
 from phalanx.mpc.rs import decode, is_codeword
 from phalanx.mpc.shamir import SeededSharing, expand_seeded, reconstruct, share, share_seeded
@@ -34,6 +35,32 @@ def test_any_t_plus_1_shares_reconstruct(
                    _full(share_seeded(secret, m=m, t=t, seeds={j: seed for j in seeded},
                                       label="v"), m, 5, "v")):
         assert np.array_equal(reconstruct(subset, shares[subset], degree=t), secret)
+
+
+@given(committees, seeds, st.data())
+def test_masked_sharing_is_a_degree_t_sharing(mt: tuple[int, int], seed: bytes,
+                                              data: st.DataObject) -> None:
+    m, t = mt
+    secret = Prg(seed).field_elements(4)
+    keys = {a: derive(seed, *a) for a in key_sets(m, t)}
+    c = share_masked(secret, m=m, t=t, keys=keys, label="v")
+    shares = np.stack([masked_share(c, {a: k for a, k in keys.items() if j in a}, j, m=m,
+                                    label="v") for j in range(m)])
+    assert is_codeword(list(range(m)), shares, t)
+    subset = data.draw(st.lists(st.integers(0, m - 1), min_size=t + 1, max_size=m, unique=True))
+    assert np.array_equal(reconstruct(subset, shares[subset], degree=t), secret)
+
+
+def test_masked_vector_and_t_shares_are_independent_of_the_secret() -> None:
+    """What t = 1 server sees (c and its share) does not depend on the secret (χ² < 50)."""
+    n, m, t = 20_000, 5, 1
+    views = []
+    for value in (0, 1 << 40):
+        keys = {a: derive(bytes([value % 251]) * 32, *a) for a in key_sets(m, t)}
+        c = share_masked(np.full(n, value, np.uint64), m=m, t=t, keys=keys, label="z")
+        own = masked_share(c, {a: k for a, k in keys.items() if 2 in a}, 2, m=m, label="z")
+        views.append(((c & np.uint64(3)) * 4 + (own & np.uint64(3))).astype(np.int64))
+    assert _chi2_two_sample(views[0], views[1], 16) < 50
 
 
 @given(committees, seeds)

@@ -71,3 +71,16 @@ def test_bad_seed_and_ids_are_refused() -> None:
     with pytest.raises(ConfigError, match="distinct"):
         SecureBackend(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)] * 2, ctx,
                                                 seed=b"x" * 32, client_ids=[1, 1])
+
+
+def test_masked_sharing_meets_the_upload_bound() -> None:
+    d, m, t = 100_000, 5, 1
+    rule = make_rule("fltrust")
+    rng = np.random.default_rng(1)
+    ctx = RuleContext(dim=d, reference=rng.standard_normal(d).astype(np.float32))
+    prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(2)]
+    res = SecureBackend(SecureParams(m=m, t=t, sharing="masked")).aggregate(
+        rule, prepared, ctx, seed=b"m" * 32)
+    ratio = res.stats["upload_bytes_per_client"] / (4 * d)
+    assert 61 / 32 < ratio < 2.0 < m - t + 1
+    assert res.stats["bytes_received"]["server:3"] > 2 * 61 / 8 * d  # each server downloads c
