@@ -24,15 +24,16 @@ RULES = ("fedavg-nb", "cc", "rsa", "fltrust")
 COMMITTEES = ((4, 1), (5, 1), (9, 2))
 
 
-def run_point(rule: str, n: int, d: int, m: int, t: int, timeout: float) -> dict[str, object]:
+def run_point(rule: str, n: int, d: int, m: int, t: int, sharing: str,
+              timeout: float) -> dict[str, object]:
     cmd = [str(ROOT / ".venv" / "bin" / "phalanx"), "bench", "mpc", "--rule", rule,
            "--clients", str(n), "--dim", str(d), "--committee", str(m), "--threshold", str(t),
-           "--json"]
+           "--sharing", sharing, "--json"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         return {"rule": rule, "clients": n, "dim": d, "committee": m, "threshold": t,
-                "error": proc.stderr.strip().splitlines()[-1:] or ["?"]}
+                "sharing": sharing, "error": proc.stderr.strip().splitlines()[-1:] or ["?"]}
     out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
     out["command"] = " ".join(cmd[1:])
@@ -40,7 +41,8 @@ def run_point(rule: str, n: int, d: int, m: int, t: int, timeout: float) -> dict
 
 
 def head(r: dict[str, object]) -> str:
-    return f"{r['rule']:9} n={r['clients']:<4} d={r['dim']:<8} ({r['committee']},{r['threshold']})"
+    return (f"{r['rule']:9} n={r['clients']:<4} d={r['dim']:<8} "
+            f"({r['committee']},{r['threshold']}) {r.get('sharing', 'seeded'):6}")
 
 
 def row(r: dict[str, object]) -> str:
@@ -56,15 +58,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--grid", choices=("reduced", "full"), default=None)
     ap.add_argument("--target", action="store_true")
+    ap.add_argument("--sharing", choices=("seeded", "masked"), default="seeded")
+    ap.add_argument("--dims", default=None, help="comma-separated d values (overrides --grid)")
+    ap.add_argument("--clients", default="50,100,200")
     ap.add_argument("--timeout", type=float, default=1800.0)
     args = ap.parse_args()
-    points: list[tuple[str, int, int, int, int]] = []
+    points: list[tuple[str, int, int, int, int, str]] = []
     if args.target:
-        points.append(("fltrust", 200, 1_000_000, 5, 1))
-    if args.grid:
-        dims = (100_000,) if args.grid == "reduced" else (100_000, 1_000_000)
-        for d, n, (m, t), rule in itertools.product(dims, (50, 100, 200), COMMITTEES, RULES):
-            points.append((rule, n, d, m, t))
+        points.append(("fltrust", 200, 1_000_000, 5, 1, args.sharing))
+    if args.grid or args.dims:
+        dims = ((100_000,) if args.grid == "reduced" else (100_000, 1_000_000))
+        if args.dims:
+            dims = tuple(int(v) for v in args.dims.split(","))
+        ns = tuple(int(v) for v in args.clients.split(","))
+        for d, n, (m, t), rule in itertools.product(dims, ns, COMMITTEES, RULES):
+            points.append((rule, n, d, m, t, args.sharing))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("a") as fh:
         for p in points:

@@ -20,6 +20,7 @@ def bench_mpc(
     threshold: int = typer.Option(1, help="privacy threshold t (m >= 3t+1)"),
     frac_bits: int = typer.Option(16, help="fixed-point fractional bits f"),
     seed: int = typer.Option(0, help="seed of the updates and of the protocol's randomness"),
+    sharing: str = typer.Option("seeded", help="seeded (t seeds + m-t share vectors) or masked"),
     json_out: bool = typer.Option(False, "--json", help="last line: one JSON object"),
 ) -> None:
     """Run one secure aggregation of random updates and the plaintext rule on the same updates."""
@@ -29,11 +30,11 @@ def bench_mpc(
     from phalanx.rules.secure.bench import run_bench
 
     out = run_bench(rule, clients=clients, dim=dim, committee=committee, threshold=threshold,
-                    frac_bits=frac_bits, seed=seed, envelope=x25519_envelope)
+                    frac_bits=frac_bits, seed=seed, envelope=x25519_envelope, sharing=sharing)
     if json_out:
         typer.echo(json.dumps(out, sort_keys=True))
         return
-    typer.echo(f"rule={rule} n={clients} d={dim} m={committee} t={threshold}")
+    typer.echo(f"rule={rule} n={clients} d={dim} m={committee} t={threshold} sharing={sharing}")
     typer.echo(f"plaintext {out['plaintext_s']:.3f} s; per server max {out['server_s_max']:.3f} s "
                f"({out['server_over_plaintext']:.2f}x); total {out['total_s']:.2f} s")
     cs = out["client_s"]

@@ -68,15 +68,15 @@ class LazyUpdates(Sequence[FloatVec]):
 
 def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, threshold: int,
               frac_bits: int = 16, seed: int = 0, envelope: EnvelopeFactory | None = None,
-              noise: float = 1.0) -> dict[str, Any]:
+              noise: float = 1.0, sharing: str = "seeded") -> dict[str, Any]:
     """Run one secure aggregation and the plaintext rule on the same updates; return metrics."""
     rule = make_rule(rule_name, **RULE_PARAMS.get(rule_name, {}))
     rng = np.random.default_rng([seed, 1 << 30])
     reference = rng.standard_normal(dim).astype(np.float32) / np.float32(np.sqrt(dim))
     ctx = RuleContext(dim=dim, reference=reference if rule_name in ("fltrust", "cc") else None)
     updates = LazyUpdates(rule, ctx, clients, seed, noise / float(np.sqrt(dim)))
-    backend = SecureBackend(SecureParams(m=committee, t=threshold, frac_bits=frac_bits),
-                            envelope=envelope)
+    backend = SecureBackend(SecureParams(m=committee, t=threshold, frac_bits=frac_bits,
+                                         sharing=sharing), envelope=envelope)
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     res = backend.aggregate(rule, updates, ctx, seed=seed.to_bytes(32, "big"))
@@ -98,7 +98,7 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     upload = float(res.stats["upload_bytes_per_client"])
     return {
         "rule": rule_name, "clients": clients, "dim": dim, "committee": committee,
-        "threshold": threshold, "frac_bits": frac_bits,
+        "threshold": threshold, "frac_bits": frac_bits, "sharing": sharing,
         "plaintext_s": plaintext_s,
         "plaintext_cpu_s": plaintext_cpu_s,
         "plaintext_multithread_s": plaintext_mt_s,
