@@ -55,7 +55,9 @@ def __default__():
     if self.attempts < 3:
         self.attempts += 1
         if self.swallow:
-            ok: bool = raw_call(self.target.address, method_id("withdraw()"), revert_on_failure=False)
+            ok: bool = raw_call(
+                self.target.address, method_id("withdraw()"), revert_on_failure=False
+            )
         else:
             extcall self.target.withdraw()
 """

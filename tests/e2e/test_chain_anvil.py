@@ -118,3 +118,18 @@ def test_reverts_on_anvil_carry_the_dev_reason(anvil_url: str):
     again = make_ledger("rpc", params=PARAMS, deployer=DEPLOYER, pool=0, rpc_url=anvil_url,
                         address=led.address)
     assert again.params == PARAMS and again.get_stake(peer.address) == ETH
+
+
+def test_cli_deploys_and_reads_status(anvil_url: str):
+    from typer.testing import CliRunner
+
+    from phalanx.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["chain", "deploy", "--rpc", anvil_url, "--rounds", "7",
+                              "--committee", "4", "--proposers", "3", "--voters", "3"])
+    assert out.exit_code == 0, out.output
+    address = out.output.split("deployed Phalanx task at ")[1].split()[0]
+    got = runner.invoke(app, ["chain", "status", "--rpc", anvil_url, "--address", address])
+    assert got.exit_code == 0, got.output
+    assert "rounds=7" in got.output and "phase=REGISTRATION" in got.output

@@ -1,4 +1,4 @@
-"""A third ledger backend, ``model``: the pure mirror (``chain/model.py``) behind the same interface.
+"""A third ledger backend, ``model``: the pure mirror (``chain/model.py``) behind ``Ledger``.
 
 It runs no EVM, so it is ~100x faster than ``embedded``; because the model is bit-identical to
 the contract (differential tests), simulations of the incentive layer (``benchmarks/economics.py``)

@@ -17,8 +17,9 @@ from dataclasses import astuple, dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar, cast
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from phalanx.errors import ChainError
 
@@ -467,7 +468,8 @@ class LedgerModel:
             return
         seats = self.compute_sortition(self.seed, self.round)
         m, np_ = self.params.committee_size, self.params.n_proposers
-        self.committee, self.proposers, self.voters = seats[:m], seats[m : m + np_], seats[m + np_ :]
+        self.committee, self.proposers = seats[:m], seats[m : m + np_]
+        self.voters = seats[m + np_ :]
         for group, role in ((self.committee, Role.COMMITTEE), (self.proposers, Role.PROPOSER),
                             (self.voters, Role.VOTER)):
             for a in group:

@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.logs import DISCARD
+from web3.types import RPCEndpoint
 
 from phalanx.chain.ledger import ContractLedger, Event, get_contract_source
 from phalanx.chain.model import Reverted, TaskParams
@@ -100,7 +101,9 @@ class RpcLedger(ContractLedger):
         receipt = _send(w3, deployer, tx)
         if receipt["status"] != 1:
             raise ChainError(f"deployment failed: gas used {receipt['gasUsed']} of {tx['gas']}")
-        return cls(w3, str(receipt["contractAddress"]), params)
+        led = cls(w3, str(receipt["contractAddress"]), params)
+        led.gas_log.append(("deploy", int(receipt["gasUsed"])))
+        return led
 
     @classmethod
     def attach(cls, url: str, address: str) -> RpcLedger:
@@ -140,10 +143,9 @@ class RpcLedger(ContractLedger):
         tx = {"from": base["from"], "to": self.contract.address, "value": hex(base["value"]),
               "data": call._encode_transaction_data(), "gas": hex(10_000_000)}
         try:
-            trace = self.w3.provider.make_request(
-                "debug_traceCall", [tx, "pending", {"disableStorage": True,
-                                                    "disableMemory": True,
-                                                    "disableStack": True}])
+            quiet = {"disableStorage": True, "disableMemory": True, "disableStack": True}
+            trace = self.w3.provider.make_request(RPCEndpoint("debug_traceCall"),
+                                                  [tx, "pending", quiet])
             logs = trace["result"]["structLogs"]
         except (KeyError, TypeError, ValueError, Web3Exception):
             return ""
@@ -165,7 +167,7 @@ class RpcLedger(ContractLedger):
             raise ConfigError(f"blocks={blocks} must be >= 0")
         if blocks == 0:
             return
-        resp = self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+        resp = self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
         if "error" not in resp:
             return
         target = int(self.w3.eth.block_number) + blocks
@@ -176,7 +178,8 @@ class RpcLedger(ContractLedger):
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def faucet(self, address: str, amount: int) -> None:
-        resp = self.w3.provider.make_request("anvil_setBalance", [address, hex(amount)])
+        resp = self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"),
+                                             [address, hex(amount)])
         if "error" in resp:
             raise ChainError(f"faucet needs a dev node (anvil_setBalance failed: {resp['error']})")
 
