@@ -22,15 +22,19 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLOWER_SCRIPT = REPO.parent / "shared" / "bench" / "flower_secagg.py"
@@ -51,6 +55,7 @@ class Run:
     system: str
     seconds: float
     process_s: float
+    cpu_s: float
     load: tuple[float, float, float]
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -60,26 +65,54 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def run_command(cmd: list[str], timeout: float) -> tuple[str, float]:
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
-        )
-    except subprocess.TimeoutExpired:
-        fail(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
-    elapsed = time.perf_counter() - start
-    output = proc.stdout + proc.stderr
+def run_command(cmd: list[str], timeout: float) -> tuple[str, float, float]:
+    """Output, wall seconds and CPU seconds of the whole process tree.
+
+    CPU: user + sys of every descendant (Ray's raylet, GCS and workers included), sampled every
+    0.2 s with psutil and taken at each process's last sample (so a lower bound, by at most the
+    last 0.2 s of each process), or the reaped children's rusage if that is larger.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seen: dict[int, float] = {}
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+                fail(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+            sample_cpu(root, seen)
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        output = out.read()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         fail(f"exit {proc.returncode}: {' '.join(cmd)}\n{output[-3000:]}")
-    return output, elapsed
+    return output, elapsed, max(reaped, sum(seen.values()))
+
+
+def sample_cpu(root: psutil.Process, seen: dict[int, float]) -> None:
+    """Record the latest own CPU seconds of ``root`` and each of its live descendants."""
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for p in procs:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        seen[p.pid] = times.user + times.system
 
 
 def run_flower(args: argparse.Namespace, mode: str) -> Run:
     """The Flower harness; mode is an odd num_shares or "plain"."""
     load = os.getloadavg()
     cmd = [str(args.flower_python), str(args.flower_script), str(args.clients), str(args.dim), mode]
-    output, elapsed = run_command(cmd, args.timeout)
+    output, elapsed, cpu = run_command(cmd, args.timeout)
     match = RESULT_RE.search(output)
     if match is None:
         fail(f"no RESULT line from {' '.join(cmd)}\n{output[-3000:]}")
@@ -88,7 +121,7 @@ def run_flower(args: argparse.Namespace, mode: str) -> Run:
     if counts is None or int(counts["bad"]) or int(counts["ok"]) != args.clients:
         fail(f"Flower round did not aggregate all {args.clients} clients:\n{output[-3000:]}")
     system = "flower-plain" if mode == "plain" else f"flower-secagg+ (num_shares={match['k']})"
-    return Run(system, float(match["w"]), elapsed, load)
+    return Run(system, float(match["w"]), elapsed, cpu, load)
 
 
 def run_ours(args: argparse.Namespace) -> Run:
@@ -99,7 +132,7 @@ def run_ours(args: argparse.Namespace) -> Run:
         "--clients", str(args.clients), "--dim", str(args.dim),
         "--committee", str(args.committee), "--threshold", str(args.threshold), "--json",
     ]  # fmt: skip
-    output, elapsed = run_command(cmd, args.timeout)
+    output, elapsed, cpu = run_command(cmd, args.timeout)
     record = None
     for line in output.splitlines():
         line = line.strip()
@@ -111,7 +144,7 @@ def run_ours(args: argparse.Namespace) -> Run:
     if not isinstance(record, dict) or "total_s" not in record:
         fail(f"no JSON line with total_s from {' '.join(cmd)}\n{output[-3000:]}")
     name = f"phalanx fltrust (m={args.committee}, t={args.threshold})"
-    return Run(name, float(record["total_s"]), elapsed, load, extra=record)
+    return Run(name, float(record["total_s"]), elapsed, cpu, load, extra=record)
 
 
 def check_setup(args: argparse.Namespace) -> None:
@@ -157,15 +190,16 @@ def render(args: argparse.Namespace, runs: list[Run]) -> str:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, N={args.clients} clients, "
         f"d={args.dim}, {args.repeats} repeat(s), {os.cpu_count()} cores.",
         "",
-        "| system | median s | runs s | process wall s | load (1 min) before |",
-        "|---|---:|---|---|---|",
+        "| system | median s | runs s | process wall s | process CPU s | load (1 min) before |",
+        "|---|---:|---|---|---|---|",
     ]
     for system, group in groups.items():
         times = ", ".join(f"{r.seconds:.2f}" for r in group)
         walls = ", ".join(f"{r.process_s:.1f}" for r in group)
+        cpus = ", ".join(f"{r.cpu_s:.1f}" for r in group)
         loads = ", ".join(f"{r.load[0]:.2f}" for r in group)
         median = statistics.median(r.seconds for r in group)
-        lines.append(f"| {system} | {median:.2f} | {times} | {walls} | {loads} |")
+        lines.append(f"| {system} | {median:.2f} | {times} | {walls} | {cpus} | {loads} |")
     secagg = [g for s, g in groups.items() if s.startswith("flower-secagg")]
     ours = [g for s, g in groups.items() if s.startswith("phalanx")]
     if secagg and ours:
@@ -179,9 +213,20 @@ def render(args: argparse.Namespace, runs: list[Run]) -> str:
         ]
         detail = {k: v for k, v in ours[0][-1].extra.items() if k != "total_s"}
         if detail:
-            lines += ["", f"Last `phalanx bench mpc` record: `{json.dumps(detail)}`"]
+            lines += ["", f"Last `phalanx bench mpc` record: `{json.dumps(rounded(detail))}`"]
     lines += ["", "Command:", "", f"    .venv/bin/python benchmarks/flower_compare.py {args.argv}"]
     return "\n".join(lines)
+
+
+def rounded(value: object) -> object:
+    """Floats to 4 significant digits, recursively, for a readable record."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
 
 
 def write_docs(section: str) -> None:
