@@ -337,15 +337,20 @@ def error_bound(rule: Rule, accepted: Sequence[FloatVec], ctx: RuleContext,
     step = 2.0**-frac_bits
     if isinstance(rule, RobustStochasticAggregation) or not accepted:
         return 0.0
-    x = np.stack([np.asarray(v, np.float64) for v in accepted])
+    # streamed over the inputs: no n × d float64 copy
+    x_max = max(float(np.abs(v).max()) for v in accepted)
     if isinstance(rule, FLTrust):
         g0 = rule.normalized_reference(ctx).astype(np.float64)
-        w = np.maximum(x @ g0, 0.0) / max(float(g0 @ g0), 1e-30)
-        total = float(w.sum())
+        g0_sq = max(float(g0 @ g0), 1e-30)
+        w = [max(float(np.asarray(v, np.float64) @ g0), 0.0) / g0_sq for v in accepted]
+        total = float(sum(w))
         if total <= 0.0:
             return 0.0
         s = float(np.linalg.norm(rule.reference_of(ctx).astype(np.float64))) / rule.nu
-        out = float(np.abs((w @ x) * s / total).max())
-        return s * step * (1 + 4 * len(accepted) * float(np.abs(x).max()) / total) + 1e-6 * out
+        out = np.zeros(ctx.dim, np.float64)
+        for wi, v in zip(w, accepted, strict=True):
+            out += wi * np.asarray(v, np.float64)
+        out_max = float(np.abs(out).max()) * s / total
+        return s * step * (1 + 4 * len(accepted) * x_max / total) + 1e-6 * out_max
     center = float(np.abs(ctx.reference).max()) if ctx.reference is not None else 0.0
-    return step + 1e-6 * (float(np.abs(x).max()) + float(center))
+    return step + 1e-6 * (x_max + center)
