@@ -10,6 +10,7 @@ per second, and the relative difference ||U - U_first|| / ||U_first|| of the upd
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def main() -> None:
     seeds = list(range(args.clients))
     print(f"# {args.dataset} {args.model} d={count_parameters(model)} clients={args.clients} "
           f"examples={args.examples} epochs={args.epochs} batch={args.batch_size} "
-          f"threads={threads}")
+          f"threads={threads} load average={os.getloadavg()[0]:.2f}")
     print(f"{'method':>9} {'s/round':>9} {'clients/s':>10} {'rel.diff':>10}")
     methods = args.methods.split(",")
     best = dict.fromkeys(methods, float("inf"))
