@@ -2,9 +2,10 @@
 
 Updates travel as flat float32 numpy vectors: ``update = local params − global params`` in the
 order of ``model.parameters()``. :func:`train_clients` is the simulator's hot path: it trains k
-clients from the same global parameters, either one after the other (``method="loop"``) or all at
-once with ``torch.func.vmap`` over stacked per-client parameters (``method="vmap"``), which computes
-the same per-client math (docs/ml.md, "Batched training").
+clients from the same global parameters one after the other (``loop``), all at once with
+``torch.func.vmap`` over stacked per-client parameters (``vmap``), or split over forked one-thread
+workers (``fork``, ``fork-vmap``); every method computes the same per-client math, and ``auto``
+picks the fastest measured one (docs/ml.md, "Batched training").
 """
 
 from __future__ import annotations
