@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
                                            help="Aggregate under MPC.")] = None,
         committee: Annotated[int | None, Opt(help="Committee size m (secure).")] = None,
         threshold: Annotated[int | None, Opt(help="Privacy threshold t (secure).")] = None,
+        ledger: Annotated[str | None, Opt(help="none, embedded (the contract on an in-process "
+                                               "EVM) or model (its Python mirror).")] = None,
+        voters: Annotated[int | None, Opt(help="Voters per round (with a ledger) [5].")] = None,
         seed: Annotated[int | None, Opt(help="Seed of every random choice [0].")] = None,
         out: Annotated[Path | None, Opt(help="Run directory [runs/<name>-<time>].")] = None,
         progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
@@ -90,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 model=model, dataset=dataset, data_dir=data_dir, partition=partition, alpha=alpha,
                 local_epochs=local_epochs, batch_size=batch_size, lr=lr,
                 malformed_peers=malformed_peers, secure=secure, committee=committee,
-                threshold=threshold, seed=seed,
+                threshold=threshold, ledger=ledger, voters=voters, seed=seed,
             )
             run_dir = out or default_run_dir(cfg)
             summary = run_with_progress(cfg, run_dir, progress, run_simulation)

@@ -19,6 +19,7 @@ DATASETS = ("digits", "mnist", "fashion-mnist")
 PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("logreg", "mlp", "cnn", "cnn1m")
 MALFORMED_KINDS = ("nan", "inf", "wrong-length")
+LEDGERS = ("none", "embedded", "model")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class SimConfig:
     secure: bool = False
     committee: int = 5
     threshold: int = 1
+    # ledger (protocol.md §4): "none" = no chain, "embedded" = the contract on an in-process
+    # EVM, "model" = its pure-Python mirror (fast, bit-identical integer math)
+    ledger: str = "none"
+    voters: int = 5
+    #: a voter accepts iff candidate accuracy >= (1 - epsilon) · current accuracy
+    epsilon: float = 0.05
+    #: share of each peer's data held out as its private validation set (chained runs)
+    validation_fraction: float = 0.2
+    #: malicious voters vote against their honest judgement (when the attack is not "none")
+    voting_attack: bool = True
     # learning
     rounds: int = 20
     model: str = "mlp"
@@ -74,6 +85,12 @@ class SimConfig:
             raise ConfigError(
                 f"committee={self.committee} must be >= 3*threshold+1={3 * self.threshold + 1}"
             )
+        check_choice("ledger", self.ledger, LEDGERS)
+        check_int("voters", self.voters, 0)
+        check_fraction("epsilon", self.epsilon, hi_open=True)
+        check_fraction("validation_fraction", self.validation_fraction, hi_open=True)
+        if self.ledger != "none":
+            check_roles(self)
         check_int("rounds", self.rounds, 1)
         check_choice("model", self.model, MODELS)
         check_choice("dataset", self.dataset, DATASETS)
@@ -163,6 +180,24 @@ def toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise ConfigError(f"cannot write {value!r} as TOML")
+
+
+def check_roles(cfg: SimConfig) -> None:
+    """Committee, proposers and voters are disjoint (protocol.md §4): they must fit the peers."""
+    if cfg.committee < 3 * cfg.threshold + 1:
+        raise ConfigError(
+            f"committee={cfg.committee} must be >= 3*threshold+1={3 * cfg.threshold + 1}"
+        )
+    proposers = cfg.proposers or cfg.peers - cfg.committee - cfg.voters
+    seats = cfg.committee + proposers + cfg.voters
+    if proposers < 1 or seats > cfg.peers:
+        raise ConfigError(
+            f"committee={cfg.committee} + proposers={proposers} + voters={cfg.voters} "
+            f"must fit in peers={cfg.peers} with at least one proposer"
+        )
+    if not 0 < cfg.validation_fraction:
+        raise ConfigError(f"validation_fraction={cfg.validation_fraction} must be > 0 "
+                          f"when ledger={cfg.ledger!r} (voters need held-out data)")
 
 
 def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:

@@ -189,10 +189,13 @@ def malformed_update(kind: str, dim: int) -> np.ndarray:
     return np.zeros(dim + 1, np.float32)
 
 
-def collect_updates(fed: Federation, rnd: int, seconds: dict[str, float]
-                    ) -> tuple[list[int], list[np.ndarray]]:
-    """Every proposer's raw update, attacks applied; broken peers' garbage appended last."""
-    proposers = select_proposers(fed, rnd)
+def collect_updates(fed: Federation, rnd: int, seconds: dict[str, float],
+                    proposers: Sequence[int] | None = None) -> tuple[list[int], list[np.ndarray]]:
+    """Every proposer's raw update, attacks applied; broken peers' garbage appended last.
+
+    ``proposers`` defaults to :func:`select_proposers` (the ledger's sortition in chained runs).
+    """
+    proposers = select_proposers(fed, rnd) if proposers is None else sorted(proposers)
     honest = [p for p in proposers if p not in fed.malicious]
     bad = [p for p in proposers if p in fed.malicious]
     with timed(seconds, "train"):
@@ -213,10 +216,25 @@ def collect_updates(fed: Federation, rnd: int, seconds: dict[str, float]
     return ids, raw
 
 
-def run_round(fed: Federation, rnd: int) -> RoundMetrics:
-    """One round; mutates ``fed.global_params`` only once the aggregate is known to be finite."""
-    seconds: dict[str, float] = {}
-    ids, raw = collect_updates(fed, rnd, seconds)
+@dataclass
+class Proposal:
+    """One round's candidate: who proposed what, and the committee's aggregate."""
+
+    ids: list[int]
+    prepared: list[np.ndarray]
+    outcome: AggregateOutcome
+
+    @property
+    def usable(self) -> bool:
+        """Finite and not aborted: the only kind of aggregate that may touch the model."""
+        agg = self.outcome.aggregate
+        return bool(np.isfinite(agg.vector).all()) and not self.outcome.extra.get("aborted")
+
+
+def propose_and_aggregate(fed: Federation, rnd: int, seconds: dict[str, float],
+                          proposers: Sequence[int] | None = None) -> Proposal:
+    """Train, attack, prepare on the clients, then aggregate (steps 2–6 of the round)."""
+    ids, raw = collect_updates(fed, rnd, seconds, proposers)
     with timed(seconds, "reference"):
         reference = reference_for(fed, rnd)
     ctx = RuleContext(dim=fed.global_params.size, reference=reference,
@@ -227,12 +245,31 @@ def run_round(fed: Federation, rnd: int) -> RoundMetrics:
                     for peer, u in zip(ids, raw, strict=True)]
     with timed(seconds, "aggregate"):
         outcome = fed.aggregate_fn(fed.rule, prepared, ctx, rnd)
-    agg = outcome.aggregate
-    if np.isfinite(agg.vector).all() and not outcome.extra.get("aborted"):
-        fed.global_params = (fed.global_params + agg.vector).astype(np.float32)
-        fed.previous_update = agg.vector.astype(np.float32)
+    return Proposal(ids, prepared, outcome)
+
+
+def apply_proposal(fed: Federation, proposal: Proposal) -> None:
+    """Move the global model by the aggregate (only a usable one)."""
+    if proposal.usable:
+        vector = proposal.outcome.aggregate.vector
+        fed.global_params = (fed.global_params + vector).astype(np.float32)
+        fed.previous_update = vector.astype(np.float32)
+
+
+def run_round(fed: Federation, rnd: int) -> RoundMetrics:
+    """One round; mutates ``fed.global_params`` only once the aggregate is known to be finite."""
+    seconds: dict[str, float] = {}
+    proposal = propose_and_aggregate(fed, rnd, seconds)
+    apply_proposal(fed, proposal)
+    return round_metrics(fed, rnd, proposal, seconds)
+
+
+def round_metrics(fed: Federation, rnd: int, proposal: Proposal,
+                  seconds: dict[str, float]) -> RoundMetrics:
+    """Evaluate the global model and describe the round."""
     with timed(seconds, "evaluate"):
         acc, loss, asr = evaluate_global(fed)
+    ids, agg = proposal.ids, proposal.outcome.aggregate
     accepted_ids = [ids[i] for i in agg.accepted]
     return RoundMetrics(
         round=rnd, accuracy=acc, loss=loss, attack_success_rate=asr, seconds=seconds,
@@ -241,7 +278,7 @@ def run_round(fed: Federation, rnd: int) -> RoundMetrics:
         malicious_accepted=sum(1 for p in accepted_ids if p in fed.malicious),
         rejected=[{"peer": ids[r.index], "reason": r.reason.value, "detail": r.detail}
                   for r in agg.rejected],
-        revealed=dict(agg.revealed), extra=outcome.extra,
+        revealed=dict(agg.revealed), extra=dict(proposal.outcome.extra),
     )
 
 

@@ -35,12 +35,12 @@ def simulate(cfg: SimConfig, out_dir: Path, on_round: OnRound | None = None) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.toml").write_text(dump_toml(cfg.to_dict()))
     start = time.perf_counter()
-    fed = build_federation(cfg)
+    play = make_round_player(cfg)
     setup_s = time.perf_counter() - start
     history: list[RoundMetrics] = []
     with (out_dir / "metrics.jsonl").open("w") as sink:
         for rnd in range(1, cfg.rounds + 1):
-            metrics = run_round(fed, rnd)
+            metrics = play(rnd)
             history.append(metrics)
             sink.write(json.dumps(dataclasses.asdict(metrics), default=float) + "\n")
             sink.flush()
@@ -50,6 +50,17 @@ def simulate(cfg: SimConfig, out_dir: Path, on_round: OnRound | None = None) -> 
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_accuracy(history, out_dir / "accuracy.png", title=run_title(cfg))
     return summary
+
+
+def make_round_player(cfg: SimConfig) -> Callable[[int], RoundMetrics]:
+    """Build the federation (with its ledger when ``cfg.ledger``) and return its round function."""
+    if cfg.ledger != "none":
+        from phalanx.sim.chained import build_chained, run_chained_round
+
+        run = build_chained(cfg)
+        return lambda rnd: run_chained_round(run, rnd)
+    fed = build_federation(cfg)
+    return lambda rnd: run_round(fed, rnd)
 
 
 def summarize(cfg: SimConfig, history: list[RoundMetrics], setup_s: float,

@@ -1,0 +1,64 @@
+"""The whole round with the contract: roles by sortition, votes, settlement, slashing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from phalanx.errors import ConfigError
+from phalanx.sim.chained import POOL, STAKE, build_chained, run_chained_round, stakes_by_peer
+from phalanx.sim.config import SimConfig
+
+ETHER = 10**18
+
+
+@pytest.mark.parametrize("ledger", ["model", "embedded"])
+def test_lying_voters_are_slashed_and_the_model_moves_only_when_accepted(ledger: str) -> None:
+    # Prepare: 14 peers, committee 4 (t=1), 5 voters, 5 proposers; 30% malicious
+    cfg = SimConfig(peers=14, committee=4, threshold=1, voters=5, malicious=0.3, rounds=3,
+                    model="logreg", ledger=ledger, seed=2)
+    run = build_chained(cfg)
+    # Execute
+    rows = [run_chained_round(run, rnd) for rnd in range(1, cfg.rounds + 1)]
+    # Assert: roles are disjoint and come from the chain
+    for row in rows:
+        info = row.extra["ledger"]
+        assert not set(info["committee"]) & set(info["voters"])
+        assert row.proposers == 5
+        slashed_voters = {p for p, reason, _ in info["slashed"] if reason == "voter"}
+        losers = {int(p) for p, accept in info["ballots"].items() if accept != info["accepted"]}
+        assert slashed_voters == losers  # σ_v for every voter on the losing side, no one else
+    # honest voters never lose stake; every slashed voter is malicious here
+    stakes = stakes_by_peer(run)
+    for peer, stake in enumerate(stakes):
+        if peer not in run.fed.malicious:
+            assert stake >= STAKE
+    slashed = {p for row in rows for p, reason, _ in row.extra["ledger"]["slashed"]}
+    assert slashed <= run.fed.malicious
+    # conservation: stakes + pool = what was put in
+    pool = int(round(rows[-1].extra["ledger"]["pool_ether"] * ETHER))
+    assert abs(sum(stakes) + pool - (cfg.peers * STAKE + POOL)) < 10**6
+    assert rows[-1].accuracy > 0.5
+
+
+def test_ledger_roles_must_fit_the_peers() -> None:
+    with pytest.raises(ConfigError, match="must fit in peers=8"):
+        SimConfig(peers=8, committee=5, voters=5, ledger="model")
+
+
+def test_cli_runs_a_secure_round_on_the_embedded_chain(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from phalanx.cli import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["simulate", "--ledger", "embedded", "--secure", "--rounds",
+                                      "1", "--peers", "12", "--voters", "3", "--committee", "4",
+                                      "--model", "logreg", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["extra"]["ledger"]["stands"] is True
+    assert row["extra"]["aborted"] is None
+    assert row["proposers"] == 12 - 4 - 3
