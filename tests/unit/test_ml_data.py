@@ -84,6 +84,20 @@ def test_mnist_parent_dir_and_env_resolve_to_the_dataset_folder(monkeypatch) -> 
 
 
 @needs_mnist
+def test_uncompressed_mnist_file_is_accepted_and_verified(tmp_path: Path) -> None:
+    # Prepare: three gzipped files, the train labels uncompressed
+    for path in SHARED_MNIST.glob("*-ubyte.gz"):
+        if path.name.startswith("train-labels"):
+            (tmp_path / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
+        else:
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    # Execute
+    ds = load_dataset("mnist", tmp_path, download=False)
+    # Assert
+    assert ds.y_train.shape == (60000,) and int(ds.y_train[0]) == 5  # MNIST's first label is 5
+
+
+@needs_mnist
 def test_corrupted_mnist_copy_fails_its_checksum(tmp_path: Path) -> None:
     # Prepare: a valid copy with one flipped label byte, re-gzipped
     for name in ("train-images", "t10k-images", "t10k-labels"):
