@@ -187,7 +187,7 @@ def summarize(runs: list[Run]) -> dict[str, list[Run]]:
 def render(args: argparse.Namespace, runs: list[Run]) -> str:
     groups = summarize(runs)
     lines = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, N={args.clients} clients, "
+        f"Measured from {args.started:%Y-%m-%d %H:%M} UTC, N={args.clients} clients, "
         f"d={args.dim}, {args.repeats} repeat(s), {os.cpu_count()} cores.",
         "",
         "| system | median s | runs s | process wall s | process CPU s | load (1 min) before |",
@@ -262,6 +262,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
+    args.started = datetime.now(UTC)
     check_setup(args)
     runs = measure(args)
     section = render(args, runs)
