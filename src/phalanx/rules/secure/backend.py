@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from phalanx.attacks.servers import ServerFault, ServerFaults
 from phalanx.errors import AggregationError, ConfigError
 from phalanx.mpc.channel import LocalChannel, client_party
 from phalanx.mpc.circuit import Circuit, ClientSecrets
@@ -161,10 +162,14 @@ class SecureBackend:
         ctx: RuleContext,
         seed: bytes,
         client_ids: Sequence[int] | None = None,
-        server_faults: ShareTamper | None = None,
+        server_faults: ShareTamper | Sequence[ServerFault] | None = None,
         client_faults: Mapping[int, ClientFault] | None = None,
     ) -> SecureResult:
-        """One secure aggregation; ``client_faults`` maps input index → injected cheating."""
+        """One secure aggregation; ``client_faults`` maps input index → injected cheating and
+        ``server_faults`` is a ``ServerFaults`` model or a list of ``ServerFault``."""
+        tamper: ShareTamper | None = (ServerFaults(server_faults)
+                                      if isinstance(server_faults, (list, tuple))
+                                      else server_faults)  # type: ignore[assignment]
         if len(seed) != 32:
             raise ConfigError(f"seed has {len(seed)} bytes, expected 32")
         n = len(prepared_inputs)
@@ -172,7 +177,7 @@ class SecureBackend:
         if len(ids) != n or len(set(ids)) != n:
             raise ConfigError(f"client_ids must be {n} distinct ids, got {ids}")
         run = _Run(self.params, rule, ctx, seed, make_circuit(rule, ctx, self.params, n),
-                   dict(client_faults or {}), server_faults,
+                   dict(client_faults or {}), tamper,
                    self.envelope(derive(seed, "envelope"), self.params.m), self.clock)
         return run.execute(prepared_inputs, ids)
 
