@@ -129,8 +129,8 @@ def register(app: typer.Typer) -> None:
                                partition=partition, alpha=alpha, seed=seed)
             rule_list = [r.strip() for r in rules.split(",") if r.strip()]
             attack_list = [a.strip() for a in attacks.split(",") if a.strip()]
-            run_grid(base, rule_list, attack_list, out,
-                     on_cell=lambda c: typer.echo(f"{c.rule:>13} × {c.attack:<11} {cell_text(c)}"))
+            run_grid(base, rule_list, attack_list, out, on_cell=lambda cells: typer.echo(
+                f"{cells[-1].rule:>13} × {cells[-1].attack:<11} {cell_text(cells[-1])}"))
         except ConfigError as e:
             fail(e)
             return

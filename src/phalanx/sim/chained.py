@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from phalanx.chain.ledger import Attestation, ContractLedger, Roles, make_ledger
 from phalanx.chain.model import Phase, Settlement, TaskParams
+from phalanx.ml.data import Dataset
 from phalanx.ml.train import evaluate, set_flat_params
 from phalanx.sim.config import SimConfig
 from phalanx.sim.federation import (
@@ -55,9 +56,9 @@ class ChainedFederation:
     secrets: dict[str, bytes] = field(default_factory=dict)
 
 
-def build_chained(cfg: SimConfig) -> ChainedFederation:
+def build_chained(cfg: SimConfig, data: Dataset | None = None) -> ChainedFederation:
     """Deploy the task, register every peer with the same stake, hold out validation data."""
-    fed = build_federation(cfg)
+    fed = build_federation(cfg, data)
     rng = np.random.default_rng([cfg.seed, 99])
     validation = []
     for peer, (x, y) in enumerate(fed.shards):

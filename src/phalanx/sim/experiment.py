@@ -10,6 +10,7 @@ from pathlib import Path
 
 from phalanx.errors import ConfigError
 from phalanx.sim.config import SimConfig
+from phalanx.sim.federation import load_sim_dataset
 from phalanx.sim.run import simulate
 
 
@@ -26,20 +27,24 @@ class Cell:
 
 
 def run_grid(base: SimConfig, rules: Sequence[str], attacks: Sequence[str], out_dir: Path,
-             on_cell: Callable[[Cell], None] | None = None) -> list[Cell]:
-    """Run every (rule, attack) pair with ``base``'s other settings; one sub-directory per cell."""
+             on_cell: Callable[[list[Cell]], None] | None = None) -> list[Cell]:
+    """Run every (rule, attack) pair with ``base``'s other settings; one sub-directory per cell.
+
+    The dataset is loaded once for the whole grid; ``on_cell`` sees the cells done so far.
+    """
     if not rules or not attacks:
         raise ConfigError(f"rules={list(rules)} and attacks={list(attacks)} must be non-empty")
     configs = [(r, a, base.replace(rule=r, attack=a, rule_params={})) for r in rules
                for a in attacks]  # validates every cell before the first one runs
-    cells = []
+    data = load_sim_dataset(base)
+    cells: list[Cell] = []
     for rule, attack, cfg in configs:
-        summary = simulate(cfg, out_dir / f"{rule}__{attack}")
-        cell = Cell(rule, attack, summary["final_accuracy"], summary["final_attack_success_rate"],
-                    summary["rejected_inputs"], summary["wall_s"])
-        cells.append(cell)
+        summary = simulate(cfg, out_dir / f"{rule}__{attack}", data=data)
+        cells.append(Cell(rule, attack, summary["final_accuracy"],
+                          summary["final_attack_success_rate"], summary["rejected_inputs"],
+                          summary["wall_s"]))
         if on_cell is not None:
-            on_cell(cell)
+            on_cell(cells)
     write_tables(cells, rules, attacks, out_dir, title=grid_title(base))
     return cells
 
@@ -62,7 +67,7 @@ def markdown_table(cells: Sequence[Cell], rules: Sequence[str], attacks: Sequenc
     by_key = {(c.rule, c.attack): c for c in cells}
     lines = ["| rule | " + " | ".join(attacks) + " |", "|---" * (len(attacks) + 1) + "|"]
     for rule in rules:
-        row = [cell_text(by_key[(rule, a)]) if (rule, a) in by_key else "" for a in attacks]
+        row = [cell_text(by_key[(rule, a)]) if (rule, a) in by_key else "·" for a in attacks]
         lines.append(f"| {rule} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -79,13 +79,16 @@ class RoundMetrics:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_federation(cfg: SimConfig) -> Federation:
-    """Load the data, hold out the root set, split the rest among the peers, pick the attackers."""
+def build_federation(cfg: SimConfig, data: Dataset | None = None) -> Federation:
+    """Load the data, hold out the root set, split the rest among the peers, pick the attackers.
+
+    ``data`` skips the loading (a grid of runs shares one copy; it is never modified).
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    data = load_dataset(cfg.dataset, None if cfg.data_dir is None else _path(cfg.data_dir),
-                        seed=cfg.seed)
+    if data is None:
+        data = load_sim_dataset(cfg)
     order = rng.permutation(len(data.y_train))
     root_idx, rest = order[: cfg.root_size], order[cfg.root_size :]
     parts = partition(data.y_train[rest].numpy(), cfg.peers, cfg.partition, alpha=cfg.alpha,
@@ -115,10 +118,12 @@ def build_federation(cfg: SimConfig) -> Federation:
     )
 
 
-def _path(value: str) -> Any:
+def load_sim_dataset(cfg: SimConfig) -> Dataset:
+    """The configured dataset, from ``cfg.data_dir`` (or the loader's default locations)."""
     from pathlib import Path
 
-    return Path(value).expanduser()
+    data_dir = None if cfg.data_dir is None else Path(cfg.data_dir).expanduser()
+    return load_dataset(cfg.dataset, data_dir, seed=cfg.seed)
 
 
 def make_aggregate_fn(

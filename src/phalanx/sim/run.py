@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phalanx.ml.data import Dataset
 from phalanx.sim.config import SimConfig, dump_toml
 from phalanx.sim.federation import RoundMetrics, build_federation, run_round
 
@@ -30,12 +31,16 @@ def default_run_dir(cfg: SimConfig, root: Path = Path("runs")) -> Path:
     return root / f"{cfg.dataset}-{cfg.rule}-{cfg.attack}-s{cfg.seed}-{stamp}"
 
 
-def simulate(cfg: SimConfig, out_dir: Path, on_round: OnRound | None = None) -> dict[str, Any]:
-    """Run ``cfg.rounds`` rounds, writing the run directory as it goes; returns the summary."""
+def simulate(cfg: SimConfig, out_dir: Path, on_round: OnRound | None = None,
+             data: Dataset | None = None) -> dict[str, Any]:
+    """Run ``cfg.rounds`` rounds, writing the run directory as it goes; returns the summary.
+
+    ``data``: an already loaded dataset to use instead of loading ``cfg.dataset``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.toml").write_text(dump_toml(cfg.to_dict()))
     start = time.perf_counter()
-    play = make_round_player(cfg)
+    play = make_round_player(cfg, data)
     setup_s = time.perf_counter() - start
     history: list[RoundMetrics] = []
     with (out_dir / "metrics.jsonl").open("w") as sink:
@@ -52,14 +57,15 @@ def simulate(cfg: SimConfig, out_dir: Path, on_round: OnRound | None = None) -> 
     return summary
 
 
-def make_round_player(cfg: SimConfig) -> Callable[[int], RoundMetrics]:
+def make_round_player(cfg: SimConfig,
+                      data: Dataset | None = None) -> Callable[[int], RoundMetrics]:
     """Build the federation (with its ledger when ``cfg.ledger``) and return its round function."""
     if cfg.ledger != "none":
         from phalanx.sim.chained import build_chained, run_chained_round
 
-        run = build_chained(cfg)
+        run = build_chained(cfg, data)
         return lambda rnd: run_chained_round(run, rnd)
-    fed = build_federation(cfg)
+    fed = build_federation(cfg, data)
     return lambda rnd: run_round(fed, rnd)
 
 
