@@ -61,6 +61,7 @@ class EmbeddedLedger(ContractLedger):
 
     def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
         method = getattr(self.contract, fn)
+        self.env._reset_access_counters()  # every transaction starts cold, as on a chain
         try:
             method(*args, sender=sender.address, value=value)
         except BoaError as e:

@@ -20,9 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
-from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
 from phalanx.chain.ledger import ContractLedger, Event, get_contract_source
@@ -69,7 +69,10 @@ class RpcLedger(ContractLedger):
                                         abi=get_artifacts()["abi"])
         self.chain_id = int(w3.eth.chain_id)
         self.gas_log = []
-        self._event_names = [e["name"] for e in get_artifacts()["abi"] if e["type"] == "event"]
+        self._nonces: dict[str, int] = {}
+        self._price: int | None = None
+        self._topics = {bytes(event_abi_to_log_topic(e)): str(e["name"])
+                        for e in get_artifacts()["abi"] if e["type"] == "event"}
 
     @staticmethod
     def connect(url: str) -> Web3:
@@ -118,6 +121,21 @@ class RpcLedger(ContractLedger):
         return cls(w3, address, TaskParams(*[int(x) for x in raw]))
 
     # -- primitives -------------------------------------------------------------------------
+    def _next_nonce(self, address: str) -> int:
+        """The sender's next nonce, cached (one node query per sender)."""
+        n = self._nonces.get(address)
+        if n is None:
+            n = int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address),
+                                                      "pending"))
+        self._nonces[address] = n + 1
+        return n
+
+    def _gas_price(self) -> int:
+        """The node's gas price, read once per ledger (dev nodes keep it stable)."""
+        if self._price is None:
+            self._price = int(self.w3.eth.gas_price) * 2
+        return self._price
+
     def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
         call = getattr(self.contract.functions, fn)(*args)
         base = {"from": sender.address, "value": value}
@@ -125,18 +143,23 @@ class RpcLedger(ContractLedger):
             gas = call.estimate_gas(base, block_identifier="pending")
         except (ContractLogicError, ValueError) as e:
             raise Reverted(self._explain(call, base), f"{fn} from {sender.address}") from e
-        tx = call.build_transaction({**base, "gas": gas + gas // 5 + 10_000,
-                                     "nonce": self.w3.eth.get_transaction_count(sender.address,
-                                                                                "pending")})
-        receipt = _send(self.w3, sender, tx)
+        tx = {"to": self.contract.address, "data": call._encode_transaction_data(),
+              "value": value, "gas": gas + gas // 5 + 10_000, "chainId": self.chain_id,
+              "gasPrice": self._gas_price(), "nonce": self._next_nonce(sender.address)}
+        try:
+            receipt = _send(self.w3, sender, tx)
+        except (Web3Exception, ValueError):
+            self._nonces.pop(sender.address, None)  # re-read from the node next time
+            raise
         if receipt["status"] != 1:
             raise Reverted("", f"{fn} from {sender.address} failed on chain")
         self.gas_log.append((fn, int(receipt["gasUsed"])))
-        found: list[tuple[int, str, dict[str, Any]]] = []
-        for name in self._event_names:
-            for ev in self.contract.events[name]().process_receipt(receipt, errors=DISCARD):
-                found.append((int(ev["logIndex"]), name, dict(ev["args"])))
-        return [(name, args) for _, name, args in sorted(found, key=lambda x: x[0])]
+        events: list[Event] = []
+        for log in receipt["logs"]:  # in log order
+            name = self._topics.get(bytes(log["topics"][0])) if log["topics"] else None
+            if name is not None and log["address"] == self.contract.address:
+                events.append((name, dict(self.contract.events[name]().process_log(log)["args"])))
+        return events
 
     def _explain(self, call: Any, base: dict[str, Any]) -> str:
         """The dev reason of a failing call, by tracing it (empty if the node cannot)."""
