@@ -7,6 +7,10 @@ k_A to A's members; with f_A the degree-t polynomial with f_A(0) = 1 that vanish
 
     ρ = Σ_A PRG(k_A)   and   F(X) = Σ_A PRG(k_A)·f_A(X)   (degree t, F(0) = ρ).
 
+
+With integer weights instead of f_A (cheaper: no field multiplications), g_A(X) = Π_{b ∉ A}(α_b − X)
+= f_A(X)·Π_{b ∉ A} α_b, the client uses ρ = Σ_A g_A(0)·PRG(k_A) and F(X) = Σ_A g_A(X)·PRG(k_A):
+still degree t with F(0) = ρ, and |g_A(α_j)| < m^t, so each term is a two-product multiplication.
 The client publishes the masked vector c = z − ρ once (a content-addressed blob whose hash it
 commits to); server j's Shamir share of z is c + F(α_j) = c + Σ_{A ∋ j} f_A(α_j)·PRG(k_A), computed
 from public c and the keys it holds. Any t servers miss the key of the set formed by the others,
@@ -20,37 +24,65 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numba as nb
 import numpy as np
 
-from phalanx.mpc.field import FieldVec, combine_rows, sub
-from phalanx.mpc.prg import expand
-from phalanx.mpc.przs import KeySet, f_a, key_sets
+from phalanx.errors import ConfigError
+from phalanx.mpc.field import FieldVec, P, addmod, submod
+from phalanx.mpc.prg import Prg, derive
+from phalanx.mpc.przs import KeySet, key_sets
 from phalanx.mpc.shamir import point
 
+_P = np.uint64(P)
 
-def mask_of(keys: Mapping[KeySet, bytes], length: int, label: str) -> FieldVec:
-    """ρ = Σ_A PRG(k_A) over every key set."""
-    rows = np.stack([expand(k, length, "mask", label) for k in keys.values()])
-    out: FieldVec = combine_rows([[1] * len(keys)], rows)[0]
+
+@nb.njit(cache=True, nogil=True)
+def _add_small_multiple(out: FieldVec, v: FieldVec, coef: int) -> None:
+    """out ← out + coef·v mod p for a small signed integer coef (|coef| < 2^31)."""
+    c = np.uint64(abs(coef))
+    m32 = np.uint64(0xFFFFFFFF)
+    m29 = np.uint64((1 << 29) - 1)
+    for i in range(out.shape[0]):
+        lo = (v[i] & m32) * c
+        h = (v[i] >> np.uint64(32)) * c
+        r = (lo & _P) + (lo >> np.uint64(61)) + (h >> np.uint64(29)) + ((h & m29) << np.uint64(32))
+        r = (r & _P) + (r >> np.uint64(61))
+        if r >= _P:
+            r -= _P
+        out[i] = addmod(out[i], r) if coef >= 0 else submod(out[i], r)
+
+
+def weight(key_set: KeySet, m: int, x: int) -> int:
+    """g_A(x) = Π_{b ∉ A} (α_b − x), a small signed integer for x ∈ {0, α_1..α_m}."""
+    val = 1
+    for b in range(m):
+        if b not in key_set:
+            val *= point(b) - x
+    return val
+
+
+def _weighted_sum(start: FieldVec, keys: Mapping[KeySet, bytes], weights: Mapping[KeySet, int],
+                  label: str) -> FieldVec:
+    out = start.copy()
+    buf = np.empty(out.shape[0] + 2, np.uint64)  # one reused key-stream buffer
+    for a, k in keys.items():
+        vec = Prg(derive(k, "mask", label)).field_elements(out.shape[0], out=buf)
+        _add_small_multiple(out, vec, weights[a])
     return out
 
 
 def share_masked(secret: FieldVec, *, m: int, t: int, keys: Mapping[KeySet, bytes],
                  label: str) -> FieldVec:
-    """The public masked vector c = z − ρ (``keys`` must hold one key per set of m − t)."""
+    """The public masked vector c = z − Σ_A g_A(0)·PRG(k_A) (one key per set of m − t)."""
     if sorted(keys) != key_sets(m, t):
-        raise ValueError(f"masked sharing needs one key per set of m - t = {m - t} servers")
-    return sub(secret, mask_of(keys, secret.shape[0], label))
+        raise ConfigError(f"masked sharing needs one key per set of m - t = {m - t} servers")
+    weights = {a: -weight(a, m, 0) for a in keys}
+    return _weighted_sum(secret, keys, weights, label)
 
 
 def masked_share(masked: FieldVec, keys: Mapping[KeySet, bytes], server: int, *, m: int,
                  label: str) -> FieldVec:
-    """Server ``server``'s Shamir share c + Σ_{A ∋ j} f_A(α_j)·PRG(k_A)."""
-    sets = [a for a in keys if server in a]
-    rows = np.empty((len(sets) + 1, masked.shape[0]), np.uint64)
-    rows[0] = masked
-    for r, a in enumerate(sets, start=1):
-        rows[r] = expand(keys[a], masked.shape[0], "mask", label)
-    coeffs = [1] + [f_a(a, m, point(server)) for a in sets]
-    out: FieldVec = combine_rows([coeffs], rows)[0]
-    return out
+    """Server ``server``'s Shamir share c + Σ_{A ∋ j} g_A(α_j)·PRG(k_A)."""
+    mine = {a: k for a, k in keys.items() if server in a}
+    weights = {a: weight(a, m, point(server)) for a in mine}
+    return _weighted_sum(masked, mine, weights, label)
