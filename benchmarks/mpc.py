@@ -54,6 +54,33 @@ def row(r: dict[str, object]) -> str:
             f"err {r['max_abs_error']:.2g}")
 
 
+def markdown(rows: list[dict[str, object]]) -> str:
+    """The grid as a markdown table (the last result per point wins)."""
+    last: dict[tuple[object, ...], dict[str, object]] = {}
+    for r in rows:
+        last[(r["rule"], r["clients"], r["dim"], r["committee"], r["threshold"],
+              r.get("sharing", "seeded"))] = r
+    out = ["| rule | n | d | (m,t) | sharing | plaintext CPU s | server CPU s (max) | ratio | "
+           "client CPU s (witness/share/seal) | upload ×f32 | RSS secure / total MiB | "
+           "max err (bound) |", "|" + "---|" * 12]
+    for key in sorted(last, key=lambda k: (k[2], k[5], k[0], k[1], k[3])):
+        r = last[key]
+        if "error" in r:
+            out.append(f"| {' | '.join(str(v) for v in key[:3])} | ({key[3]},{key[4]}) | "
+                       f"{key[5]} | error: {r['error']} |" + " |" * 7)
+            continue
+        cs = r["client_s"]
+        assert isinstance(cs, dict)
+        out.append(
+            f"| {r['rule']} | {r['clients']} | {r['dim']:.0e} | ({r['committee']},{r['threshold']})"
+            f" | {r.get('sharing', 'seeded')} | {r['plaintext_cpu_s']:.3f} | "
+            f"{r['server_s_max']:.3f} | {r['server_over_plaintext']:.2f} | "
+            f"{cs['witness']:.4f}/{cs['share']:.4f}/{cs['seal']:.4f} | "
+            f"{r['upload_over_float32']:.2f} | {r['peak_rss_secure_mb']:.0f} / "
+            f"{r['peak_rss_mb']:.0f} | {r['max_abs_error']:.1e} ({r['error_bound']:.1e}) |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--grid", choices=("reduced", "full"), default=None)
@@ -62,7 +89,11 @@ def main() -> None:
     ap.add_argument("--dims", default=None, help="comma-separated d values (overrides --grid)")
     ap.add_argument("--clients", default="50,100,200")
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--table", action="store_true", help="print results/mpc.jsonl as markdown")
     args = ap.parse_args()
+    if args.table:
+        print(markdown([json.loads(line) for line in OUT.read_text().splitlines() if line]))
+        return
     points: list[tuple[str, int, int, int, int, str]] = []
     if args.target:
         points.append(("fltrust", 200, 1_000_000, 5, 1, args.sharing))
