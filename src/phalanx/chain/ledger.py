@@ -162,8 +162,8 @@ class ContractLedger(ABC):
 
     # -- beacon -----------------------------------------------------------------------------
     def _beacon_target(self) -> int:
-        state = self.get_round_state()
-        return state.round + (0 if state.block < state.round_start else 1)
+        r, start = int(self._call("round")), int(self._call("round_start"))
+        return r + (0 if self.get_block() < start else 1)
 
     def commit_beacon(self, peer: LocalAccount, secret: bytes) -> None:
         """Commit to ``secret`` for the next round's beacon (binds it to the peer and round)."""

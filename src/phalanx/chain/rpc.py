@@ -211,4 +211,4 @@ def _send(w3: Web3, sender: LocalAccount, tx: dict[str, Any]) -> Any:
     """Sign ``tx`` with the sender's key, send it and wait for the receipt."""
     signed = sender.sign_transaction(tx)
     txh = w3.eth.send_raw_transaction(signed.raw_transaction)
-    return w3.eth.wait_for_transaction_receipt(txh, timeout=120, poll_latency=0.05)
+    return w3.eth.wait_for_transaction_receipt(txh, timeout=120, poll_latency=0.005)
