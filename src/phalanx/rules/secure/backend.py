@@ -176,6 +176,8 @@ class SecureBackend:
         ids = list(client_ids) if client_ids is not None else list(range(n))
         if len(ids) != n or len(set(ids)) != n:
             raise ConfigError(f"client_ids must be {n} distinct ids, got {ids}")
+        if not all(isinstance(c, int) and 0 <= c < 1 << 32 for c in ids):
+            raise ConfigError(f"client_ids must be ints in [0, 2^32), got {ids}")
         run = _Run(self.params, rule, ctx, seed, make_circuit(rule, ctx, self.params, n),
                    dict(client_faults or {}), tamper,
                    self.envelope(derive(seed, "envelope"), self.params.m), self.clock)
