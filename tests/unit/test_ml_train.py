@@ -190,8 +190,8 @@ def test_auto_method_choice(monkeypatch) -> None:
     tiny = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.int64))] * 2
     cnn = make_model("cnn", (1, 28, 28), 10)
     monkeypatch.setattr(train_module, "get_available_cpus", lambda: 2)
-    # Execute / Assert: batched inside workers for dense models and small images
-    assert choose_method(make_model("mlp", (1, 28, 28), 10), large) == "fork-vmap"
+    # Execute / Assert: workers vmap on small images, loop on large ones
+    assert choose_method(make_model("mlp", (1, 28, 28), 10), large) == "fork"
     assert choose_method(make_model("cnn1m", (1, 8, 8), 10), small) == "fork-vmap"
     assert choose_method(cnn, large) == "fork"
     assert choose_method(cnn, tiny) == "loop"  # too little work to pay for the fork

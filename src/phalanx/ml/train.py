@@ -242,17 +242,18 @@ def choose_method(model: nn.Module, shards: Sequence[Shard]) -> str:
     Forked workers with one torch thread each are used when the round is big enough
     (FORK_MIN_WORK), :func:`is_fork_safe`, and there are >= 2 clients and >= 2 CPUs: independent
     clients scale over processes, while two OpenMP threads on one small model gain little on a
-    quiet machine and collapse on a busy one. Inside a worker (or in-process when not forking),
-    vmap trains all clients at once for models without convolutions or with small (< 256 pixel)
-    images; for convolutions on larger images oneDNN's grouped kernels (what vmap makes of
-    per-client convolutions) are slower than separate ones, so clients train one after another.
+    quiet machine and collapse on a busy one. Workers vmap over their clients on small
+    (< 256 pixel) images and loop on larger ones (where a one-thread loop matched or beat vmap).
+    In-process, vmap is used for small images and models without convolutions; for convolutions
+    on larger images oneDNN's grouped kernels (what vmap makes of per-client convolutions) are
+    slower than separate ones, so clients train one after another.
     """
     height, width = shards[0][0].shape[-2:]
-    batched = not has_conv(model) or height * width < SMALL_IMAGE_PIXELS
+    small = height * width < SMALL_IMAGE_PIXELS
     if compute_work(model, shards) >= FORK_MIN_WORK and len(shards) >= 2:
         if get_available_cpus() >= 2 and is_fork_safe():
-            return "fork-vmap" if batched else "fork"
-    return "vmap" if batched else "loop"
+            return "fork-vmap" if small else "fork"
+    return "vmap" if small or not has_conv(model) else "loop"
 
 
 def compute_work(model: nn.Module, shards: Sequence[Shard]) -> int:
