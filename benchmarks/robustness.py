@@ -32,8 +32,9 @@ def main() -> None:
     ap.add_argument("--malicious", type=float, default=0.2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples-per-peer", type=int, default=100)
-    ap.add_argument("--local-epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--local-epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--rules", default=",".join(RULE_ORDER))
     ap.add_argument("--attacks", default=",".join(ATTACKS))
     ap.add_argument("--partitions", default="iid,dirichlet")
@@ -51,7 +52,7 @@ def main() -> None:
                              peers=args.peers, malicious=args.malicious, rounds=args.rounds,
                              samples_per_peer=args.samples_per_peer, partition=part, alpha=0.5,
                              local_epochs=args.local_epochs, batch_size=args.batch_size,
-                             seed=args.seed)
+                             lr=args.lr, seed=args.seed)
              for part in args.partitions.split(",")}
     start = time.perf_counter()
 
@@ -83,7 +84,7 @@ def write_report(args: argparse.Namespace, bases: dict[str, SimConfig],
         "success rate):", "", "    " + command, "",
         f"Cells finished: {finished}/{total} after {minutes:.1f} min (· = not run).", "",
         "Settings: every peer proposes every round; attackers are omniscient; local training is "
-        f"{args.local_epochs} epoch(s) of SGD (lr 0.05, momentum 0.9, batch {args.batch_size}) "
+        f"{args.local_epochs} epoch(s) of SGD (lr {args.lr}, momentum 0.9, batch {args.batch_size}) "
         f"over each peer's data budget of {args.samples_per_peer} examples; fltrust's root "
         "dataset is 100 examples held out of the training set; sign-flip sends −4·g. Rule "
         "parameters are the defaults of `phalanx.rules` (docs/rules.md).", "",

@@ -63,6 +63,8 @@ def register(app: typer.Typer) -> None:
         data_dir: Annotated[str | None, Opt(help="IDX data directory (env PHALANX_DATA).")] = None,
         partition: Annotated[str | None, Opt(help="iid, dirichlet, shards [iid].")] = None,
         alpha: Annotated[float | None, Opt(help="Dirichlet concentration [0.5].")] = None,
+        samples_per_peer: Annotated[int | None, Opt(help="Cap on each peer's examples "
+                                                         "(0 = all).")] = None,
         local_epochs: Annotated[int | None, Opt(help="Local epochs per round [5].")] = None,
         batch_size: Annotated[int | None, Opt(help="Local batch size [16].")] = None,
         lr: Annotated[float | None, Opt(help="Local learning rate [0.05].")] = None,
@@ -91,7 +93,8 @@ def register(app: typer.Typer) -> None:
                 proposers=proposers, rule=rule,
                 rule_params=parse_params(rule_param, "--rule-param"), rounds=rounds,
                 model=model, dataset=dataset, data_dir=data_dir, partition=partition, alpha=alpha,
-                local_epochs=local_epochs, batch_size=batch_size, lr=lr,
+                samples_per_peer=samples_per_peer, local_epochs=local_epochs,
+                batch_size=batch_size, lr=lr,
                 malformed_peers=malformed_peers, secure=secure, committee=committee,
                 threshold=threshold, ledger=ledger, voters=voters, seed=seed,
             )
