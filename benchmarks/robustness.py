@@ -84,7 +84,8 @@ def write_report(args: argparse.Namespace, bases: dict[str, SimConfig],
         "success rate):", "", "    " + command, "",
         f"Cells finished: {finished}/{total} after {minutes:.1f} min (· = not run).", "",
         "Settings: every peer proposes every round; attackers are omniscient; local training is "
-        f"{args.local_epochs} epoch(s) of SGD (lr {args.lr}, momentum 0.9, batch {args.batch_size}) "
+        f"{args.local_epochs} epoch(s) of SGD (lr {args.lr}, momentum 0.9, "
+        f"batch {args.batch_size}) "
         f"over each peer's data budget of {args.samples_per_peer} examples; fltrust's root "
         "dataset is 100 examples held out of the training set; sign-flip sends −4·g. Rule "
         "parameters are the defaults of `phalanx.rules` (docs/rules.md).", "",
