@@ -170,7 +170,8 @@ def vote(run: ChainedFederation, roles: Roles, candidate: np.ndarray) -> dict[in
 
 def run_chained_round(run: ChainedFederation, rnd: int) -> RoundMetrics:
     """One full round; the model moves only when the settled vote accepted the candidate."""
-    fed, seconds = run.fed, {}
+    fed = run.fed
+    seconds: dict[str, float] = {}
     with timed(seconds, "chain"):
         roles = draw_roles(run)
     proposal = propose_and_aggregate(fed, rnd, seconds,
