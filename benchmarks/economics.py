@@ -140,6 +140,10 @@ SETTINGS = [
             sigma_c=3000, sigma_p=0),
     Setting("D: as C, honest voters q=0.7", stake_multiple=2, sigma_v=3000, sigma_c=3000,
             sigma_p=0, q=0.7),
+    Setting("E: σ_v=20% σ_c=30% σ_p=0, stake 3×min", stake_multiple=3, sigma_v=2000,
+            sigma_c=3000, sigma_p=0),
+    Setting("F: as C, honest voters q=0.97", stake_multiple=2, sigma_v=3000, sigma_c=3000,
+            sigma_p=0, q=0.97),
 ]
 
 
