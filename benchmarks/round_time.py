@@ -18,7 +18,13 @@ import numpy as np
 
 from phalanx.rules import RuleContext
 from phalanx.sim.config import SimConfig
-from phalanx.sim.federation import build_federation, collect_updates, evaluate_global, reference_for
+from phalanx.sim.federation import (
+    build_federation,
+    collect_updates,
+    evaluate_global,
+    prepare_inputs,
+    reference_for,
+)
 
 
 def main() -> None:
@@ -46,7 +52,7 @@ def main() -> None:
         ids, raw = collect_updates(fed, rnd, seconds)
         ctx = RuleContext(dim=dim, reference=reference_for(fed, rnd),
                           num_byzantine=cfg.num_malicious)
-        prepared = [fed.rule.prepare(u, ctx) for u in raw]
+        prepared = prepare_inputs(fed, ids, raw, ctx)
         timings = []
         for _ in range(args.repeat):
             start = time.perf_counter()
