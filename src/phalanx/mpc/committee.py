@@ -84,6 +84,7 @@ class Outcome:
     dropped: tuple[int, ...]
     aborted: str | None
     server_seconds: tuple[float, ...]
+    breakdown: tuple[dict[str, float], ...] = ()
 
 
 @dataclass(slots=True)
@@ -121,6 +122,10 @@ class Committee:
         self.seed, self.clock, self.tamper = seed, clock, tamper
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.seconds = [0.0] * m
+        #: per server: seconds by kind of work (transport: fetch, verify and open bundles;
+        #: compute: expansion and the fused pass; openings: exchange and decoding; round: PRZS)
+        self.breakdown = [{"transport": 0.0, "compute": 0.0, "openings": 0.0, "round": 0.0}
+                          for _ in range(m)]
         self.state = _State()
         self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
         self.acc = {j: circuit.new_accumulator() for j in range(m)}
@@ -185,7 +190,7 @@ class Committee:
             t0 = self.clock()
             self.state.check_zero[j] = zero_share(
                 self.keys[j], j, m=self.m, t=self.t, label="checks", length=len(clients) * g)
-            self.seconds[j] += self.clock() - t0
+            self._add(j, "round", self.clock() - t0)
 
     # -- 4. per client ------------------------------------------------------------------------
     def process(self, client: int, bundles1: Mapping[int, SealedBundle],
@@ -198,16 +203,22 @@ class Committee:
         for j in active:
             t0 = self.clock()
             got = self._open_shares(client, j, bundles1.get(j), public)
+            t1 = self.clock()
+            self._add(j, "transport", t1 - t0)
             if got is None:
                 self._rollback(shares, local)
                 return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {j}"))
             shares[j] = got
             local[j] = self.circuit.server_process(got, self.acc[j])
-            self.seconds[j] += self.clock() - t0
+            self._add(j, "compute", self.clock() - t1)
         verdict = self._judge(client, active, shares, local)
         if verdict.reason is not None:
             self._rollback(shares, local)
         return self._record(verdict)
+
+    def _add(self, j: int, kind: str, dt: float) -> None:
+        self.seconds[j] += dt
+        self.breakdown[j][kind] += dt
 
     def _record(self, verdict: Verdict) -> Verdict:
         self.state.verdicts.append(verdict)
@@ -238,7 +249,7 @@ class Committee:
             out[part] = blob.data if commitment_of(blob.data) == committed else None
         dt = self.clock() - t0
         for j in active:
-            self.seconds[j] += dt
+            self._add(j, "transport", dt)
         return out
 
     def _open_shares(self, client: int, j: int, b1: SealedBundle | None,
@@ -353,7 +364,7 @@ class Committee:
                     vec = unpack61(payload, values[r].shape[0])
                     unpacked[key] = (vec, self.clock() - t0)
                 vec, dt = unpacked[key]
-                self.seconds[r] += dt
+                self._add(r, "openings", dt)
                 view[j] = (key, vec)
             views[r] = view
         return views
@@ -384,7 +395,7 @@ class Committee:
                     got = e
                 cache[key] = (got, self.clock() - t0)
             got, dt = cache[key]
-            self.seconds[r] += dt
+            self._add(r, "openings", dt)
             if isinstance(got, ReconstructionError):
                 raise AggregationError(f"{ABORT}: {kind.value} opening: {got}") from got
             self.state.cheaters.update(got.bad)
@@ -410,18 +421,19 @@ class Committee:
                                       label=f"final/{fs.kind.value}", length=vals.shape[0])
                     vals = (vals + zero) % np.uint64((1 << 61) - 1)
                 values[j] = vals
-                self.seconds[j] += self.clock() - t0
+                self._add(j, "round", self.clock() - t0)
             senders = [j for j in active if j not in self.state.cheaters]
             opened[first.kind] = self._open(first.kind, values, senders,
                                             2 if first.degree_2t else 1)
         vector, revealed = self.circuit.finish(opened, len(self.state.accepted))
         return Outcome(vector, revealed, tuple(self.state.verdicts),
                        tuple(sorted(self.state.cheaters)), tuple(sorted(self.state.silent)),
-                       None, tuple(self.seconds))
+                       None, tuple(self.seconds), tuple(self.breakdown))
 
     def aborted(self, reason: str) -> Outcome:
         """The outcome of an aborted round: no output, the verdicts so far."""
         if not reason.startswith(ABORT):
             raise ConfigError(f"abort reason {reason!r} must start with {ABORT!r}")
         return Outcome(None, {}, tuple(self.state.verdicts), tuple(sorted(self.state.cheaters)),
-                       tuple(sorted(self.state.silent)), reason, tuple(self.seconds))
+                       tuple(sorted(self.state.silent)), reason, tuple(self.seconds),
+                       tuple(self.breakdown))

@@ -316,6 +316,7 @@ class _Run:
             "rounds": self.channel.rounds,
             "messages": self.channel.messages,
             "server_s": list(outcome.server_seconds),
+            "server_breakdown_s": [dict(b) for b in outcome.breakdown],
             "client_s": {k: v / n_live for k, v in self.client_s.items()},
             "phase_s": phase,
             "upload_bytes_per_client": sum(upload.values()) / n_live,
