@@ -70,7 +70,10 @@ class SimConfig:
     momentum: float = 0.9
     # run
     seed: int = 0
-    threads: int = 0  #: torch threads (0 = leave torch's default)
+    #: torch intra-op threads of the simulating process (0 = torch's default). 1 by default:
+    #: on a busy 2-core machine two OpenMP threads per op ran local training up to 40x slower
+    #: (docs/ml.md); the forked training path still uses every core.
+    threads: int = 1
 
     def __post_init__(self) -> None:
         check_int("peers", self.peers, 1)
