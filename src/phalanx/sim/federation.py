@@ -180,10 +180,28 @@ def reference_for(fed: Federation, rnd: int) -> np.ndarray | None:
     """The rule's public vector: g_0 from the root dataset (fltrust) or the last update (cc)."""
     if fed.rule.name == "fltrust":
         set_flat_params(fed.model, fed.global_params)
-        return local_train(fed.model, *fed.root, fed.train_cfg, seed=fed.cfg.seed + rnd)
+        return local_train(fed.model, *root_batch(fed, rnd), fed.train_cfg,
+                           seed=fed.cfg.seed + rnd)
     if fed.rule.name in ("cc", "cc-iter"):
         return fed.previous_update.copy()
     return None
+
+
+def root_batch(fed: Federation, rnd: int) -> Shard:
+    """The root data g_0 trains on this round: at most the median peer's number of examples.
+
+    FLTrust's server runs the same local iterations as the clients (Cao et al. 2021, §4); with
+    epochs as the unit, that means training on as many examples as a typical client. A root set
+    larger than a client's shard would otherwise take more steps, and since the output's norm is
+    ‖g_0‖, every round would step further than any client does (seen diverging on digits).
+    """
+    x, y = fed.root
+    typical = int(np.median([len(s[1]) for s in fed.shards]))
+    if typical >= len(y):
+        return x, y
+    pick = np.random.default_rng([fed.cfg.seed, rnd, 3]).choice(len(y), typical, replace=False)
+    idx = torch.as_tensor(np.sort(pick))
+    return x[idx], y[idx]
 
 
 def malformed_update(kind: str, dim: int) -> np.ndarray:
