@@ -86,10 +86,10 @@ def _norm_pass(
         sq = _fold(sq + _sqr(v))
         if use_g0:
             g = g0[j]
-            if g >= 0:
-                gpos = _fold(gpos + _mul_small(v, np.uint64(g)))
-            else:
-                gneg = _fold(gneg + _mul_small(v, np.uint64(-g)))
+            neg = np.uint64(0) - np.uint64(g < 0)  # all ones for a negative g (branch-free:
+            prod = _mul_small(v, np.uint64(abs(g)))  # random signs mispredict half the time)
+            gpos = _fold(gpos + (prod & ~neg))
+            gneg = _fold(gneg + (prod & neg))
         total = _fold(total + v)
         for gi in range(groups):
             k = gi * 256 + patterns[j, gi]
