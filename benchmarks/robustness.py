@@ -76,6 +76,8 @@ def write_report(args: argparse.Namespace, bases: dict[str, SimConfig],
     """The report with every cell finished so far."""
     command = "python benchmarks/robustness.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "report"))
+    budget = (f"each peer's data budget of {args.samples_per_peer} examples"
+              if args.samples_per_peer else "all of each peer's partition")
     total = len(bases) * len(rules) * len(attacks)
     finished = sum(len(c) for c in done.values())
     lines = [
@@ -86,7 +88,7 @@ def write_report(args: argparse.Namespace, bases: dict[str, SimConfig],
         "Settings: every peer proposes every round; attackers are omniscient; local training is "
         f"{args.local_epochs} epoch(s) of SGD (lr {args.lr}, momentum 0.9, "
         f"batch {args.batch_size}) "
-        f"over each peer's data budget of {args.samples_per_peer} examples; fltrust's root "
+        f"over {budget}; fltrust's root "
         "dataset is 100 examples held out of the training set; sign-flip sends −4·g. Rule "
         "parameters are the defaults of `phalanx.rules` (docs/rules.md).", "",
     ]
