@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from phalanx.cli import app
@@ -76,3 +77,9 @@ def test_experiment_grid_writes_tables(tmp_path: Path) -> None:
     assert "| fedavg |" in table and "| median |" in table and "ASR" in table
     assert len((out / "results.csv").read_text().splitlines()) == 5
     assert (out / "results.png").exists()
+
+
+@pytest.mark.parametrize("attack", ["alie", "ipm", "min-max"])
+def test_partial_knowledge_attacks_run(tmp_path: Path, attack: str) -> None:
+    cfg = SimConfig(peers=6, rounds=1, model="logreg", attack=attack, knowledge="partial")
+    assert 0.0 <= simulate(cfg, tmp_path / attack)["final_accuracy"] <= 1.0

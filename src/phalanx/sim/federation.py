@@ -230,7 +230,8 @@ def collect_updates(fed: Federation, rnd: int, seconds: dict[str, float],
             known = honest_u if fed.attack.knowledge is Knowledge.OMNISCIENT else None
             bad_u = craft_updates(fed.attack, bad_u, known,
                                   rng=np.random.default_rng([fed.cfg.seed, rnd, 2]),
-                                  previous_global_update=fed.previous_update)
+                                  previous_global_update=fed.previous_update,
+                                  num_clients=len(proposers))
     ids = honest + bad
     raw = list(honest_u) + list(bad_u)
     for j in range(fed.cfg.malformed_peers):
