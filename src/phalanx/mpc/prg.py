@@ -63,15 +63,14 @@ class Prg:
         ``out`` (length ≥ n + 2, for the cipher's block slack) lets a caller reuse one buffer;
         the key stream is generated in place over it.
         """
-        buf = np.zeros(n + 2, np.uint64) if out is None else out
+        buf = np.empty(n + 2, np.uint64) if out is None else out
         if buf.shape[0] < n + 2:
             raise ConfigError(f"PRG output buffer has {buf.shape[0]} words, needs n+2={n + 2}")
         if n == 0:
             return buf[:0]
-        raw = memoryview(buf.data).cast("B")
-        if out is not None:
-            buf[:n] = 0
-        self._enc.update_into(raw[: 8 * n], raw)
+        # Encrypt zeros out of place: bytes(k) is calloc'ed, so its pages are the kernel's shared
+        # zero page and reading them is nearly free (no zeroing pass over the output).
+        self._enc.update_into(bytes(8 * n), memoryview(buf.data).cast("B"))
         vec = buf[:n]
         n_bad = _mask61(vec)
         while n_bad:
