@@ -73,3 +73,17 @@ def test_no_valid_input_gives_the_zero_update() -> None:
     rule, ctx, prepared = _setup("fedavg-nb", {"tau": 1.0}, d=500, n=3, seed=2)
     bad = [p * 3 for p in prepared]
     _assert_agree(rule, ctx, bad, b"Z" * 32, SecureParams())
+
+
+@pytest.mark.parametrize(("name", "kw"), RULES)
+@pytest.mark.parametrize("d", [1, 8])
+def test_tiny_dimensions_agree(name: str, kw: dict[str, float], d: int) -> None:
+    rule, ctx, prepared = _setup(name, kw, d=d, n=5, seed=d)
+    _assert_agree(rule, ctx, prepared, b"T" * 32, SecureParams(m=4, t=1))
+
+
+def test_fltrust_with_a_zero_reference_gives_the_zero_update() -> None:
+    rule = make_rule("fltrust")
+    ctx = RuleContext(dim=50, reference=np.zeros(50, np.float32))
+    prepared = [rule.prepare(np.ones(50, np.float32) * (i + 1), ctx) for i in range(3)]
+    _assert_agree(rule, ctx, prepared, b"0" * 32, SecureParams())
