@@ -17,7 +17,19 @@ from phalanx.errors import Reject
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import Rule
-from phalanx.rules.secure import ClientFault, SecureBackend, SecureParams, SecureResult
+from phalanx.rules.secure import (
+    ClientFault,
+    FramingEnvelope,
+    SecureBackend,
+    SecureParams,
+    SecureResult,
+)
+
+
+def framed(params: SecureParams) -> SecureBackend:
+    """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
+    return SecureBackend(params, envelope=FramingEnvelope)
+
 
 D, N = 600, 5
 SEED = b"A" * 32
@@ -37,7 +49,7 @@ def _run(name: str, m: int, t: int, faults: list[ServerFault] | None = None,
          inputs: list[np.ndarray] | None = None) -> tuple[SecureResult, SecureResult]:
     rule, ctx, prepared = _inputs(name)
     prepared = inputs if inputs is not None else prepared
-    backend = SecureBackend(SecureParams(m=m, t=t))
+    backend = framed(SecureParams(m=m, t=t))
     honest = backend.aggregate(rule, prepared, ctx, seed=SEED, client_faults=client_faults)
     got = backend.aggregate(rule, prepared, ctx, seed=SEED, client_faults=client_faults,
                             server_faults=ServerFaults(faults or []))
@@ -93,7 +105,7 @@ def test_equivocating_server_towards_one_receiver_is_identified() -> None:
 
 def test_masked_sharing_identifies_a_cheater_in_every_opening_kind() -> None:
     rule, ctx, prepared = _inputs("fltrust")
-    backend = SecureBackend(SecureParams(m=5, t=1, sharing="masked"))
+    backend = framed(SecureParams(m=5, t=1, sharing="masked"))
     honest = backend.aggregate(rule, prepared, ctx, seed=SEED)
     for kind in OpeningKind:
         got = backend.aggregate(rule, prepared, ctx, seed=SEED,
@@ -124,7 +136,7 @@ def test_two_cheaters_with_t_2_are_both_identified() -> None:
 def test_cheating_client_is_rejected_with_the_right_reason(name: str, fault: ClientFault,
                                                            reason: Reject, sharing: str) -> None:
     rule, ctx, prepared = _inputs(name)
-    res = SecureBackend(SecureParams(sharing=sharing)).aggregate(rule, prepared, ctx, seed=SEED,
+    res = framed(SecureParams(sharing=sharing)).aggregate(rule, prepared, ctx, seed=SEED,
                                                                  client_faults={2: fault})
     assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(2, reason)]
     assert res.aggregate.accepted == (0, 1, 3, 4)
@@ -159,7 +171,7 @@ def test_invalid_input_is_rejected_like_the_plaintext_rule(name: str, bad: objec
                                                            reason: Reject) -> None:
     rule, ctx, prepared = _inputs(name)
     prepared[1] = bad(prepared[1])  # type: ignore[operator]
-    res = SecureBackend(SecureParams()).aggregate(rule, prepared, ctx, seed=SEED)
+    res = framed(SecureParams()).aggregate(rule, prepared, ctx, seed=SEED)
     assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(1, reason)]
     assert res.aggregate.accepted == rule.aggregate(prepared, ctx).accepted
 

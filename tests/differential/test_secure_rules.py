@@ -11,7 +11,12 @@ import pytest
 
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import Rule
-from phalanx.rules.secure import SecureBackend, SecureParams, error_bound
+from phalanx.rules.secure import FramingEnvelope, SecureBackend, SecureParams, error_bound
+
+
+def framed(params: SecureParams) -> SecureBackend:
+    """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
+    return SecureBackend(params, envelope=FramingEnvelope)
 
 RULES = [("fedavg-nb", {"tau": 1.0}), ("cc", {"tau": 0.5}), ("rsa", {"eta": 0.01}),
          ("fltrust", {"nu": 1.0})]
@@ -30,7 +35,7 @@ def _setup(name: str, kw: dict[str, float], d: int, n: int, seed: int,
 def _assert_agree(rule: Rule, ctx: RuleContext, prepared: list[np.ndarray], seed: bytes,
                   params: SecureParams) -> None:
     # Execute
-    secure = SecureBackend(params).aggregate(rule, prepared, ctx, seed=seed)
+    secure = framed(params).aggregate(rule, prepared, ctx, seed=seed)
     plain = rule.aggregate(prepared, ctx)
     # Assert
     assert secure.aborted is None and secure.cheating_servers == ()

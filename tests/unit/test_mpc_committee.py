@@ -10,7 +10,12 @@ from phalanx.mpc.channel import LocalChannel
 from phalanx.mpc.shamir import seeded_servers, validate_committee
 from phalanx.net.envelope import x25519_envelope
 from phalanx.rules import RuleContext, make_rule
-from phalanx.rules.secure import SecureBackend, SecureParams, make_circuit
+from phalanx.rules.secure import FramingEnvelope, SecureBackend, SecureParams, make_circuit
+
+
+def framed(params: SecureParams) -> SecureBackend:
+    """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
+    return SecureBackend(params, envelope=FramingEnvelope)
 
 
 def test_committee_parameters_are_validated_with_named_values() -> None:
@@ -67,9 +72,9 @@ def test_upload_is_m_minus_t_packed_vectors_and_runs_are_deterministic() -> None
 def test_bad_seed_and_ids_are_refused() -> None:
     rule, ctx = make_rule("rsa"), RuleContext(dim=4)
     with pytest.raises(ConfigError, match="32"):
-        SecureBackend(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)], ctx, seed=b"x")
+        framed(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)], ctx, seed=b"x")
     with pytest.raises(ConfigError, match="distinct"):
-        SecureBackend(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)] * 2, ctx,
+        framed(SecureParams()).aggregate(rule, [np.zeros(4, np.float32)] * 2, ctx,
                                                 seed=b"x" * 32, client_ids=[1, 1])
 
 
@@ -79,7 +84,7 @@ def test_masked_sharing_meets_the_upload_bound() -> None:
     rng = np.random.default_rng(1)
     ctx = RuleContext(dim=d, reference=rng.standard_normal(d).astype(np.float32))
     prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(2)]
-    res = SecureBackend(SecureParams(m=m, t=t, sharing="masked")).aggregate(
+    res = framed(SecureParams(m=m, t=t, sharing="masked")).aggregate(
         rule, prepared, ctx, seed=b"m" * 32)
     ratio = res.stats["upload_bytes_per_client"] / (4 * d)
     assert 61 / 32 < ratio < 2.0 < m - t + 1

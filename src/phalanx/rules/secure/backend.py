@@ -66,8 +66,8 @@ EnvelopeFactory = Callable[[bytes, int], Envelope]
 
 
 class FramingEnvelope:
-    """No encryption, only framing: the default when no envelope factory is given. Rules may
-    not import ``net``; the simulator and the benchmark pass ``net.envelope.x25519_envelope``."""
+    """No encryption, only framing: for tests of the MPC logic, chosen explicitly. The
+    simulator and the benchmark pass ``net.envelope.x25519_envelope``."""
 
     def __init__(self, seed: bytes, m: int) -> None:
         self.m = m
@@ -147,12 +147,15 @@ def make_circuit(rule: Rule, ctx: RuleContext, params: SecureParams, n: int) -> 
 class SecureBackend:
     """Runs a rule under MPC: ``aggregate`` mirrors ``Rule.aggregate`` of the plaintext backend."""
 
-    def __init__(self, params: SecureParams, envelope: EnvelopeFactory | None = None,
+    def __init__(self, params: SecureParams, *, envelope: EnvelopeFactory,
                  clock: Callable[[], float] = time.thread_time) -> None:
-        """``clock`` times the parties' work (default: CPU time of this thread, which every
+        """``envelope`` seals bundles and keys to the servers: pass
+        ``phalanx.net.envelope.x25519_envelope`` (real encryption; ``rules`` may not import
+        ``net``, so there is no default) or, where secrecy is not under test, ``FramingEnvelope``.
+        ``clock`` times the parties' work (default: CPU time of this thread, which every
         kernel runs on, so other processes' load does not inflate the per-party numbers)."""
         self.params = params
-        self.envelope: EnvelopeFactory = envelope if envelope is not None else FramingEnvelope
+        self.envelope: EnvelopeFactory = envelope
         self.clock = clock
 
     def aggregate(

@@ -72,9 +72,12 @@ class LazyUpdates(Sequence[FloatVec]):
 
 
 def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, threshold: int,
-              frac_bits: int = 16, seed: int = 0, envelope: EnvelopeFactory | None = None,
+              envelope: EnvelopeFactory, frac_bits: int = 16, seed: int = 0,
               noise: float = 1.0, sharing: str = "seeded") -> dict[str, Any]:
-    """Run one secure aggregation and the plaintext rule on the same updates; return metrics."""
+    """Run one secure aggregation and the plaintext rule on the same updates; return metrics.
+
+    ``envelope``: the sealing of bundles (the CLI passes ``net.envelope.x25519_envelope``).
+    """
     rule = make_rule(rule_name, **RULE_PARAMS.get(rule_name, {}))
     rng = np.random.default_rng([seed, 1 << 30])
     reference = rng.standard_normal(dim).astype(np.float32) / np.float32(np.sqrt(dim))
