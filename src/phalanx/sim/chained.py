@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from phalanx.chain.ledger import Attestation, ContractLedger, Roles, make_ledger
-from phalanx.chain.model import Phase, Settlement, TaskParams
+from phalanx.chain.model import Phase, Settlement, TaskParams, is_accept_vote
 from phalanx.ml.data import Dataset
 from phalanx.ml.train import evaluate, set_flat_params
 from phalanx.sim.config import SimConfig
@@ -138,7 +138,8 @@ def attest(run: ChainedFederation, roles: Roles, proposal: Proposal,
 
 
 def judge(run: ChainedFederation, voter: int, candidate: np.ndarray) -> bool:
-    """A voter's ballot: accept iff candidate accuracy ≥ (1 − ε) · current, on its own data.
+    """A voter's ballot: accept iff candidate accuracy ≥ (1 − ε) · current, on its own data,
+    with the task's on-chain ε.
 
     Malicious voters (under an attack, with ``voting_attack``) cast the opposite ballot.
     """
@@ -147,7 +148,7 @@ def judge(run: ChainedFederation, voter: int, candidate: np.ndarray) -> bool:
     current, _ = evaluate(fed.model, x, y)
     set_flat_params(fed.model, candidate)
     proposed, _ = evaluate(fed.model, x, y)
-    honest = proposed >= (1.0 - fed.cfg.epsilon) * current
+    honest = is_accept_vote(proposed, current, run.ledger.params.epsilon)
     lying = voter in fed.malicious and fed.cfg.voting_attack and fed.cfg.attack != "none"
     return honest != lying
 
