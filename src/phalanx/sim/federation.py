@@ -1,6 +1,7 @@
 """The in-process federation: peers train on private shards, attackers poison, a rule aggregates.
 
-One round (architecture.md, data flow; plaintext or secure aggregation, no chain yet):
+One round (architecture.md, data flow; plaintext or secure aggregation; ``sim/chained.py`` runs
+the same steps under the ledger):
 select proposers → local training → attacks → client-side ``rule.prepare`` → aggregate
 (check + combine) → apply to the global model → evaluate. Every phase is timed and every rejected
 input is recorded with its reason.
