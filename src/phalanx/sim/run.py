@@ -106,6 +106,7 @@ def plot_accuracy(history: list[RoundMetrics], path: Path, *, title: str) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rounds = [m.round for m in history]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -115,6 +116,7 @@ def plot_accuracy(history: list[RoundMetrics], path: Path, *, title: str) -> Non
         ax.plot(rounds, [math.nan if a is None else a for a in asr], marker="x",
                 label="backdoor success rate")
     ax.set(xlabel="round", ylabel="fraction", ylim=(0, 1), title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend()
