@@ -120,8 +120,7 @@ def post_commitments(run: ChainedFederation, proposal: Proposal) -> None:
             run.ledger.post_bundle(run.accounts[peer], model_hash(vec))
 
 
-def attest(run: ChainedFederation, roles: Roles, proposal: Proposal,
-           candidate: np.ndarray) -> None:
+def attest(run: ChainedFederation, roles: Roles, proposal: Proposal, result: bytes) -> None:
     """Every committee member attests the result hash and the evidence of the MPC."""
     agg = proposal.outcome.aggregate
     if not proposal.usable:
@@ -130,7 +129,7 @@ def attest(run: ChainedFederation, roles: Roles, proposal: Proposal,
                      for r in agg.rejected if proposal.ids[r.index] < len(run.accounts))
     cheaters = proposal.outcome.extra.get("cheating_servers", [])
     servers = tuple(roles.committee[i] for i in cheaters)
-    attestation = Attestation(model_hash(candidate), rejected, servers)
+    attestation = Attestation(result, rejected, servers)
     run.ledger.advance_to(Phase.ATTEST)
     for member in roles.committee:
         if run.peer_of[member] not in servers:
@@ -178,15 +177,16 @@ def run_chained_round(run: ChainedFederation, rnd: int) -> RoundMetrics:
     proposal = propose_and_aggregate(fed, rnd, seconds,
                                      proposers=[run.peer_of[a] for a in roles.proposers])
     candidate = fed.global_params + proposal.outcome.aggregate.vector
+    result = model_hash(candidate)
     with timed(seconds, "chain"):
         post_commitments(run, proposal)
-        attest(run, roles, proposal, candidate)
+        attest(run, roles, proposal, result)
     with timed(seconds, "vote"):
         ballots = vote(run, roles, candidate)
     with timed(seconds, "chain"):
         run.ledger.advance_to(Phase.SETTLE)
         settlement = run.ledger.settle(run.accounts[0])
-    if settlement.accepted and settlement.model == model_hash(candidate):
+    if settlement.accepted and settlement.model == result:
         apply_proposal(fed, proposal)
     metrics = round_metrics(fed, rnd, proposal, seconds)
     metrics.extra["ledger"] = ledger_summary(run, roles, ballots, settlement)
@@ -196,7 +196,7 @@ def run_chained_round(run: ChainedFederation, rnd: int) -> RoundMetrics:
 def ledger_summary(run: ChainedFederation, roles: Roles, ballots: dict[int, bool],
                    settlement: Settlement) -> dict[str, Any]:
     """What the chain decided this round, by peer id."""
-    stakes = [run.ledger.get_stake(a.address) for a in run.accounts]
+    stakes = stakes_by_peer(run)
     bad = run.fed.malicious
     return {
         "committee": [run.peer_of[a] for a in roles.committee],
