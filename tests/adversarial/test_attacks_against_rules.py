@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from phalanx.attacks.poisoning import (
     Attack,
@@ -25,14 +24,7 @@ from phalanx.ml.models import make_model
 from phalanx.ml.train import TrainConfig, evaluate, local_train
 from phalanx.rules import RuleContext, make_rule
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Train on one thread: tiny models gain nothing from two, and a busy CI box punishes them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CRUDE = {

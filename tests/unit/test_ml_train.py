@@ -29,13 +29,7 @@ def digits():
     return load_dataset("digits", seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Train on one thread: tiny models gain nothing from two, and a busy CI box punishes them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_flat_params_round_trip() -> None:
