@@ -6,7 +6,9 @@ may raise these errors without breaking the import rules of ``architecture.md``.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
+from numbers import Real
 
 
 class Reject(Enum):
@@ -72,3 +74,10 @@ class ChainError(PhalanxError):
 
 class DataError(PhalanxError):
     """A dataset is missing or corrupt; the message says where to put which files."""
+
+
+def require_positive(name: str, value: float) -> None:
+    """A parameter that must be a finite real number > 0; else ConfigError naming it."""
+    if not (isinstance(value, Real) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={value} must be a finite number > 0")
+

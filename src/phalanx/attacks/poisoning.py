@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from phalanx.errors import ConfigError
+from phalanx.errors import ConfigError, require_positive
 
 FloatMat = NDArray[np.float32]
 E = TypeVar("E", bound=Enum)
@@ -126,12 +126,6 @@ def coerce_enum(cls: type[E], value: E | str, field: str) -> E:
     except ValueError as e:
         choices = [m.value for m in cls]
         raise ConfigError(f"{field}={value!r} is unknown; choose one of {choices}") from e
-
-
-def require_positive(name: str, value: float) -> None:
-    """A finite number > 0, else ConfigError naming the field."""
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name}={value} must be a finite number > 0")
 
 
 # ---------------------------------------------------------------------------------------------

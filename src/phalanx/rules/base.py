@@ -182,9 +182,3 @@ def clip_to_norm(vec: FloatVec, bound: float) -> FloatVec:
     norm = l2_norm(vec)
     scale = 1.0 if norm <= bound or norm == 0.0 else bound / norm
     return (vec * np.float32(scale)).astype(np.float32, copy=False)
-
-
-def require_positive(name: str, value: float) -> None:
-    """Reject a non-positive (or non-finite) rule parameter with a clear message."""
-    if not (np.isfinite(value) and value > 0):
-        raise ConfigError(f"{name}={value} must be a finite number > 0")

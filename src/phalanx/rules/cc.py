@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phalanx.errors import ConfigError, Reject
+from phalanx.errors import ConfigError, Reject, require_positive
 from phalanx.rules.base import (
     FloatMat,
     FloatVec,
@@ -21,7 +21,6 @@ from phalanx.rules.base import (
     RuleContext,
     check_shape_and_norm,
     clip_to_norm,
-    require_positive,
 )
 
 

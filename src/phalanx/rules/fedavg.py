@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phalanx.errors import Reject
+from phalanx.errors import Reject, require_positive
 from phalanx.rules.base import (
     FloatMat,
     FloatVec,
@@ -16,7 +16,6 @@ from phalanx.rules.base import (
     RuleContext,
     check_shape_and_norm,
     clip_to_norm,
-    require_positive,
 )
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phalanx.errors import ConfigError, Reject
+from phalanx.errors import ConfigError, Reject, require_positive
 from phalanx.rules.base import (
     FloatMat,
     FloatVec,
@@ -22,7 +22,6 @@ from phalanx.rules.base import (
     RuleContext,
     check_shape_and_norm,
     l2_norm,
-    require_positive,
 )
 
 

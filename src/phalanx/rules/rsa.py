@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phalanx.errors import Reject
+from phalanx.errors import Reject, require_positive
 from phalanx.rules.base import (
     FloatMat,
     FloatVec,
@@ -15,7 +15,6 @@ from phalanx.rules.base import (
     Rule,
     RuleContext,
     check_shape_and_finite,
-    require_positive,
 )
 
 
