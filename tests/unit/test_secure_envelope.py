@@ -1,4 +1,4 @@
-"""Sealed envelopes: X25519 + HKDF-SHA256 + ChaCha20-Poly1305 (net/envelope.py)."""
+"""Sealed envelopes: X25519 + HKDF-SHA256 + AES-256-GCM / ChaCha20-Poly1305 (net/envelope.py)."""
 
 from __future__ import annotations
 
@@ -47,3 +47,20 @@ def test_simulation_envelope_addresses_servers_and_validates_seed() -> None:
         env.open(1, sealed, b"ctx")
     with pytest.raises(ConfigError, match="32"):
         X25519Envelope(b"short", 3)
+
+
+@pytest.mark.parametrize("aead", ["aes-256-gcm", "chacha20-poly1305"])
+def test_both_aeads_round_trip_and_do_not_open_each_others_envelopes(aead: str) -> None:
+    key = private_key(b"k" * 32)
+    other = "chacha20-poly1305" if aead == "aes-256-gcm" else "aes-256-gcm"
+    sealed = seal(b"payload" * 100, key.public_key(), b"e" * 32, b"ctx", aead=aead)
+    assert open_sealed(sealed, key, b"ctx", aead=aead) == b"payload" * 100
+    with pytest.raises(EnvelopeError):  # the AEAD's name is bound into the key derivation
+        open_sealed(sealed, key, b"ctx", aead=other)
+
+
+def test_unknown_aead_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="aead='rot13'"):
+        X25519Envelope(b"s" * 32, 3, aead="rot13")
+    with pytest.raises(ConfigError, match="aead='rot13'"):
+        seal(b"x", private_key(b"k" * 32).public_key(), b"e" * 32, aead="rot13")

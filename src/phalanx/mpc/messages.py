@@ -71,6 +71,41 @@ def pack61(values: FieldVec) -> bytes:
     return out.tobytes()
 
 
+@dataclass(frozen=True, slots=True)
+class Packed61:
+    """n field elements bit-packed as :func:`pack61` lays them out: a word array that kernels
+    read directly (``checks.read61``), so a server never materializes the unpacked vector."""
+
+    words: FieldVec
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.words.shape[0] < packed_words(self.n):
+            raise ConfigError(f"packed vector has {self.words.shape[0]} words, "
+                              f"needs {packed_words(self.n)} for n={self.n}")
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def unpack(self) -> FieldVec:
+        out = np.empty(self.n, np.uint64)
+        _unpack61(self.words, out)
+        return out
+
+
+def as_field(v: FieldVec | Packed61) -> FieldVec:
+    """A share vector as plain field elements (unpacks a :class:`Packed61`)."""
+    return v.unpack() if isinstance(v, Packed61) else v
+
+
+def packed_of(values: FieldVec) -> Packed61:
+    """Bit-pack field elements into a :class:`Packed61`."""
+    out = np.zeros(packed_words(values.shape[0]), np.uint64)
+    _pack61(np.ascontiguousarray(values, dtype=np.uint64), out)
+    return Packed61(out, int(values.shape[0]))
+
+
 def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
     """Inverse of :func:`pack61` (raises ConfigError on a short buffer)."""
     words = np.frombuffer(raw, np.uint64)
@@ -91,12 +126,14 @@ class ShareBundle:
     labels: tuple[str, ...]
     lengths: tuple[int, ...]
     seed: bytes | None = None
-    vectors: tuple[FieldVec, ...] = ()
+    #: explicit shares, plain or already bit-packed (the wire form is the same)
+    vectors: tuple[FieldVec | Packed61, ...] = ()
     #: masked sharing: this server's keys, and the hash of the public masked-vector blob
     keys: tuple[tuple[KeySet, bytes], ...] = ()
     masked_hash: bytes | None = None
 
-    def shares(self, masked: list[FieldVec] | None = None, m: int = 0) -> list[FieldVec]:
+    def shares(self, masked: list[FieldVec] | None = None,
+               m: int = 0) -> list[FieldVec | Packed61]:
         """The share vector of every item: expanded from the seed, from the keys and the public
         masked vectors (:mod:`phalanx.mpc.masked`), or as sent."""
         if self.seed is not None:
@@ -112,7 +149,8 @@ class ShareBundle:
 
 
 def encode_bundle(b: ShareBundle) -> bytes:
-    """Wire form: magic, header, item table, then a seed or the packed vectors."""
+    """Wire form: magic, header, item table, then a seed, the masked-sharing keys, or (after
+    zero padding to a multiple of 8 bytes) the packed vectors."""
     mode = 0 if b.seed is not None else (2 if b.masked_hash is not None else 1)
     head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels), mode)
     table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
@@ -122,13 +160,16 @@ def encode_bundle(b: ShareBundle) -> bytes:
     elif b.masked_hash is not None:
         body = [b.masked_hash, struct.pack(">H", len(b.keys))]
         body += [bytes([len(a)]) + bytes(a) + k for a, k in b.keys]
-    else:
-        body = [pack61(v) for v in b.vectors]
+    else:  # packed words start 8-byte aligned, so a decoder can view them in place
+        table += bytes(-(len(head) + len(table)) % 8)
+        body = [v.words[:packed_words(v.n)].tobytes() if isinstance(v, Packed61) else pack61(v)
+                for v in b.vectors]
     return head + table + b"".join(body)
 
 
-def decode_bundle(raw: bytes) -> ShareBundle:
-    """Parse :func:`encode_bundle`'s output; ConfigError on a malformed bundle."""
+def decode_bundle(raw: bytes, *, packed: bool = False) -> ShareBundle:
+    """Parse :func:`encode_bundle`'s output; ConfigError on a malformed bundle. With ``packed``
+    explicit vectors come back as zero-copy :class:`Packed61` views of ``raw``."""
     try:
         magic, client, server, part, n_items, explicit = struct.unpack_from(">4sIIBBB", raw)
         if magic != _MAGIC:
@@ -157,10 +198,17 @@ def decode_bundle(raw: bytes) -> ShareBundle:
             return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
                                keys=tuple(keys), masked_hash=masked_hash)
         view = memoryview(raw)
+        pos += -pos % 8
         vectors = []
         for n in lengths:
             size = 8 * packed_words(n)
-            vectors.append(unpack61(view[pos : pos + size], n))
+            if pos + size > len(raw):
+                raise ConfigError(f"bundle of {len(raw)} bytes is too short for its items")
+            if packed:
+                words = np.frombuffer(raw, np.uint64, count=size // 8, offset=pos)
+                vectors.append(Packed61(words, n))
+            else:
+                vectors.append(unpack61(view[pos : pos + size], n))
             pos += size
         return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
                            vectors=tuple(vectors))

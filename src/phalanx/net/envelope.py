@@ -1,9 +1,12 @@
-"""Sealed envelopes: X25519 + HKDF-SHA256 + ChaCha20-Poly1305 (protocol.md §2).
+"""Sealed envelopes: X25519 + HKDF-SHA256 + an AEAD (protocol.md §2).
 
 ``seal`` encrypts a payload to a recipient's X25519 public key with an ephemeral key pair (ECIES
 style): the shared secret goes through HKDF-SHA256 (salt = ephemeral ‖ recipient public keys,
-info = a context label) to a ChaCha20-Poly1305 key; the nonce can be fixed because every key is
-used once. Wire form: ephemeral public key (32 bytes) ‖ ciphertext ‖ tag (16 bytes).
+info = the AEAD's name and a context label) to a 256-bit AEAD key; the nonce can be fixed
+because every key is used once. Wire form: ephemeral public key (32 bytes) ‖ ciphertext ‖ tag
+(16 bytes). The AEAD is AES-256-GCM by default (with AES-NI/VAES it opens a 7.6 MB bundle 2.5×
+faster than ChaCha20-Poly1305 here: docs/decisions.md); ``aead="chacha20-poly1305"``, the
+cipher protocol.md names, is kept for machines without AES instructions.
 The ephemeral secret is passed in (32 bytes), so tests are reproducible; production passes
 ``secrets.token_bytes(32)``.
 """
@@ -15,7 +18,7 @@ import hashlib
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -23,6 +26,10 @@ from phalanx.errors import ConfigError, PhalanxError
 
 _NONCE = b"\x00" * 12
 _INFO = b"phalanx/envelope/v1"
+AEADS: dict[str, type[AESGCM] | type[ChaCha20Poly1305]] = {
+    "aes-256-gcm": AESGCM, "chacha20-poly1305": ChaCha20Poly1305,
+}
+DEFAULT_AEAD = "aes-256-gcm"
 
 
 class EnvelopeError(PhalanxError):
@@ -41,30 +48,41 @@ def public_bytes(key: X25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes) -> ChaCha20Poly1305:
+def check_aead(aead: str) -> str:
+    """The AEAD name, validated (ConfigError naming the parameter otherwise)."""
+    if aead not in AEADS:
+        raise ConfigError(f"aead={aead!r} must be one of {sorted(AEADS)}")
+    return aead
+
+
+def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes,
+          aead: str) -> AESGCM | ChaCha20Poly1305:
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + rcpt_pub,
-               info=_INFO + b"/" + context).derive(shared)
-    return ChaCha20Poly1305(key)
+               info=_INFO + b"/" + aead.encode() + b"/" + context).derive(shared)
+    return AEADS[aead](key)
 
 
 def seal(payload: bytes, recipient: X25519PublicKey, ephemeral: bytes,
-         context: bytes = b"") -> bytes:
+         context: bytes = b"", *, aead: str = DEFAULT_AEAD) -> bytes:
     """Encrypt ``payload`` to ``recipient``; ``context`` is bound as associated data."""
     eph = private_key(ephemeral)
     eph_pub = public_bytes(eph.public_key())
-    aead = _aead(eph.exchange(recipient), eph_pub, public_bytes(recipient), context)
-    return eph_pub + aead.encrypt(_NONCE, payload, context)
+    cipher = _aead(eph.exchange(recipient), eph_pub, public_bytes(recipient), context,
+                   check_aead(aead))
+    return eph_pub + cipher.encrypt(_NONCE, payload, context)
 
 
-def open_sealed(sealed: bytes, recipient: X25519PrivateKey, context: bytes = b"") -> bytes:
+def open_sealed(sealed: bytes, recipient: X25519PrivateKey, context: bytes = b"", *,
+                aead: str = DEFAULT_AEAD) -> bytes:
     """Decrypt a :func:`seal` envelope; EnvelopeError when it does not authenticate."""
+    check_aead(aead)
     if len(sealed) < 48:
         raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
     eph_pub = sealed[:32]
     try:
         shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        aead = _aead(shared, eph_pub, public_bytes(recipient.public_key()), context)
-        return aead.decrypt(_NONCE, sealed[32:], context)
+        cipher = _aead(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
+        return cipher.decrypt(_NONCE, memoryview(sealed)[32:], context)
     except (InvalidTag, ValueError) as e:
         raise EnvelopeError("envelope does not authenticate") from e
 
@@ -77,21 +95,22 @@ class X25519Envelope:
     message, so runs are reproducible.
     """
 
-    def __init__(self, seed: bytes, m: int) -> None:
+    def __init__(self, seed: bytes, m: int, *, aead: str = DEFAULT_AEAD) -> None:
         if len(seed) != 32:
             raise ConfigError(f"envelope seed has {len(seed)} bytes, expected 32")
         self._seed = seed
+        self.aead = check_aead(aead)
         self._keys = [private_key(_derive(seed, b"server-key", str(j).encode()))
                       for j in range(m)]
 
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
         """Seal ``payload`` to server ``server``, binding ``context``."""
         eph = _derive(self._seed, b"ephemeral", context)
-        return seal(payload, self._keys[server].public_key(), eph, context)
+        return seal(payload, self._keys[server].public_key(), eph, context, aead=self.aead)
 
     def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
-        return open_sealed(sealed, self._keys[server], context)
+        return open_sealed(sealed, self._keys[server], context, aead=self.aead)
 
 
 def x25519_envelope(seed: bytes, m: int) -> X25519Envelope:
