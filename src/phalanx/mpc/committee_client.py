@@ -16,10 +16,18 @@ from blake3 import blake3
 
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import share_masked
-from phalanx.mpc.messages import PublicBlob, SealedBundle, ShareBundle, encode_bundle, encode_masked
+from phalanx.mpc.messages import (
+    Packed61,
+    PublicBlob,
+    SealedBundle,
+    ShareBundle,
+    as_field,
+    encode_bundle,
+    encode_masked,
+)
 from phalanx.mpc.prg import Prg
 from phalanx.mpc.przs import key_sets
-from phalanx.mpc.shamir import seeded_servers, share_seeded
+from phalanx.mpc.shamir import seeded_servers, share_packed
 
 Sealer = Callable[[int, bytes, bytes], bytes]
 """seal(server, payload, context) → sealed bytes (X25519 + HKDF + AES-256-GCM in net)."""
@@ -41,16 +49,20 @@ def make_bundles(
     t: int,
     prg: Prg,
 ) -> list[ShareBundle]:
-    """Share every item; one bundle per server (a seed for the seeded, vectors for the rest)."""
+    """Share every item; one bundle per server (a seed for the seeded, vectors for the rest).
+
+    Explicit shares come out of the sharing kernel already bit-packed (:class:`Packed61`, the
+    wire layout), so sealing copies them as they are (protocol.md §2).
+    """
     seeded = seeded_servers(m, t, client)
     seeds = {j: prg.seed() for j in seeded}
     labels = tuple(items)
     lengths = tuple(int(v.shape[0]) for v in items.values())
-    explicit: dict[int, list[FieldVec]] = {j: [] for j in range(m) if j not in seeds}
+    explicit: dict[int, list[FieldVec | Packed61]] = {j: [] for j in range(m) if j not in seeds}
     for label, vec in items.items():
-        sharing = share_seeded(vec, m=m, t=t, seeds=seeds, label=label)
-        for j, share in sharing.explicit.items():
-            explicit[j].append(share)
+        others, words = share_packed(vec, m=m, t=t, seeds=seeds, label=label)
+        for k, j in enumerate(others):
+            explicit[j].append(Packed61(words[k], int(vec.shape[0])))
     bundles = []
     for j in range(m):
         if j in seeds:
@@ -109,7 +121,7 @@ def tamper_share(bundles: list[ShareBundle], server: int, item: int, delta: int 
             b = ShareBundle(b.client, b.server, b.part, b.labels, b.lengths, keys=tuple(keys),
                             masked_hash=b.masked_hash)
         elif b.server == server and b.seed is None:
-            vecs = [v.copy() for v in b.vectors]
+            vecs = [as_field(v).copy() for v in b.vectors]
             vecs[item][0] = np.uint64((int(vecs[item][0]) + delta) % ((1 << 61) - 1))
             b = ShareBundle(b.client, b.server, b.part, b.labels, b.lengths, vectors=tuple(vecs))
         out.append(b)

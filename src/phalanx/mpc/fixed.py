@@ -8,43 +8,16 @@ the even integers, which the projection test needs (its rows have coefficients �
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from phalanx.errors import ConfigError
+from phalanx.mpc.client_kernels import CHUNK, all_finite, encode_chunk
 from phalanx.mpc.field import FieldVec, P, centered
 from phalanx.mpc.prg import Prg
 
 OVERFLOW_BITS = 59
 """Honest encodings stay below 2^59 in magnitude, far from p/2 ≈ 2^60 (protocol.md §1)."""
-_P = np.uint64(P)
-
-
-@nb.njit(cache=True, nogil=True)
-def _encode(values: NDArray[np.float64], scale: float, words: FieldVec, lattice: int,
-            limit: float, saturate: bool, out: FieldVec) -> int:
-    """Stochastic (words non-empty) or nearest rounding of values·scale, times lattice, into
-    the field; returns how many values reached the limit (clamped when ``saturate``)."""
-    n_big = 0
-    stochastic = words.shape[0] == values.shape[0]
-    inner = limit * (1.0 - 2.0**-52)
-    for j in range(values.shape[0]):
-        v = values[j] * scale
-        if not (abs(v) < limit):
-            n_big += 1
-            if not saturate:
-                continue
-            v = min(max(v, -inner), inner)
-        if stochastic:
-            low = np.floor(v)
-            u = float(words[j] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-            r = np.int64(low) + (1 if u < v - low else 0)
-        else:
-            r = np.int64(np.rint(v))
-        r *= lattice
-        out[j] = np.uint64(r) if r >= 0 else _P - np.uint64(-r)
-    return n_big
 
 
 def encode_fixed(
@@ -61,23 +34,58 @@ def encode_fixed(
     encoding reaches 2^59 raises ConfigError; with ``saturate`` (the best-effort client fed a
     malicious input) it is clamped to ±2^59 instead, which the servers' checks then reject.
     """
+    return encode_fixed_sq(values, frac_bits, prg, lattice=lattice, saturate=saturate)[0]
+
+
+def encode_fixed_sq(
+    values: NDArray[np.floating],
+    frac_bits: int,
+    prg: Prg | None = None,
+    *,
+    lattice: int = 1,
+    saturate: bool = False,
+) -> tuple[FieldVec, int]:
+    """:func:`encode_fixed` and, from the same pass, Σ x_j² mod p of the encoding (= the
+    ``field.dot(x, x)`` a norm check needs, protocol.md §3.2).
+
+    One numba pass reads float32 or float64 input as is; the stochastic rounding's PRG words
+    are streamed in chunks through one small buffer, consuming the PRG exactly as
+    ``prg.random_bytes(8 * len(values))`` (word j rounds value j).
+    """
     if not 0 <= frac_bits <= 40:
         raise ConfigError(f"frac_bits={frac_bits} must be in [0, 40]")
-    vals = np.ascontiguousarray(values, dtype=np.float64)
-    if not bool(np.isfinite(vals).all()):
+    arr = np.asarray(values)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    vals = np.ascontiguousarray(arr).reshape(-1)
+    if not all_finite(vals):
         raise ConfigError("cannot encode NaN or inf")
-    words = (np.frombuffer(prg.random_bytes(8 * vals.size), np.uint64) if prg is not None
-             else np.zeros(0, np.uint64))
-    out = np.empty(vals.size, np.uint64)
+    n = vals.shape[0]
+    out = np.empty(n, np.uint64)
     limit = float(2**OVERFLOW_BITS) / lattice
-    n_big = _encode(vals.reshape(-1), float(2**frac_bits), words, lattice, limit, saturate, out)
+    scale = float(2**frac_bits)
+    sq = np.uint64(0)
+    n_big = 0
+    if prg is None or n == 0:
+        n_big, sq = encode_chunk(vals, np.zeros(0, np.uint64), scale, lattice, limit, saturate,
+                                 out, sq)
+    else:
+        step = min(CHUNK, n)
+        buf = np.empty(step + 2, np.uint64)
+        zeros = bytes(8 * step)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            words = prg.words_into(buf, hi - lo, zeros)
+            big, sq = encode_chunk(vals[lo:hi], words, scale, lattice, limit, saturate,
+                                   out[lo:hi], sq)
+            n_big += big
     if n_big and not saturate:
         worst = float(np.abs(vals).max())
         raise ConfigError(
             f"value {worst:.6g} at frac_bits={frac_bits} reaches 2^{OVERFLOW_BITS}; "
             "lower frac_bits or bound the input"
         )
-    return out
+    return out, int(sq) % P
 
 
 def decode_fixed(values: FieldVec, frac_bits: int, *, lattice: int = 1) -> NDArray[np.float64]:

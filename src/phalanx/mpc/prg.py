@@ -79,6 +79,20 @@ class Prg:
             n_bad = int((vec == _P).sum())
         return vec
 
+    def words_into(self, out: FieldVec, n: int, zeros: bytes | None = None) -> FieldVec:
+        """The next 8n bytes of the key stream as n raw 64-bit words, written into ``out[:n]``.
+
+        ``out`` needs n + 2 words (block slack), as for :meth:`field_elements`; ``zeros`` (at
+        least 8n zero bytes) lets a caller that streams in chunks reuse one plaintext buffer.
+        The stream position advances exactly as ``random_bytes(8 * n)`` would (protocol.md §1).
+        """
+        if out.shape[0] < n + 2:
+            raise ConfigError(f"PRG output buffer has {out.shape[0]} words, needs n+2={n + 2}")
+        if n:
+            src = bytes(8 * n) if zeros is None else memoryview(zeros)[: 8 * n]
+            self._enc.update_into(src, memoryview(out.data).cast("B"))
+        return out[:n]
+
     def field_element(self) -> int:
         """One uniform element of GF(p) as an int."""
         return int(self.field_elements(1)[0])

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from phalanx.errors import ConfigError, ReconstructionError
-from phalanx.mpc.field import FieldVec, combine_rows, lagrange_coeffs
-from phalanx.mpc.prg import Prg, expand
+from phalanx.mpc.client_kernels import CHUNK, packed_words, share_chunk, unpack_words
+from phalanx.mpc.field import FieldVec, combine_rows, inv, lagrange_coeffs
+from phalanx.mpc.prg import Prg, derive, expand
 
 
 def point(server: int) -> int:
@@ -55,18 +56,53 @@ def share_seeded(
     secret: FieldVec, *, m: int, t: int, seeds: Mapping[int, bytes], label: str
 ) -> SeededSharing:
     """Share ``secret``: the servers in ``seeds`` get seeds, the rest explicit share vectors."""
+    n = secret.shape[0]
+    others, words = share_packed(secret, m=m, t=t, seeds=seeds, label=label)
+    explicit = {j: unpack_words(words[k], n) for k, j in enumerate(others)}
+    return SeededSharing(dict(seeds), explicit, n)
+
+
+def share_packed(
+    secret: FieldVec, *, m: int, t: int, seeds: Mapping[int, bytes], label: str
+) -> tuple[list[int], FieldVec]:
+    """The explicit shares of a seeded sharing (protocol.md §2), bit-packed: the servers not in
+    ``seeds`` in increasing order, and for each a row of ``client_kernels.packed_words(n)``
+    words in the layout of ``messages.pack61`` (spare word zero), ready for the wire.
+
+    One fused pass per chunk (:func:`client_kernels.share_chunk`) expands the seeded shares
+    from the PRG into a small buffer and writes every explicit share; the values equal the
+    Lagrange interpolation through (0, z) and the t shares ``expand_seeded`` gives.
+    """
     if len(seeds) != t:
         raise ConfigError(f"seed compression needs t={t} seeds, got {len(seeds)}")
+    z = np.ascontiguousarray(secret, dtype=np.uint64)
+    n = z.shape[0]
     seeded = sorted(seeds)
-    rows = np.empty((t + 1, secret.shape[0]), np.uint64)
-    rows[0] = secret
-    for r, j in enumerate(seeded, start=1):
-        rows[r] = expand_seeded(seeds[j], secret.shape[0], label)
-    xs = [0] + [point(j) for j in seeded]
     others = [j for j in range(m) if j not in seeds]
-    coeffs = [lagrange_coeffs(xs, point(j)) for j in others]
-    out = combine_rows(coeffs, rows)
-    return SeededSharing(dict(seeds), {j: out[k] for k, j in enumerate(others)}, secret.shape[0])
+    xs = [0] + [point(j) for j in seeded]
+    coef = np.array([lagrange_coeffs(xs, point(j)) for j in others], np.uint64).reshape(
+        len(others), t + 1)
+    alphas = np.array([point(j) for j in others], np.uint64)
+    cinv = np.uint64(inv(point(seeded[0])) if t == 1 else 0)
+    out = np.empty((len(others), packed_words(n)), np.uint64)
+    step = max(1, min(CHUNK, n))
+    prgs = [Prg(derive(seeds[j], "share", label)) for j in seeded]
+    buf = np.empty((t, step + 2), np.uint64)
+    scratch = np.empty((2, step if t == 1 else 0), np.uint64)
+    zeros = bytes(8 * step)
+    n_bad = 0
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        for r, g in enumerate(prgs):
+            g.words_into(buf[r], hi - lo, zeros)
+        n_bad += share_chunk(z[lo:hi], buf, coef, alphas, cinv, out, 61 * lo // 64,
+                             scratch[0], scratch[1])
+    if n_bad:  # a word equal to p, which the PRG rejects: redo with the exact expansion
+        rows = np.stack([expand_seeded(seeds[j], n, label) for j in seeded])
+        scratch = np.empty((2, n if t == 1 else 0), np.uint64)
+        share_chunk(z, rows, coef, alphas, cinv, out, 0, scratch[0], scratch[1])
+    out[:, (61 * n + 63) // 64:] = 0
+    return others, out
 
 
 def share(secret: FieldVec, *, m: int, t: int, prg: Prg) -> FieldVec:

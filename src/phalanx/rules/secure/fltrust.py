@@ -21,6 +21,7 @@ from phalanx.errors import Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import bits_of
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare
+from phalanx.mpc.client_kernels import dot_small
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules.base import RuleContext, l2_norm
 from phalanx.rules.fltrust import FLTrust
@@ -57,7 +58,7 @@ class FLTrustCircuit(NormCircuit):
 
     def extra_witness(self, x: F.FieldVec, w_delta: int = 0, r_delta: int = 0) -> tuple[
             list[int], list[int]]:
-        c = F.centered_int(F.dot(x, self.g_fe))
+        c = F.centered_int(dot_small(x, self.g, self.g_fe))  # = F.dot(x, g_fe), one int pass
         u = max(0, c)
         w = u // self.gp + w_delta
         r = u - (w - w_delta) * self.gp + r_delta

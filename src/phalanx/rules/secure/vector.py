@@ -26,7 +26,8 @@ from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import bits_of, norm_pass
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
-from phalanx.mpc.fixed import decode_fixed, encode_fixed
+from phalanx.mpc.client_kernels import bits_array, projection_rows, sum_sq
+from phalanx.mpc.fixed import decode_fixed, encode_fixed_sq
 from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.prg import Prg, derive
 
@@ -104,12 +105,15 @@ class NormCircuit:
 
     # -- client ---------------------------------------------------------------------------------
     def encode(self, prepared: NDArray[np.float32], prg: Prg) -> F.FieldVec:
-        """2·round_stoch(x·2^f), re-rounded (≤ 8 times) if rounding pushed ‖x‖² over the bound."""
-        x = encode_fixed(prepared, self.f, prg, lattice=2, saturate=True)
+        """2·round_stoch(x·2^f), re-rounded (≤ 8 times) if rounding pushed ‖x‖² over the bound.
+
+        The encoding pass also returns Σ x_j² mod p, so the re-round test costs no extra pass.
+        """
+        x, sq = encode_fixed_sq(prepared, self.f, prg, lattice=2, saturate=True)
         for _ in range(8):
-            if F.centered_int(F.dot(x, x)) <= self.hi:
+            if F.centered_int(sq) <= self.hi:
                 break
-            x = encode_fixed(prepared, self.f, prg, lattice=2, saturate=True)
+            x, sq = encode_fixed_sq(prepared, self.f, prg, lattice=2, saturate=True)
         return x
 
     def client_secrets(self, prepared: NDArray[np.float32], prg: Prg) -> ClientSecrets:
@@ -123,7 +127,9 @@ class NormCircuit:
         return vals
 
     def witness(self, x: F.FieldVec, prg: Prg) -> ClientSecrets:
-        sq = F.dot(x, x)
+        """Part-1 scalars [r, rule extras, norm bits, extra bits]; Σ x_j² is one exact pass
+        (``client_kernels.sum_sq``, equal to ``F.dot(x, x)``)."""
+        sq = sum_sq(x)
         values, bits = self.extra_witness(x)
         scalars = [prg.field_element()] + values
         scalars += [int(b) for b in bits_of(self.norm_values(sq), self.k_norm)]
@@ -141,8 +147,14 @@ class NormCircuit:
         return self.pub.patterns
 
     def client_response(self, secrets: ClientSecrets, coin1: bytes) -> F.FieldVec:
-        _, _, rows = norm_pass(secrets.private, self.patterns(coin1), None, None)
-        return bits_of([(r + self.T) % P for r in rows], self.k_row)
+        """The bits of R_l + T for the projection rows of ``coin1`` (protocol.md §3.2): exact
+        int64 row sums of the centered coordinates, or the servers' mod-p pass when some
+        coordinate is too large for them (the values are the same)."""
+        x, patterns = secrets.private, self.patterns(coin1)
+        rows = projection_rows(x, patterns)
+        if rows is None:
+            rows = norm_pass(x, patterns, None, None)[2]
+        return bits_array([(r + self.T) % P for r in rows], self.k_row)
 
     # -- public randomness ------------------------------------------------------------------------
     def begin(self, coin1: bytes, coin2: bytes) -> None:
