@@ -89,3 +89,49 @@ def test_masked_sharing_meets_the_upload_bound() -> None:
     ratio = res.stats["upload_bytes_per_client"] / (4 * d)
     assert 61 / 32 < ratio < 2.0 < m - t + 1
     assert res.stats["bytes_received"]["server:3"] > 2 * 61 / 8 * d  # each server downloads c
+
+
+@pytest.mark.parametrize("sharing", ["seeded", "masked"])
+def test_spooled_and_threaded_rounds_equal_the_in_memory_serial_round(sharing: str) -> None:
+    # Prepare: fltrust with one client that cheats (a wrong trust weight) and one that is valid
+    from phalanx.rules.secure import ClientFault
+
+    d = 5_000
+    rule = make_rule("fltrust")
+    rng = np.random.default_rng(2)
+    ctx = RuleContext(dim=d, reference=rng.standard_normal(d).astype(np.float32))
+    prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(5)]
+    faults = {2: ClientFault.WRONG_TRUST_WEIGHT}
+    params = SecureParams(sharing=sharing)
+
+    def run(**kw: object) -> object:
+        backend = SecureBackend(params, envelope=x25519_envelope, **kw)  # type: ignore[arg-type]
+        return backend.aggregate(rule, prepared, ctx, seed=b"s" * 32, client_faults=faults)
+
+    # Execute
+    serial = run(spool=False)
+    spooled = run(spool=True)
+    threaded = run(spool=True, workers=3)
+    # Assert: same output and verdicts; the spool was used and is gone
+    for other in (spooled, threaded):
+        assert np.array_equal(other.aggregate.vector, serial.aggregate.vector)  # type: ignore[attr-defined]
+        assert other.aggregate.rejected == serial.aggregate.rejected  # type: ignore[attr-defined]
+        assert other.stats["spooled"] and not serial.stats["spooled"]  # type: ignore[attr-defined]
+    assert [r.index for r in serial.aggregate.rejected] == [2]  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="workers=0"):
+        SecureBackend(params, envelope=x25519_envelope, workers=0)
+
+
+def test_spool_store_round_trips_bytes_and_cleans_up() -> None:
+    from phalanx.rules.secure.spool import SpoolStore
+
+    with SpoolStore() as store:
+        store.put((1, 2, 1), b"abc")
+        store.put((1, 3, 1), b"")
+        assert bytes(store.get((1, 2, 1)) or b"?") == b"abc"
+        assert store.get((1, 3, 1)) == b"" and store.get((9, 9, 9)) is None
+        store.discard((1, 2, 1))
+        store.discard((1, 2, 1))  # absent: no error
+        assert store.get((1, 2, 1)) is None
+        root = store.root
+    assert not root.exists()

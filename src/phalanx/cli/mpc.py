@@ -21,6 +21,10 @@ def bench_mpc(
     frac_bits: int = typer.Option(16, help="fixed-point fractional bits f"),
     seed: int = typer.Option(0, help="seed of the updates and of the protocol's randomness"),
     sharing: str = typer.Option("seeded", help="seeded (t seeds + m-t share vectors) or masked"),
+    workers: int = typer.Option(1, min=1, help="threads running the simulated parties side by "
+                                "side (per-party times stay CPU seconds of one thread)"),
+    spool: str = typer.Option("auto", help="where servers keep uploads until the coin: "
+                              "auto (files above 4 GiB), memory or files"),
     json_out: bool = typer.Option(False, "--json", help="last line: one JSON object"),
 ) -> None:
     """Run one secure aggregation of random updates and the plaintext rule on the same updates."""
@@ -29,8 +33,12 @@ def bench_mpc(
     from phalanx.net.envelope import x25519_envelope
     from phalanx.rules.secure.bench import run_bench
 
+    modes = {"auto": None, "memory": False, "files": True}
+    if spool not in modes:
+        raise typer.BadParameter(f"spool={spool!r} must be one of {sorted(modes)}")
     out = run_bench(rule, clients=clients, dim=dim, committee=committee, threshold=threshold,
-                    frac_bits=frac_bits, seed=seed, envelope=x25519_envelope, sharing=sharing)
+                    frac_bits=frac_bits, seed=seed, envelope=x25519_envelope, sharing=sharing,
+                    workers=workers, spool=modes[spool])
     if json_out:
         typer.echo(json.dumps(out, sort_keys=True))
         return

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from phalanx.errors import Reject
 from phalanx.mpc.field import FieldVec
-from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.messages import OpeningKind, Packed61
 from phalanx.mpc.prg import Prg
 
 
@@ -31,9 +31,10 @@ class ClientSecrets:
 
 @dataclass(frozen=True, slots=True)
 class ClientShares:
-    """One server's shares of one client: long vectors, part-1 and part-2 scalars."""
+    """One server's shares of one client: long vectors (explicit shares stay 61-bit packed),
+    part-1 and part-2 scalars."""
 
-    vectors: tuple[FieldVec, ...]
+    vectors: tuple[FieldVec | Packed61, ...]
     scalars1: FieldVec
     scalars2: FieldVec
 

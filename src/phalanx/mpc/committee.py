@@ -33,9 +33,11 @@ from phalanx.mpc.committee_client import commitment_of, context_of
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
+    Packed61,
     PublicBlob,
     SealedBundle,
     ShareBundle,
+    as_field,
     decode_bundle,
     decode_masked,
     pack61,
@@ -47,7 +49,10 @@ from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.shamir import validate_committee
 
 Clock = Callable[[], float]
-Opener = Callable[[int, bytes, bytes], bytes]
+ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
+StoreKey = tuple[int, int, int]
+"""(client, server or −1 for a public blob, part)."""
+Opener = Callable[[int, bytes | memoryview, bytes], bytes]
 Sealer = Callable[[int, bytes, bytes], bytes]
 ABORT = "committee-abort"
 
@@ -62,6 +67,40 @@ class ShareTamper(Protocol):
         self, server: int, kind: OpeningKind, receiver: int, shares: FieldVec
     ) -> FieldVec | None:
         """What ``server`` sends ``receiver`` instead of ``shares``; None sends nothing."""
+
+
+def _in_turn(fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
+    return [fn(i) for i in items]
+
+
+class BundleStore(Protocol):
+    """Where the servers keep the part-1 uploads between ``receive`` and ``process`` (a real
+    server writes them to disk; ``rules.secure.spool`` does that for the simulation)."""
+
+    def put(self, key: StoreKey, data: bytes) -> None:
+        """Keep ``data`` under ``key``."""
+
+    def get(self, key: StoreKey) -> bytes | memoryview | None:
+        """The bytes kept under ``key`` (a read-only buffer), or None."""
+
+    def discard(self, key: StoreKey) -> None:
+        """Forget ``key`` (no error when absent)."""
+
+
+class MemoryStore:
+    """A :class:`BundleStore` in a dict: O(n·m·d) memory, for small rounds and tests."""
+
+    def __init__(self) -> None:
+        self._data: dict[StoreKey, bytes] = {}
+
+    def put(self, key: StoreKey, data: bytes) -> None:
+        self._data[key] = data
+
+    def get(self, key: StoreKey) -> bytes | None:
+        return self._data.get(key)
+
+    def discard(self, key: StoreKey) -> None:
+        self._data.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +154,14 @@ class Committee:
         seed: bytes,
         clock: Clock = lambda: 0.0,
         tamper: ShareTamper | None = None,
+        store: BundleStore | None = None,
+        run_parallel: ParallelMap | None = None,
     ) -> None:
         validate_committee(m, t)
+        #: maps a server's local work over the servers (in order); the simulation passes a
+        #: thread pool's map (every kernel releases the GIL), the default runs them in turn
+        self.run_parallel: ParallelMap = run_parallel or _in_turn
+        self.store: BundleStore = store if store is not None else MemoryStore()
         self.circuit, self.m, self.t = circuit, m, t
         self.channel, self.sealer, self.opener = channel, sealer, opener
         self.seed, self.clock, self.tamper = seed, clock, tamper
@@ -158,20 +203,26 @@ class Committee:
     def receive(self, client: int, bundles: Mapping[int, SealedBundle],
                 blob: PublicBlob | None = None) -> None:
         """Deliver a client's sealed bundles (and its public masked blob, uploaded once to the
-        content-addressed store and fetched by every server); record commitments; keep only
-        the small part-2 uploads."""
+        content-addressed store and fetched by every server); record commitments. Part-1
+        uploads go to the bundle store (delivery, like the network: not charged to the
+        server; reading them back in ``process`` is); the small part-2 uploads stay in
+        memory."""
         if blob is not None:
             self.channel.send(client_party(client), "store", blob.data)
             self.channel.receive("store")
             self.state.commitments[(client, -1, blob.part)] = blob.commitment
             if blob.part == 2:
                 self.state.blob2[client] = blob
+            else:
+                self.store.put((client, -1, 1), blob.data)
         for j, b in bundles.items():
             self.channel.send(client_party(client), server_party(j), b.sealed)
             self.channel.receive(server_party(j))
             self.state.commitments[(client, j, b.part)] = b.commitment
             if b.part == 2:
                 self.state.part2[(client, j)] = b
+            else:
+                self.store.put((client, j, 1), b.sealed)
 
     def coin(self, part: int, previous: bytes = b"") -> bytes:
         """The public coin after every part-``part`` commitment (sorted for determinism)."""
@@ -193,28 +244,43 @@ class Committee:
             self._add(j, "round", self.clock() - t0)
 
     # -- 4. per client ------------------------------------------------------------------------
-    def process(self, client: int, bundles1: Mapping[int, SealedBundle],
-                blob1: PublicBlob | None = None) -> Verdict:
-        """Check one client and keep its contribution iff every check passes."""
+    def process(self, client: int) -> Verdict:
+        """Check one client (its stored part-1 uploads and its part-2 uploads) and keep its
+        contribution iff every check passes; the stored uploads are discarded afterwards.
+        The servers' local work (open, verify, fused pass) runs through ``run_parallel``."""
         active = [j for j in range(self.m) if j not in self.state.cheaters]
         shares: dict[int, ClientShares] = {}
         local: dict[int, LocalResult] = {}
-        public = self._fetch_blobs(client, blob1, active)
-        for j in active:
-            t0 = self.clock()
-            got = self._open_shares(client, j, bundles1.get(j), public)
-            t1 = self.clock()
-            self._add(j, "transport", t1 - t0)
-            if got is None:
+        try:
+            public = self._fetch_blobs(client, active)
+            done = self.run_parallel(lambda j: self._serve(client, j, public), active)
+            for j, (got, res) in zip(active, done, strict=True):
+                if got is not None and res is not None:
+                    shares[j], local[j] = got, res
+            bad = [j for j, (got, _) in zip(active, done, strict=True) if got is None]
+            if bad:
                 self._rollback(shares, local)
-                return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {j}"))
-            shares[j] = got
-            local[j] = self.circuit.server_process(got, self.acc[j])
-            self._add(j, "compute", self.clock() - t1)
-        verdict = self._judge(client, active, shares, local)
-        if verdict.reason is not None:
-            self._rollback(shares, local)
-        return self._record(verdict)
+                return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {bad[0]}"))
+            verdict = self._judge(client, active, shares, local)
+            if verdict.reason is not None:
+                self._rollback(shares, local)
+            return self._record(verdict)
+        finally:
+            for j in range(-1, self.m):
+                self.store.discard((client, j, 1))
+
+    def _serve(self, client: int, j: int, public: Mapping[int, bytes | None]) -> tuple[
+            ClientShares | None, LocalResult | None]:
+        """Server j's local work on one client, timed on the thread that does it."""
+        t0 = self.clock()
+        got = self._open_shares(client, j, public)
+        t1 = self.clock()
+        self._add(j, "transport", t1 - t0)
+        if got is None:
+            return None, None
+        res = self.circuit.server_process(got, self.acc[j])
+        self._add(j, "compute", self.clock() - t1)
+        return got, res
 
     def _add(self, j: int, kind: str, dt: float) -> None:
         self.seconds[j] += dt
@@ -231,36 +297,47 @@ class Committee:
             if j in local:
                 self.circuit.server_rollback(sh, local[j], self.acc[j])
 
-    def _fetch_blobs(self, client: int, blob1: PublicBlob | None,
-                     active: list[int]) -> dict[int, bytes | None]:
+    def _fetch_blobs(self, client: int, active: list[int]) -> dict[int, bytes | None]:
         """Every server fetches the client's public blobs and checks them against the
         commitments. The work is identical for all servers, so the simulation does it once and
         charges its CPU time to each; the download is counted per server."""
         out: dict[int, bytes | None] = {}
         t0 = self.clock()
-        for part, blob in ((1, blob1), (2, self.state.blob2.get(client))):
+        for part in (1, 2):
+            stored = self.store.get((client, -1, 1)) if part == 1 else None
+            blob2 = self.state.blob2.get(client)
+            data = bytes(stored) if stored is not None else (
+                blob2.data if part == 2 and blob2 is not None else None)
             committed = self.state.commitments.get((client, -1, part))
-            if blob is None or committed is None:
+            if data is None or committed is None:
                 out[part] = None
                 continue
             for j in active:
-                self.channel.send("store", server_party(j), blob.data)
+                self.channel.send("store", server_party(j), data)
                 self.channel.receive(server_party(j))
-            out[part] = blob.data if commitment_of(blob.data) == committed else None
+            out[part] = data if commitment_of(data) == committed else None
         dt = self.clock() - t0
         for j in active:
             self._add(j, "transport", dt)
         return out
 
-    def _open_shares(self, client: int, j: int, b1: SealedBundle | None,
+    def _open_shares(self, client: int, j: int,
                      public: Mapping[int, bytes | None]) -> ClientShares | None:
+        """Server j's shares of the client: each stored upload must match its commitment,
+        open, and parse; explicit vectors stay 61-bit packed (read in place by the pass)."""
         parts = []
-        for part, b in ((1, b1), (2, self.state.part2.get((client, j)))):
+        for part in (1, 2):
+            if part == 1:
+                sealed = self.store.get((client, j, 1))
+            else:
+                b2 = self.state.part2.get((client, j))
+                sealed = None if b2 is None else b2.sealed
             committed = self.state.commitments.get((client, j, part))
-            if b is None or committed is None or commitment_of(b.sealed) != committed:
+            if sealed is None or committed is None or commitment_of(sealed) != committed:
                 return None
             try:
-                body = decode_bundle(self.opener(j, b.sealed, context_of(client, j, part)))
+                body = decode_bundle(self.opener(j, sealed, context_of(client, j, part)),
+                                     packed=True)
             except Exception:  # noqa: BLE001 - any failure to open blames the client
                 return None
             if body.client != client or body.server != j or body.part != part:
@@ -274,15 +351,16 @@ class Committee:
             return None
         if len(items[0]) != n_vec + 1 or len(items[1]) != 1:
             return None
-        return ClientShares(tuple(items[0][:n_vec]), items[0][n_vec], items[1][0])
+        return ClientShares(tuple(items[0][:n_vec]), as_field(items[0][n_vec]),
+                            as_field(items[1][0]))
 
-    def _items(self, body: ShareBundle, blob: bytes | None) -> list[FieldVec]:
+    def _items(self, body: ShareBundle, blob: bytes | None) -> list[FieldVec | Packed61]:
         """The share vectors of one decoded bundle (masked bundles need their public blob)."""
         if body.masked_hash is None:
             return body.shares()
         if blob is None or commitment_of(blob) != body.masked_hash:
             raise ConfigError("masked bundle without its committed public blob")
-        return body.shares(decode_masked(blob, body.lengths), self.m)
+        return list(body.shares(decode_masked(blob, body.lengths), self.m))
 
     def _judge(self, client: int, active: list[int], shares: dict[int, ClientShares],
                local: dict[int, LocalResult]) -> Verdict:

@@ -35,7 +35,7 @@ Sealer = Callable[[int, bytes, bytes], bytes]
 BundleTamper = Callable[[list[ShareBundle]], list[ShareBundle]]
 
 
-def commitment_of(sealed: bytes) -> bytes:
+def commitment_of(sealed: bytes | memoryview) -> bytes:
     """The hash a client posts for a sealed bundle (BLAKE3-256, one thread)."""
     return blake3(sealed).digest()
 

@@ -199,7 +199,7 @@ def decode_bundle(raw: bytes, *, packed: bool = False) -> ShareBundle:
                                keys=tuple(keys), masked_hash=masked_hash)
         view = memoryview(raw)
         pos += -pos % 8
-        vectors = []
+        vectors: list[FieldVec | Packed61] = []
         for n in lengths:
             size = 8 * packed_words(n)
             if pos + size > len(raw):

@@ -72,13 +72,13 @@ def seal(payload: bytes, recipient: X25519PublicKey, ephemeral: bytes,
     return eph_pub + cipher.encrypt(_NONCE, payload, context)
 
 
-def open_sealed(sealed: bytes, recipient: X25519PrivateKey, context: bytes = b"", *,
+def open_sealed(sealed: bytes | memoryview, recipient: X25519PrivateKey, context: bytes = b"", *,
                 aead: str = DEFAULT_AEAD) -> bytes:
     """Decrypt a :func:`seal` envelope; EnvelopeError when it does not authenticate."""
     check_aead(aead)
     if len(sealed) < 48:
         raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
-    eph_pub = sealed[:32]
+    eph_pub = bytes(sealed[:32])
     try:
         shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
         cipher = _aead(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
@@ -108,7 +108,7 @@ class X25519Envelope:
         eph = _derive(self._seed, b"ephemeral", context)
         return seal(payload, self._keys[server].public_key(), eph, context, aead=self.aead)
 
-    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
         return open_sealed(sealed, self._keys[server], context, aead=self.aead)
 

@@ -9,8 +9,10 @@ stores what it received; here memory stays O(m·d)). The result has the plaintex
 
 from __future__ import annotations
 
+import pickle
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ from phalanx.attacks.servers import ServerFault, ServerFaults
 from phalanx.errors import AggregationError, ConfigError
 from phalanx.mpc.channel import LocalChannel, client_party
 from phalanx.mpc.circuit import Circuit, ClientSecrets
-from phalanx.mpc.committee import Committee, Outcome, ShareTamper
+from phalanx.mpc.committee import BundleStore, Committee, MemoryStore, Outcome, ShareTamper
 from phalanx.mpc.committee_client import (
     make_bundles,
     make_masked_bundles,
@@ -49,7 +51,14 @@ from phalanx.rules.secure.cc import CenteredClippingCircuit
 from phalanx.rules.secure.fedavg_nb import make_circuit as fedavg_circuit
 from phalanx.rules.secure.fltrust import FLTrustCircuit
 from phalanx.rules.secure.rsa import SignCircuit
+from phalanx.rules.secure.spool import SpoolStore
 from phalanx.rules.secure.vector import NormCircuit
+
+SPOOL_BYTES = 4 << 30
+"""Above this many bytes of stored uploads (and client states) the simulated servers spool
+them to files instead of holding them in memory."""
+CLIENT_STATE = -2
+"""Store key (client, CLIENT_STATE, 0): a simulated client's secrets between parts 1 and 2."""
 
 
 class Envelope(Protocol):
@@ -58,7 +67,7 @@ class Envelope(Protocol):
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
         """Encrypt ``payload`` to ``server``."""
 
-    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Decrypt as ``server``; raises on a forged or corrupted envelope."""
 
 
@@ -75,8 +84,8 @@ class FramingEnvelope:
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
         return payload
 
-    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
-        return sealed
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
+        return bytes(sealed)
 
 
 class ClientFault(Enum):
@@ -148,13 +157,22 @@ class SecureBackend:
     """Runs a rule under MPC: ``aggregate`` mirrors ``Rule.aggregate`` of the plaintext backend."""
 
     def __init__(self, params: SecureParams, *, envelope: EnvelopeFactory,
-                 clock: Callable[[], float] = time.thread_time) -> None:
+                 clock: Callable[[], float] = time.thread_time, spool: bool | None = None,
+                 spool_dir: str | None = None, workers: int = 1) -> None:
         """``envelope`` seals bundles and keys to the servers: pass
         ``phalanx.net.envelope.x25519_envelope`` (real encryption; ``rules`` may not import
         ``net``, so there is no default) or, where secrecy is not under test, ``FramingEnvelope``.
         ``clock`` times the parties' work (default: CPU time of this thread, which every
-        kernel runs on, so other processes' load does not inflate the per-party numbers)."""
+        kernel runs on, so other processes' load does not inflate the per-party numbers).
+        ``spool``: keep the servers' stored uploads in files under ``spool_dir`` (True), in
+        memory (False), or in files only when they exceed ``SPOOL_BYTES`` (None).
+        ``workers``: threads that run the simulated parties side by side (clients in batches,
+        the servers' local work per client); results do not depend on it."""
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers={workers!r} must be an int >= 1")
         self.params = params
+        self.workers = workers
+        self.spool, self.spool_dir = spool, spool_dir
         self.envelope: EnvelopeFactory = envelope
         self.clock = clock
 
@@ -181,10 +199,27 @@ class SecureBackend:
             raise ConfigError(f"client_ids must be {n} distinct ids, got {ids}")
         if not all(isinstance(c, int) and 0 <= c < 1 << 32 for c in ids):
             raise ConfigError(f"client_ids must be ints in [0, 2^32), got {ids}")
-        run = _Run(self.params, rule, ctx, seed, make_circuit(rule, ctx, self.params, n),
-                   dict(client_faults or {}), tamper,
-                   self.envelope(derive(seed, "envelope"), self.params.m), self.clock)
-        return run.execute(prepared_inputs, ids)
+        circuit = make_circuit(rule, ctx, self.params, n)
+        store = self._store(n, ctx.dim)
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        try:
+            run = _Run(self.params, rule, ctx, seed, circuit, dict(client_faults or {}), tamper,
+                       self.envelope(derive(seed, "envelope"), self.params.m), self.clock,
+                       store, pool)
+            return run.execute(prepared_inputs, ids)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+            if isinstance(store, SpoolStore):
+                store.close()
+
+    def _store(self, n: int, dim: int) -> BundleStore:
+        """Files (``SpoolStore``) when the round's uploads and client states would exceed
+        ``SPOOL_BYTES`` in memory, or when ``spool`` says so; a dict otherwise."""
+        held = n * (self.params.m + 1) * 8 * dim  # ≈ sealed part-1 bundles + client states
+        if self.spool is True or (self.spool is None and held > SPOOL_BYTES):
+            return SpoolStore(self.spool_dir)
+        return MemoryStore()
 
 
 class _Run:
@@ -193,22 +228,26 @@ class _Run:
     def __init__(self, params: SecureParams, rule: Rule, ctx: RuleContext, seed: bytes,
                  circuit: Circuit, faults: dict[int, ClientFault],
                  tamper: ShareTamper | None, envelope: Envelope,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], store: BundleStore,
+                 pool: ThreadPoolExecutor | None) -> None:
         self.p, self.rule, self.ctx, self.seed = params, rule, ctx, seed
+        self.store, self.pool = store, pool
         self.circuit, self.faults = circuit, faults
         self.envelope = envelope
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
                                    sealer=self.seal, opener=self.open,
                                    seed=derive(seed, "committee"), clock=clock,
-                                   tamper=tamper)
+                                   tamper=tamper, store=store,
+                                   run_parallel=None if pool is None else (
+                                       lambda fn, items: list(pool.map(fn, items))))
         self.clock = clock
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
 
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
         return self.envelope.seal(server, payload, context)
 
-    def open(self, server: int, sealed: bytes, context: bytes) -> bytes:
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         return self.envelope.open(server, sealed, context)
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
@@ -236,8 +275,10 @@ class _Run:
             return make_masked_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg)
         return make_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg), None
 
-    def part1(self, idx: int, cid: int, vec: FloatVec,
-              timed: bool) -> tuple[dict[int, SealedBundle], PublicBlob | None]:
+    def part1(self, idx: int, cid: int, inputs: Sequence[FloatVec]) -> tuple[
+            dict[int, SealedBundle], PublicBlob | None, ClientSecrets, dict[str, float]]:
+        """Client ``cid``'s first upload (run on any worker thread; returns its CPU times)."""
+        vec = inputs[idx]
         t0 = self.clock()
         secrets, prg = self.secrets(idx, cid, vec)
         t1 = self.clock()
@@ -250,26 +291,44 @@ class _Run:
             bundles = tamper_share(bundles, target, 0)
         t2 = self.clock()
         sealed = seal_bundles(bundles, self.seal)
-        if timed:
-            self.client_s["witness"] += t1 - t0
-            self.client_s["share"] += t2 - t1
-            self.client_s["seal"] += self.clock() - t2
-        return sealed, blob
+        times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
+        return sealed, blob, secrets, times
 
-    def part2(self, idx: int, cid: int, vec: FloatVec,
-              coin1: bytes) -> tuple[dict[int, SealedBundle], PublicBlob | None]:
+    def part2(self, cid: int, secrets: ClientSecrets, coin1: bytes) -> tuple[
+            dict[int, SealedBundle], PublicBlob | None, dict[str, float]]:
+        """Client ``cid``'s second upload, after the coin (any worker thread)."""
         t0 = self.clock()
-        secrets, _ = self.secrets(idx, cid, vec)
         response = self.circuit.client_response(secrets, coin1)
         t1 = self.clock()
         bundles, blob = self.bundles(cid, 2, {"s2": response},
                                      Prg(derive(self.seed, "client-part2", cid)))
         t2 = self.clock()
         sealed = seal_bundles(bundles, self.seal)
-        self.client_s["witness"] += t1 - t0
-        self.client_s["share"] += t2 - t1
-        self.client_s["seal"] += self.clock() - t2
-        return sealed, blob
+        times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
+        return sealed, blob, times
+
+    def state_of(self, cid: int) -> ClientSecrets:
+        """Client ``cid``'s secrets from part 1, taken out of the store."""
+        raw = self.store.get((cid, CLIENT_STATE, 0))
+        if raw is None:
+            raise AggregationError(f"client {cid}'s state is missing from the store")
+        secrets: ClientSecrets = pickle.loads(raw)  # noqa: S301 - our own bytes
+        del raw
+        self.store.discard((cid, CLIENT_STATE, 0))
+        return secrets
+
+    def in_batches(self, fn: Callable[[int], Any], items: Sequence[int]) -> Iterator[Any]:
+        """fn over items, in order, ``workers`` at a time (bounded memory)."""
+        if self.pool is None:
+            yield from (fn(i) for i in items)
+            return
+        width = self.pool._max_workers  # noqa: SLF001 - the pool's own width
+        for k in range(0, len(items), width):
+            yield from self.pool.map(fn, items[k:k + width])
+
+    def add_client_times(self, times: Mapping[str, float]) -> None:
+        for key, dt in times.items():
+            self.client_s[key] += dt
 
     def execute(self, inputs: Sequence[FloatVec], ids: list[int]) -> SecureResult:
         pre: list[Rejection] = []
@@ -283,11 +342,19 @@ class _Run:
         phase: dict[str, float] = {}
         t0 = time.perf_counter()
         self.committee.setup()
-        for idx in live:
-            self.committee.receive(ids[idx], *self.part1(idx, ids[idx], inputs[idx], True))
+        # part 1; each client keeps its secrets for part 2 (in the store)
+        for idx, (sealed, blob, secrets, times) in zip(
+                live, self.in_batches(lambda i: self.part1(i, ids[i], inputs), live),
+                strict=True):
+            self.add_client_times(times)
+            self.committee.receive(ids[idx], sealed, blob)
+            self.store.put((ids[idx], CLIENT_STATE, 0), pickle.dumps(secrets, protocol=5))
         coin1 = self.committee.coin(1)
-        for idx in live:
-            self.committee.receive(ids[idx], *self.part2(idx, ids[idx], inputs[idx], coin1))
+        for idx, (sealed, blob, times) in zip(
+                live, self.in_batches(lambda i: self.part2(ids[i], self.state_of(ids[i]),
+                                                           coin1), live), strict=True):
+            self.add_client_times(times)
+            self.committee.receive(ids[idx], sealed, blob)
         coin2 = self.committee.coin(2, coin1)
         upload = {idx: self.channel.bytes_sent[client_party(ids[idx])] for idx in live}
         phase["clients"] = time.perf_counter() - t0
@@ -295,7 +362,7 @@ class _Run:
         try:
             self.committee.begin([ids[i] for i in live], coin1, coin2)
             for idx in live:
-                self.committee.process(ids[idx], *self.part1(idx, ids[idx], inputs[idx], False))
+                self.committee.process(ids[idx])
             outcome = self.committee.finish()
         except AggregationError as e:
             outcome = self.committee.aborted(str(e))
@@ -324,6 +391,7 @@ class _Run:
             "phase_s": phase,
             "upload_bytes_per_client": sum(upload.values()) / n_live,
             "dropped_servers": list(outcome.dropped),
+            "spooled": isinstance(self.store, SpoolStore),
         }
         if outcome.aborted is not None or outcome.vector is None:
             agg = Aggregate(np.zeros(self.ctx.dim, np.float32), (),

@@ -13,6 +13,7 @@ part (``peak_rss_secure_mb``, before anything n × d exists) and at the end (``p
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -44,6 +45,7 @@ class LazyUpdates(Sequence[FloatVec]):
     def __init__(self, rule: Rule, ctx: RuleContext, n: int, seed: int, noise: float) -> None:
         self.rule, self.ctx, self.n, self.seed, self.noise = rule, ctx, n, seed, noise
         self.prepare_s: dict[int, float] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self.n
@@ -61,7 +63,9 @@ class LazyUpdates(Sequence[FloatVec]):
         base = self.ctx.reference if self.ctx.reference is not None else 0.0
         raw = (base + self.noise * rng.standard_normal(self.ctx.dim, np.float32)).astype(
             np.float32)
-        with threadpool_limits(limits=1):  # else BLAS threads' CPU escapes thread_time
+        # one at a time: threadpoolctl's limits are process-wide (the backend's workers call
+        # this from several threads); else BLAS threads' CPU escapes thread_time
+        with self._lock, threadpool_limits(limits=1):
             t0 = time.thread_time()
             out = self.rule.prepare(raw, self.ctx)
             self.prepare_s.setdefault(i, time.thread_time() - t0)
@@ -73,7 +77,8 @@ class LazyUpdates(Sequence[FloatVec]):
 
 def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, threshold: int,
               envelope: EnvelopeFactory, frac_bits: int = 16, seed: int = 0,
-              noise: float = 1.0, sharing: str = "seeded") -> dict[str, Any]:
+              noise: float = 1.0, sharing: str = "seeded", workers: int = 1,
+              spool: bool | None = None) -> dict[str, Any]:
     """Run one secure aggregation and the plaintext rule on the same updates; return metrics.
 
     ``envelope``: the sealing of bundles (the CLI passes ``net.envelope.x25519_envelope``).
@@ -84,7 +89,8 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     ctx = RuleContext(dim=dim, reference=reference if rule_name in ("fltrust", "cc") else None)
     updates = LazyUpdates(rule, ctx, clients, seed, noise / float(np.sqrt(dim)))
     backend = SecureBackend(SecureParams(m=committee, t=threshold, frac_bits=frac_bits,
-                                         sharing=sharing), envelope=envelope)
+                                         sharing=sharing), envelope=envelope,
+                             workers=workers, spool=spool)
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     res = backend.aggregate(rule, updates, ctx, seed=seed.to_bytes(32, "big"))
@@ -112,6 +118,7 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     return {
         "rule": rule_name, "clients": clients, "dim": dim, "committee": committee,
         "threshold": threshold, "frac_bits": frac_bits, "sharing": sharing,
+        "workers": workers, "spooled": res.stats["spooled"],
         "plaintext_s": plaintext_s,
         "plaintext_cpu_s": plaintext_cpu_s,
         "plaintext_multithread_s": plaintext_mt_s,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from phalanx.errors import Reject
+from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import bits_of
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare
@@ -42,6 +42,10 @@ class FLTrustCircuit(NormCircuit):
         g0 = rule.normalized_reference(ctx).astype(np.float64)
         self.g = np.rint(g0 * 2.0**frac_bits).astype(np.int64)
         self.g_fe = F.from_signed(self.g)
+        if self.g.size and int(np.abs(self.g).max()) >= 1 << 31:
+            raise ConfigError(f"nu={rule.nu} at frac_bits={frac_bits} encodes g_0 beyond 2^31; "
+                              "lower nu or frac_bits")
+        self.g32 = self.g.astype(np.int32)  # what the servers' pass reads (4 bytes/coordinate)
         self.gp = max(1, (2 * int((self.g.astype(object) ** 2).sum())) >> frac_bits)
         self.k_u = g_norm_bits(self.hi, self.g)
         self.k_w = frac_bits + 1
@@ -53,8 +57,8 @@ class FLTrustCircuit(NormCircuit):
     def extra_bits(self) -> int:
         return 2 * self.k_u + self.k_w + 2 * self.k_r
 
-    def g0_small(self) -> NDArray[np.int64] | None:
-        return self.g
+    def g0_small(self) -> NDArray[np.int32] | None:
+        return self.g32
 
     def extra_witness(self, x: F.FieldVec, w_delta: int = 0, r_delta: int = 0) -> tuple[
             list[int], list[int]]:

@@ -18,7 +18,7 @@ from phalanx.errors import Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import sign_pass
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
-from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.messages import OpeningKind, as_field
 from phalanx.mpc.prg import Prg, derive
 from phalanx.rules.base import RuleContext
 from phalanx.rules.rsa import RobustStochasticAggregation
@@ -60,13 +60,13 @@ class SignCircuit:
         return np.zeros(self.d, np.uint64)
 
     def server_process(self, shares: ClientShares, acc: Any | None) -> LocalResult:
-        a, b = shares.vectors
+        a, b = (as_field(v) for v in shares.vectors)
         quad, lin_a, lin_b = sign_pass(a, b, self.rho, self.sigma, acc)
         cons = (int(shares.scalars1[0]) + lin_a + self.gamma * lin_b) % P
         return LocalResult(cons, (quad,))
 
     def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
-        a, b = shares.vectors
+        a, b = (as_field(v) for v in shares.vectors)
         acc[:] = F.add(F.sub(acc, a), b)
 
     def final_shares(self, acc: Any) -> list[FinalShare]:

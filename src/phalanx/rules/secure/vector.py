@@ -28,7 +28,7 @@ from phalanx.mpc.checks import bits_of, norm_pass
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
 from phalanx.mpc.client_kernels import bits_array, projection_rows, sum_sq
 from phalanx.mpc.fixed import decode_fixed, encode_fixed_sq
-from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.messages import OpeningKind, as_field
 from phalanx.mpc.prg import Prg, derive
 
 P = F.P
@@ -203,7 +203,7 @@ class NormCircuit:
         checks = [binary, norm % P, proj] + self.extra_checks(shares, sq, gd)
         return LocalResult(cons, tuple(checks), weight)
 
-    def g0_small(self) -> NDArray[np.int64] | None:
+    def g0_small(self) -> NDArray[np.int32] | None:
         """The public small-integer vector whose inner product with x the pass computes."""
         return None
 
@@ -211,7 +211,7 @@ class NormCircuit:
         return []
 
     def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
-        x = shares.vectors[0]
+        x = as_field(shares.vectors[0])  # rare (rejected clients): unpack once
         if local.memo is None:
             acc.vec[:] = F.sub(acc.vec, x)
         else:
