@@ -54,7 +54,7 @@ def read61(words: FieldVec, j: int) -> np.uint64:
 
 
 @nb.njit(cache=True, nogil=True)
-def _block_sums(v: FieldVec, g: NDArray[np.int32], acc: FieldVec, weight: np.uint64,
+def _block_sums(v: FieldVec, g: NDArray[np.integer], acc: FieldVec, weight: np.uint64,
                 use_g: bool, use_acc: bool, sums: FieldVec) -> None:
     """The vectorizable part of the pass over one block (slices, so no index wrap-around
     checks stop LLVM from vectorizing): 32-bit limb sums of Σ v², Σ v and ⟨v, g⟩ with no
@@ -147,7 +147,7 @@ def _norm_pass(
     xs: tuple[FieldVec, ...],
     n: int,
     patterns: NDArray[np.uint8],
-    g0: NDArray[np.int32],
+    g0: NDArray[np.integer],
     weights: FieldVec,
     acc: FieldVec,
     buckets: FieldVec,

@@ -78,6 +78,10 @@ class Circuit(Protocol):
     def server_process(self, shares: ClientShares, acc: Any | None) -> LocalResult:
         """One fused pass over a client's shares; tentatively accumulates into ``acc``."""
 
+    def server_process_batch(self, batch: Sequence[ClientShares],
+                             acc: Any | None) -> list[LocalResult]:
+        """``server_process`` for several clients at once (one pass where the circuit can)."""
+
     def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
         """Undo the tentative accumulation of a rejected client."""
 

