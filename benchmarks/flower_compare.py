@@ -130,7 +130,8 @@ def run_ours(args: argparse.Namespace) -> Run:
     cmd = [
         str(args.phalanx), "bench", "mpc", "--rule", "fltrust",
         "--clients", str(args.clients), "--dim", str(args.dim),
-        "--committee", str(args.committee), "--threshold", str(args.threshold), "--json",
+        "--committee", str(args.committee), "--threshold", str(args.threshold),
+        "--workers", str(args.workers), "--json",
     ]  # fmt: skip
     output, elapsed, cpu = run_command(cmd, args.timeout)
     record = None
@@ -143,7 +144,7 @@ def run_ours(args: argparse.Namespace) -> Run:
                 continue
     if not isinstance(record, dict) or "total_s" not in record:
         fail(f"no JSON line with total_s from {' '.join(cmd)}\n{output[-3000:]}")
-    name = f"phalanx fltrust (m={args.committee}, t={args.threshold})"
+    name = f"phalanx fltrust (m={args.committee}, t={args.threshold}, workers={args.workers})"
     return Run(name, float(record["total_s"]), elapsed, cpu, load, extra=record)
 
 
@@ -247,6 +248,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--num-shares", type=int, default=15, help="Flower SecAgg+ shares (odd)")
     p.add_argument("--committee", type=int, default=5)
     p.add_argument("--threshold", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads for our simulated parties (Flower's Ray uses both cores too)")
     p.add_argument("--repeats", type=int, default=1, help="alternate the order on each repeat")
     p.add_argument("--plain", action="store_true", help="also run Flower's plain FedAvg")
     p.add_argument("--flower-only", action="store_true", help="skip phalanx (not ready yet)")

@@ -64,3 +64,23 @@ def test_unknown_aead_is_a_config_error_naming_it() -> None:
         X25519Envelope(b"s" * 32, 3, aead="rot13")
     with pytest.raises(ConfigError, match="aead='rot13'"):
         seal(b"x", private_key(b"k" * 32).public_key(), b"e" * 32, aead="rot13")
+
+
+@pytest.mark.parametrize("aead", ["aes-256-gcm", "chacha20-poly1305"])
+def test_open_into_a_reused_buffer_equals_open_and_rejects_tampering(aead: str) -> None:
+    from phalanx.net.envelope import open_sealed_into
+
+    key = private_key(b"k" * 32)
+    payload = bytes(range(256)) * 40
+    sealed = seal(payload, key.public_key(), b"e" * 32, b"ctx", aead=aead)
+    out = bytearray(len(payload) + 64)
+    view = open_sealed_into(memoryview(sealed), key, b"ctx", out, aead=aead)
+    assert bytes(view) == payload == open_sealed(sealed, key, b"ctx", aead=aead)
+    bad = bytearray(sealed)
+    bad[100] ^= 1
+    with pytest.raises(EnvelopeError):
+        open_sealed_into(bytes(bad), key, b"ctx", out, aead=aead)
+    with pytest.raises(EnvelopeError):
+        open_sealed_into(sealed, key, b"other", out, aead=aead)
+    with pytest.raises(ConfigError, match="output buffer"):
+        open_sealed_into(sealed, key, b"ctx", bytearray(10), aead=aead)

@@ -52,7 +52,8 @@ Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
 StoreKey = tuple[int, int, int]
 """(client, server or −1 for a public blob, part)."""
-Opener = Callable[[int, bytes | memoryview, bytes], bytes]
+Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None], bytes | memoryview]
+"""open(server, sealed, context, out): decrypt, into ``out`` when given (a reused buffer)."""
 Sealer = Callable[[int, bytes, bytes], bytes]
 ABORT = "committee-abort"
 
@@ -172,6 +173,8 @@ class Committee:
         self.breakdown = [{"transport": 0.0, "compute": 0.0, "openings": 0.0, "round": 0.0}
                           for _ in range(m)]
         self.state = _State()
+        #: (server, slot in the batch) → the buffer that server decrypts that upload into
+        self._buffers: dict[tuple[int, int], bytearray] = {}
         self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
         self.acc = {j: circuit.new_accumulator() for j in range(m)}
         self._counter = 0
@@ -194,7 +197,8 @@ class Committee:
                 for a in key_sets(self.m, self.t):
                     if a[0] == owner and j in a and a not in self.keys[j]:
                         try:
-                            self.keys[j][a] = self.opener(j, sealed, f"przs/{a}".encode())
+                            raw = self.opener(j, sealed, f"przs/{a}".encode(), None)
+                            self.keys[j][a] = bytes(raw)
                             break
                         except Exception:  # noqa: BLE001 - wrong set for this envelope
                             continue
@@ -291,7 +295,7 @@ class Committee:
             tuple[ClientShares | None, LocalResult | None]]:
         """Server j's local work on a batch of clients, timed on the thread that does it."""
         t0 = self.clock()
-        opened = [self._open_shares(c, j, publics[c]) for c in clients]
+        opened = [self._open_shares(c, j, publics[c], slot=k) for k, c in enumerate(clients)]
         t1 = self.clock()
         self._add(j, "transport", t1 - t0)
         good = [sh for sh in opened if sh is not None]
@@ -338,8 +342,17 @@ class Committee:
             self._add(j, "transport", dt)
         return out
 
-    def _open_shares(self, client: int, j: int,
-                     public: Mapping[int, bytes | None]) -> ClientShares | None:
+    def _buffer(self, j: int, slot: int, size: int) -> bytearray:
+        """Server j's decryption buffer for batch slot ``slot`` (replaced, never resized:
+        views of the old one may still be alive)."""
+        buf = self._buffers.get((j, slot))
+        if buf is None or len(buf) < size:
+            buf = bytearray(size)
+            self._buffers[(j, slot)] = buf
+        return buf
+
+    def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | None],
+                     slot: int = 0) -> ClientShares | None:
         """Server j's shares of the client: each stored upload must match its commitment,
         open, and parse; explicit vectors stay 61-bit packed (read in place by the pass)."""
         parts = []
@@ -352,8 +365,9 @@ class Committee:
             committed = self.state.commitments.get((client, j, part))
             if sealed is None or committed is None or commitment_of(sealed) != committed:
                 return None
+            out = self._buffer(j, slot, len(sealed) + 16) if part == 1 else None
             try:
-                body = decode_bundle(self.opener(j, sealed, context_of(client, j, part)),
+                body = decode_bundle(self.opener(j, sealed, context_of(client, j, part), out),
                                      packed=True)
             except Exception:  # noqa: BLE001 - any failure to open blames the client
                 return None

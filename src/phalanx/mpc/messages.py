@@ -168,7 +168,7 @@ def encode_bundle(b: ShareBundle) -> bytes:
     return b"".join([head + table, *body])  # one copy of the (large) packed vectors
 
 
-def decode_bundle(raw: bytes, *, packed: bool = False) -> ShareBundle:
+def decode_bundle(raw: bytes | memoryview, *, packed: bool = False) -> ShareBundle:
     """Parse :func:`encode_bundle`'s output; ConfigError on a malformed bundle. With ``packed``
     explicit vectors come back as zero-copy :class:`Packed61` views of ``raw``."""
     try:
@@ -179,7 +179,7 @@ def decode_bundle(raw: bytes, *, packed: bool = False) -> ShareBundle:
         labels, lengths = [], []
         for _ in range(n_items):
             (n_lab,) = struct.unpack_from(">H", raw, pos)
-            labels.append(raw[pos + 2 : pos + 2 + n_lab].decode())
+            labels.append(bytes(raw[pos + 2 : pos + 2 + n_lab]).decode())
             (n,) = struct.unpack_from(">Q", raw, pos + 2 + n_lab)
             lengths.append(n)
             pos += 2 + n_lab + 8

@@ -18,6 +18,7 @@ import hashlib
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -55,11 +56,14 @@ def check_aead(aead: str) -> str:
     return aead
 
 
+def _key(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes, aead: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + rcpt_pub,
+                info=_INFO + b"/" + aead.encode() + b"/" + context).derive(shared)
+
+
 def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes,
           aead: str) -> AESGCM | ChaCha20Poly1305:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + rcpt_pub,
-               info=_INFO + b"/" + aead.encode() + b"/" + context).derive(shared)
-    return AEADS[aead](key)
+    return AEADS[aead](_key(shared, eph_pub, rcpt_pub, context, aead))
 
 
 def seal(payload: bytes, recipient: X25519PublicKey, ephemeral: bytes,
@@ -87,6 +91,36 @@ def open_sealed(sealed: bytes | memoryview, recipient: X25519PrivateKey, context
         raise EnvelopeError("envelope does not authenticate") from e
 
 
+def open_sealed_into(sealed: bytes | memoryview, recipient: X25519PrivateKey, context: bytes,
+                     out: bytearray, *, aead: str = DEFAULT_AEAD) -> memoryview:
+    """:func:`open_sealed` into a caller's buffer (reused across bundles: a fresh 7.6 MB
+    plaintext per bundle cost 3–4 ms of page faults here, the decryption itself 0.6 ms).
+    Returns a view of ``out``; EnvelopeError when the envelope does not authenticate, in
+    which case ``out`` holds unauthenticated bytes that must not be used."""
+    check_aead(aead)
+    if len(sealed) < 48:
+        raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
+    n = len(sealed) - 48
+    if len(out) < n + 15:
+        raise ConfigError(f"output buffer of {len(out)} bytes, needs {n + 15}")
+    if aead != "aes-256-gcm":  # no streaming interface: decrypt, then copy
+        plain = open_sealed(sealed, recipient, context, aead=aead)
+        out[:n] = plain
+        return memoryview(out)[:n]
+    view = memoryview(sealed)
+    eph_pub = bytes(view[:32])
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        key = _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
+        dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(view[-16:]))).decryptor()
+        dec.authenticate_additional_data(context)
+        dec.update_into(view[32:-16], out)
+        dec.finalize()
+    except (InvalidTag, ValueError) as e:
+        raise EnvelopeError("envelope does not authenticate") from e
+    return memoryview(out)[:n]
+
+
 class X25519Envelope:
     """Seals bundles to m servers whose X25519 keys derive from a 32-byte seed (simulation).
 
@@ -111,6 +145,11 @@ class X25519Envelope:
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
         return open_sealed(sealed, self._keys[server], context, aead=self.aead)
+
+    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
+                  out: bytearray) -> memoryview:
+        """Open an envelope as server ``server`` into ``out`` (see :func:`open_sealed_into`)."""
+        return open_sealed_into(sealed, self._keys[server], context, out, aead=self.aead)
 
 
 def x25519_envelope(seed: bytes, m: int) -> X25519Envelope:

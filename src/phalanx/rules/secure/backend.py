@@ -73,6 +73,10 @@ class Envelope(Protocol):
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Decrypt as ``server``; raises on a forged or corrupted envelope."""
 
+    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
+                  out: bytearray) -> memoryview:
+        """``open`` into a reusable buffer; returns a view of it."""
+
 
 EnvelopeFactory = Callable[[bytes, int], Envelope]
 
@@ -89,6 +93,11 @@ class FramingEnvelope:
 
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         return bytes(sealed)
+
+    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
+                  out: bytearray) -> memoryview:
+        out[:len(sealed)] = sealed
+        return memoryview(out)[:len(sealed)]
 
 
 class ClientFault(Enum):
@@ -250,8 +259,11 @@ class _Run:
     def seal(self, server: int, payload: bytes, context: bytes) -> bytes:
         return self.envelope.seal(server, payload, context)
 
-    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
-        return self.envelope.open(server, sealed, context)
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes,
+             out: bytearray | None = None) -> bytes | memoryview:
+        if out is None:
+            return self.envelope.open(server, sealed, context)
+        return self.envelope.open_into(server, sealed, context, out)
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
         prg = Prg(derive(self.seed, "client", cid))
