@@ -175,6 +175,7 @@ class Committee:
         self.state = _State()
         #: (server, slot in the batch) → the buffer that server decrypts that upload into
         self._buffers: dict[tuple[int, int], bytearray] = {}
+        self._expansions: dict[tuple[int, int, int], FieldVec] = {}
         self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
         self.acc = {j: circuit.new_accumulator() for j in range(m)}
         self._counter = 0
@@ -351,6 +352,14 @@ class Committee:
             self._buffers[(j, slot)] = buf
         return buf
 
+    def _words(self, j: int, slot: int, item: int, size: int) -> FieldVec:
+        """Server j's expansion buffer for an item of batch slot ``slot`` (as ``_buffer``)."""
+        buf = self._expansions.get((j, slot, item))
+        if buf is None or buf.shape[0] < size:
+            buf = np.empty(size, np.uint64)
+            self._expansions[(j, slot, item)] = buf
+        return buf
+
     def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | None],
                      slot: int = 0) -> ClientShares | None:
         """Server j's shares of the client: each stored upload must match its commitment,
@@ -376,7 +385,7 @@ class Committee:
             parts.append(body)
         n_vec = len(self.circuit.vector_labels)
         try:
-            items = [self._items(body, public.get(part))
+            items = [self._items(body, public.get(part), j, slot)
                      for part, body in enumerate(parts, start=1)]
         except ConfigError:
             return None
@@ -385,8 +394,13 @@ class Committee:
         return ClientShares(tuple(items[0][:n_vec]), as_field(items[0][n_vec]),
                             as_field(items[1][0]))
 
-    def _items(self, body: ShareBundle, blob: bytes | None) -> list[FieldVec | Packed61]:
-        """The share vectors of one decoded bundle (masked bundles need their public blob)."""
+    def _items(self, body: ShareBundle, blob: bytes | None, j: int,
+               slot: int) -> list[FieldVec | Packed61]:
+        """The share vectors of one decoded bundle (masked bundles need their public blob;
+        a seeded server expands part 1 into its reused per-slot buffers)."""
+        if body.seed is not None and body.part == 1:
+            bufs = [self._words(j, slot, k, n + 2) for k, n in enumerate(body.lengths)]
+            return body.shares(out=bufs)
         if body.masked_hash is None:
             return body.shares()
         if blob is None or commitment_of(blob) != body.masked_hash:

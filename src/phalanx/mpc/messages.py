@@ -10,6 +10,7 @@ explicit share vectors of the items. The codec lives here rather than in ``net.c
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -132,13 +133,15 @@ class ShareBundle:
     keys: tuple[tuple[KeySet, bytes], ...] = ()
     masked_hash: bytes | None = None
 
-    def shares(self, masked: list[FieldVec] | None = None,
-               m: int = 0) -> list[FieldVec | Packed61]:
-        """The share vector of every item: expanded from the seed, from the keys and the public
-        masked vectors (:mod:`phalanx.mpc.masked`), or as sent."""
+    def shares(self, masked: list[FieldVec] | None = None, m: int = 0,
+               out: Sequence[FieldVec] | None = None) -> list[FieldVec | Packed61]:
+        """The share vector of every item: expanded from the seed (into the buffers ``out``
+        when given, one per item), from the keys and the public masked vectors
+        (:mod:`phalanx.mpc.masked`), or as sent."""
         if self.seed is not None:
-            return [expand_seeded(self.seed, n, lab)
-                    for lab, n in zip(self.labels, self.lengths, strict=True)]
+            bufs = list(out) if out is not None else [None] * len(self.labels)
+            return [expand_seeded(self.seed, n, lab, buf) for lab, n, buf in
+                    zip(self.labels, self.lengths, bufs, strict=True)]
         if self.masked_hash is not None:
             if masked is None or len(masked) != len(self.labels):
                 raise ConfigError("a masked bundle needs its public masked vectors")

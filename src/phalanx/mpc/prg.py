@@ -111,6 +111,8 @@ class Prg:
         return self.random_bytes(SEED_BYTES)
 
 
-def expand(seed: bytes, n: int, *labels: str | int | bytes) -> FieldVec:
-    """The n field elements of ``Prg(derive(seed, *labels))``: a seeded share vector."""
-    return Prg(derive(seed, *labels)).field_elements(n)
+def expand(seed: bytes, n: int, *labels: str | int | bytes,
+           out: FieldVec | None = None) -> FieldVec:
+    """The n field elements of ``Prg(derive(seed, *labels))``: a seeded share vector (written
+    into ``out[:n]`` when given, a reused buffer of ≥ n + 2 words)."""
+    return Prg(derive(seed, *labels)).field_elements(n, out)

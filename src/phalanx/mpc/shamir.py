@@ -47,9 +47,11 @@ def seeded_servers(m: int, t: int, offset: int) -> tuple[int, ...]:
     return tuple(sorted((offset + k) % m for k in range(t)))
 
 
-def expand_seeded(seed: bytes, length: int, label: str) -> FieldVec:
-    """The share vector a seeded server derives from its seed for item ``label``."""
-    return expand(seed, length, "share", label)
+def expand_seeded(seed: bytes, length: int, label: str,
+                  out: FieldVec | None = None) -> FieldVec:
+    """The share vector a seeded server derives from its seed for item ``label`` (into
+    ``out`` when given: ≥ length + 2 words)."""
+    return expand(seed, length, "share", label, out=out)
 
 
 def share_seeded(
