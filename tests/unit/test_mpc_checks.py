@@ -73,3 +73,19 @@ def test_bundle_codec_round_trips_and_rejects_garbage() -> None:
     assert np.array_equal(decode_bundle(encode_bundle(seeded)).shares()[0], seeded.shares()[0])
     with pytest.raises(ConfigError):
         decode_bundle(b"nonsense")
+
+
+def test_bundle_encoded_into_a_reused_scratch_buffer_equals_the_fresh_encoding() -> None:
+    from phalanx.mpc.messages import Scratch, packed_of
+
+    x = Prg(b"v" * 32).field_elements(1000)
+    bundles = [ShareBundle(1, 2, 1, ("x", "s1"), (1000, 3),
+                           vectors=(packed_of(x), np.arange(3, dtype=np.uint64))),
+               ShareBundle(1, 3, 1, ("x",), (10,), vectors=(x[:10],))]
+    scratch = Scratch()
+    for b in bundles:  # the second, smaller bundle reuses the first one's buffer
+        view = encode_bundle(b, scratch)
+        assert bytes(view) == encode_bundle(b)
+        back = decode_bundle(view, packed=True)
+        assert np.array_equal(back.shares()[0].unpack(), b.vectors[0].unpack()
+                              if hasattr(b.vectors[0], "unpack") else b.vectors[0])

@@ -52,9 +52,10 @@ Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
 StoreKey = tuple[int, int, int]
 """(client, server or −1 for a public blob, part)."""
-Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None], bytes | memoryview]
+Opener = Callable[[int, bytes | bytearray | memoryview, bytes, bytearray | None],
+                 bytes | memoryview]
 """open(server, sealed, context, out): decrypt, into ``out`` when given (a reused buffer)."""
-Sealer = Callable[[int, bytes, bytes], bytes]
+Sealer = Callable[[int, bytes | memoryview, bytes], bytes | bytearray]
 ABORT = "committee-abort"
 
 
@@ -78,11 +79,11 @@ class BundleStore(Protocol):
     """Where the servers keep the part-1 uploads between ``receive`` and ``process`` (a real
     server writes them to disk; ``rules.secure.spool`` does that for the simulation)."""
 
-    def put(self, key: StoreKey, data: bytes) -> None:
+    def put(self, key: StoreKey, data: bytes | bytearray) -> None:
         """Keep ``data`` under ``key``."""
 
-    def get(self, key: StoreKey) -> bytes | memoryview | None:
-        """The bytes kept under ``key`` (a read-only buffer), or None."""
+    def get(self, key: StoreKey) -> bytes | bytearray | memoryview | None:
+        """The bytes kept under ``key`` (a buffer the caller does not modify), or None."""
 
     def discard(self, key: StoreKey) -> None:
         """Forget ``key`` (no error when absent)."""
@@ -92,12 +93,12 @@ class MemoryStore:
     """A :class:`BundleStore` in a dict: O(n·m·d) memory, for small rounds and tests."""
 
     def __init__(self) -> None:
-        self._data: dict[StoreKey, bytes] = {}
+        self._data: dict[StoreKey, bytes | bytearray] = {}
 
-    def put(self, key: StoreKey, data: bytes) -> None:
+    def put(self, key: StoreKey, data: bytes | bytearray) -> None:
         self._data[key] = data
 
-    def get(self, key: StoreKey) -> bytes | None:
+    def get(self, key: StoreKey) -> bytes | bytearray | None:
         return self._data.get(key)
 
     def discard(self, key: StoreKey) -> None:
@@ -479,12 +480,12 @@ class Committee:
             if r not in receivers:
                 continue
             view = {r: (id(values[r]), values[r])}
-            for sender, payload in inbox:
+            for sender, got in inbox:
                 j = int(sender.split(":")[1])
-                key = id(values[j]) if payload is packed.get(j) else id(payload)
+                key = id(values[j]) if got is packed.get(j) else id(got)
                 if key not in unpacked:
                     t0 = self.clock()
-                    vec = unpack61(payload, values[r].shape[0])
+                    vec = unpack61(bytes(got), values[r].shape[0])
                     unpacked[key] = (vec, self.clock() - t0)
                 vec, dt = unpacked[key]
                 self._add(r, "openings", dt)

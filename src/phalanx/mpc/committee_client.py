@@ -19,6 +19,7 @@ from phalanx.mpc.masked import share_masked
 from phalanx.mpc.messages import (
     Packed61,
     PublicBlob,
+    Scratch,
     SealedBundle,
     ShareBundle,
     as_field,
@@ -29,13 +30,13 @@ from phalanx.mpc.prg import Prg
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.shamir import seeded_servers, share_packed
 
-Sealer = Callable[[int, bytes, bytes], bytes]
+Sealer = Callable[[int, bytes | memoryview, bytes], bytes | bytearray]
 """seal(server, payload, context) → sealed bytes (X25519 + HKDF + AES-256-GCM in net)."""
 
 BundleTamper = Callable[[list[ShareBundle]], list[ShareBundle]]
 
 
-def commitment_of(sealed: bytes | memoryview) -> bytes:
+def commitment_of(sealed: bytes | bytearray | memoryview) -> bytes:
     """The hash a client posts for a sealed bundle (BLAKE3-256, one thread)."""
     return blake3(sealed).digest()
 
@@ -100,11 +101,14 @@ def context_of(client: int, server: int, part: int) -> bytes:
     return f"bundle/{client}/{server}/{part}".encode()
 
 
-def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer) -> dict[int, SealedBundle]:
-    """Encode and seal each bundle to its server; commit to the sealed bytes."""
+def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer,
+                 scratch: Scratch | None = None) -> dict[int, SealedBundle]:
+    """Encode (into ``scratch`` when given) and seal each bundle to its server; commit to the
+    sealed bytes."""
     out = {}
     for b in bundles:
-        sealed = sealer(b.server, encode_bundle(b), context_of(b.client, b.server, b.part))
+        sealed = sealer(b.server, encode_bundle(b, scratch),
+                        context_of(b.client, b.server, b.part))
         out[b.server] = SealedBundle(b.client, b.server, b.part, sealed, commitment_of(sealed))
     return out
 
