@@ -26,10 +26,10 @@ def client_party(i: int) -> str:
 class Channel(Protocol):
     """Point-to-point authenticated delivery of byte payloads."""
 
-    def send(self, sender: str, receiver: str, payload: bytes | bytearray) -> None:
+    def send(self, sender: str, receiver: str, payload: bytes | memoryview) -> None:
         """Queue ``payload`` from ``sender`` to ``receiver``."""
 
-    def receive(self, receiver: str) -> list[tuple[str, bytes | bytearray]]:
+    def receive(self, receiver: str) -> list[tuple[str, bytes | memoryview]]:
         """Everything queued for ``receiver`` since its last receive, in send order."""
 
     def end_round(self) -> None:
@@ -44,16 +44,16 @@ class LocalChannel:
     bytes_received: Counter[str] = field(default_factory=Counter)
     messages: int = 0
     rounds: int = 0
-    _boxes: defaultdict[str, list[tuple[str, bytes | bytearray]]] = field(
+    _boxes: defaultdict[str, list[tuple[str, bytes | memoryview]]] = field(
         default_factory=lambda: defaultdict(list))
 
-    def send(self, sender: str, receiver: str, payload: bytes | bytearray) -> None:
+    def send(self, sender: str, receiver: str, payload: bytes | memoryview) -> None:
         self.bytes_sent[sender] += len(payload)
         self.bytes_received[receiver] += len(payload)
         self.messages += 1
         self._boxes[receiver].append((sender, payload))
 
-    def receive(self, receiver: str) -> list[tuple[str, bytes | bytearray]]:
+    def receive(self, receiver: str) -> list[tuple[str, bytes | memoryview]]:
         return self._boxes.pop(receiver, [])
 
     def end_round(self) -> None:

@@ -52,10 +52,10 @@ Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
 StoreKey = tuple[int, int, int]
 """(client, server or −1 for a public blob, part)."""
-Opener = Callable[[int, bytes | bytearray | memoryview, bytes, bytearray | None],
+Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None],
                  bytes | memoryview]
 """open(server, sealed, context, out): decrypt, into ``out`` when given (a reused buffer)."""
-Sealer = Callable[[int, bytes | memoryview, bytes], bytes | bytearray]
+Sealer = Callable[[int, bytes | memoryview, bytes], bytes | memoryview]
 ABORT = "committee-abort"
 
 
@@ -79,10 +79,10 @@ class BundleStore(Protocol):
     """Where the servers keep the part-1 uploads between ``receive`` and ``process`` (a real
     server writes them to disk; ``rules.secure.spool`` does that for the simulation)."""
 
-    def put(self, key: StoreKey, data: bytes | bytearray) -> None:
+    def put(self, key: StoreKey, data: bytes | memoryview) -> None:
         """Keep ``data`` under ``key``."""
 
-    def get(self, key: StoreKey) -> bytes | bytearray | memoryview | None:
+    def get(self, key: StoreKey) -> bytes | memoryview | None:
         """The bytes kept under ``key`` (a buffer the caller does not modify), or None."""
 
     def discard(self, key: StoreKey) -> None:
@@ -93,12 +93,12 @@ class MemoryStore:
     """A :class:`BundleStore` in a dict: O(n·m·d) memory, for small rounds and tests."""
 
     def __init__(self) -> None:
-        self._data: dict[StoreKey, bytes | bytearray] = {}
+        self._data: dict[StoreKey, bytes | memoryview] = {}
 
-    def put(self, key: StoreKey, data: bytes | bytearray) -> None:
+    def put(self, key: StoreKey, data: bytes | memoryview) -> None:
         self._data[key] = data
 
-    def get(self, key: StoreKey) -> bytes | bytearray | None:
+    def get(self, key: StoreKey) -> bytes | memoryview | None:
         return self._data.get(key)
 
     def discard(self, key: StoreKey) -> None:

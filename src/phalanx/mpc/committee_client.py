@@ -25,18 +25,19 @@ from phalanx.mpc.messages import (
     as_field,
     encode_bundle,
     encode_masked,
+    packed_words,
 )
 from phalanx.mpc.prg import Prg
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.shamir import seeded_servers, share_packed
 
-Sealer = Callable[[int, bytes | memoryview, bytes], bytes | bytearray]
+Sealer = Callable[[int, bytes | memoryview, bytes], bytes | memoryview]
 """seal(server, payload, context) → sealed bytes (X25519 + HKDF + AES-256-GCM in net)."""
 
 BundleTamper = Callable[[list[ShareBundle]], list[ShareBundle]]
 
 
-def commitment_of(sealed: bytes | bytearray | memoryview) -> bytes:
+def commitment_of(sealed: bytes | memoryview) -> bytes:
     """The hash a client posts for a sealed bundle (BLAKE3-256, one thread)."""
     return blake3(sealed).digest()
 
@@ -49,8 +50,11 @@ def make_bundles(
     m: int,
     t: int,
     prg: Prg,
+    scratch: Scratch | None = None,
 ) -> list[ShareBundle]:
     """Share every item; one bundle per server (a seed for the seeded, vectors for the rest).
+    With ``scratch`` the packed shares live in its reused arrays: valid until the next call
+    with the same scratch (seal them first, as the client does).
 
     Explicit shares come out of the sharing kernel already bit-packed (:class:`Packed61`, the
     wire layout), so sealing copies them as they are (protocol.md §2).
@@ -61,7 +65,9 @@ def make_bundles(
     lengths = tuple(int(v.shape[0]) for v in items.values())
     explicit: dict[int, list[FieldVec | Packed61]] = {j: [] for j in range(m) if j not in seeds}
     for label, vec in items.items():
-        others, words = share_packed(vec, m=m, t=t, seeds=seeds, label=label)
+        shape = (m - t, packed_words(int(vec.shape[0])))
+        others, words = share_packed(vec, m=m, t=t, seeds=seeds, label=label,
+                                     out=None if scratch is None else scratch.array(label, shape))
         for k, j in enumerate(others):
             explicit[j].append(Packed61(words[k], int(vec.shape[0])))
     bundles = []

@@ -158,6 +158,15 @@ class Scratch:
 
     def __init__(self) -> None:
         self._buf = bytearray(0)
+        self._arrays: dict[str, FieldVec] = {}
+
+    def array(self, name: str, shape: tuple[int, ...]) -> FieldVec:
+        """A reusable uint64 array of this shape (replaced when the shape changes)."""
+        arr = self._arrays.get(name)
+        if arr is None or arr.shape != shape:
+            arr = np.empty(shape, np.uint64)
+            self._arrays[name] = arr
+        return arr
 
     def get(self, size: int) -> bytearray:
         """A buffer of at least ``size`` bytes (replaced, never resized: views may be alive)."""
@@ -279,5 +288,5 @@ class SealedBundle:
     client: int
     server: int
     part: int
-    sealed: bytes | bytearray
+    sealed: bytes | memoryview
     commitment: bytes

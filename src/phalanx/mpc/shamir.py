@@ -65,7 +65,8 @@ def share_seeded(
 
 
 def share_packed(
-    secret: FieldVec, *, m: int, t: int, seeds: Mapping[int, bytes], label: str
+    secret: FieldVec, *, m: int, t: int, seeds: Mapping[int, bytes], label: str,
+    out: FieldVec | None = None,
 ) -> tuple[list[int], FieldVec]:
     """The explicit shares of a seeded sharing (protocol.md §2), bit-packed: the servers not in
     ``seeds`` in increasing order, and for each a row of ``client_kernels.packed_words(n)``
@@ -74,6 +75,8 @@ def share_packed(
     One fused pass per chunk (:func:`client_kernels.share_chunk`) expands the seeded shares
     from the PRG into a small buffer and writes every explicit share; the values equal the
     Lagrange interpolation through (0, z) and the t shares ``expand_seeded`` gives.
+    ``out`` (shape (m − t, packed_words(n))) is written when given: a client reuses one buffer
+    across rounds instead of faulting in fresh pages every time.
     """
     if len(seeds) != t:
         raise ConfigError(f"seed compression needs t={t} seeds, got {len(seeds)}")
@@ -86,7 +89,9 @@ def share_packed(
         len(others), t + 1)
     alphas = np.array([point(j) for j in others], np.uint64)
     cinv = np.uint64(inv(point(seeded[0])) if t == 1 else 0)
-    out = np.empty((len(others), packed_words(n)), np.uint64)
+    shape = (len(others), packed_words(n))
+    if out is None or out.shape != shape:  # ``out``: a caller's reused buffer of this shape
+        out = np.empty(shape, np.uint64)
     step = max(1, min(CHUNK, n))
     prgs = [Prg(derive(seeds[j], "share", label)) for j in seeded]
     buf = np.empty((t, step + 2), np.uint64)

@@ -67,7 +67,7 @@ def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes,
 
 
 def seal(payload: bytes | memoryview, recipient: X25519PublicKey, ephemeral: bytes,
-         context: bytes = b"", *, aead: str = DEFAULT_AEAD) -> bytes | bytearray:
+         context: bytes = b"", *, aead: str = DEFAULT_AEAD) -> bytes | memoryview:
     """Encrypt ``payload`` to ``recipient``; ``context`` is bound as associated data."""
     eph = private_key(ephemeral)
     eph_pub = public_bytes(eph.public_key())
@@ -78,16 +78,16 @@ def seal(payload: bytes | memoryview, recipient: X25519PublicKey, ephemeral: byt
     # encrypt straight into the envelope (one allocation: the concatenation of a fresh
     # ciphertext cost two more 7.6 MB allocations and copies per bundle)
     n = len(payload)
-    out = bytearray(32 + n + 16)
-    view = memoryview(out)
+    # a bytearray, not a numpy array: numpy madvises large buffers for huge pages, and with
+    # THP defrag=madvise (this VM) faulting those in stalls on compaction once memory fills
+    view = memoryview(bytearray(32 + n + 16))
     view[:32] = eph_pub
     enc = Cipher(algorithms.AES(key), modes.GCM(_NONCE)).encryptor()
     enc.authenticate_additional_data(context)
     enc.update_into(payload, view[32:])
     enc.finalize()
     view[32 + n:] = enc.tag
-    view.release()
-    return out
+    return view
 
 
 def open_sealed(sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
@@ -152,7 +152,7 @@ class X25519Envelope:
         self._keys = [private_key(_derive(seed, b"server-key", str(j).encode()))
                       for j in range(m)]
 
-    def seal(self, server: int, payload: bytes | memoryview, context: bytes) -> bytes | bytearray:
+    def seal(self, server: int, payload: bytes | memoryview, context: bytes) -> bytes | memoryview:
         """Seal ``payload`` to server ``server``, binding ``context``."""
         eph = _derive(self._seed, b"ephemeral", context)
         return seal(payload, self._keys[server].public_key(), eph, context, aead=self.aead)

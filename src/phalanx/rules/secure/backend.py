@@ -70,14 +70,14 @@ class Envelope(Protocol):
     """Sealing of bundles and keys to servers (``phalanx.net.envelope.X25519Envelope``)."""
 
     def seal(self, server: int, payload: bytes | memoryview,
-             context: bytes) -> bytes | bytearray:
+             context: bytes) -> bytes | memoryview:
         """Encrypt ``payload`` to ``server`` (a new object: ``payload`` may be a reused
         buffer)."""
 
-    def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes) -> bytes:
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Decrypt as ``server``; raises on a forged or corrupted envelope."""
 
-    def open_into(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
+    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
                   out: bytearray) -> memoryview:
         """``open`` into a reusable buffer; returns a view of it."""
 
@@ -95,10 +95,10 @@ class FramingEnvelope:
     def seal(self, server: int, payload: bytes | memoryview, context: bytes) -> bytes:
         return bytes(payload)
 
-    def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes) -> bytes:
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         return bytes(sealed)
 
-    def open_into(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
+    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
                   out: bytearray) -> memoryview:
         out[:len(sealed)] = sealed
         return memoryview(out)[:len(sealed)]
@@ -264,7 +264,7 @@ class _Run:
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
 
     def seal(self, server: int, payload: bytes | memoryview,
-             context: bytes) -> bytes | bytearray:
+             context: bytes) -> bytes | memoryview:
         return self.envelope.seal(server, payload, context)
 
     def scratch(self) -> Scratch:
@@ -274,7 +274,7 @@ class _Run:
             got = self._local.scratch = Scratch()
         return got
 
-    def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
+    def open(self, server: int, sealed: bytes | memoryview, context: bytes,
              out: bytearray | None = None) -> bytes | memoryview:
         if out is None:
             return self.envelope.open(server, sealed, context)
@@ -303,7 +303,8 @@ class _Run:
                 prg: Prg) -> tuple[list[ShareBundle], PublicBlob | None]:
         if self.p.sharing == "masked":
             return make_masked_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg)
-        return make_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg), None
+        return make_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg,
+                            scratch=self.scratch()), None
 
     def part1(self, idx: int, cid: int, inputs: Sequence[FloatVec]) -> tuple[
             dict[int, SealedBundle], PublicBlob | None, ClientSecrets, dict[str, float]]:

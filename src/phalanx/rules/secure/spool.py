@@ -28,7 +28,7 @@ class SpoolStore:
     def _path(self, key: StoreKey) -> Path:
         return self.root / "_".join(str(k) for k in key)
 
-    def put(self, key: StoreKey, data: bytes | bytearray) -> None:
+    def put(self, key: StoreKey, data: bytes | memoryview) -> None:
         with open(self._path(key), "wb") as fh:
             fh.write(data)
 
