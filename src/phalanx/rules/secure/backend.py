@@ -306,10 +306,14 @@ class _Run:
         return make_bundles(cid, part, items, m=self.p.m, t=self.p.t, prg=prg,
                             scratch=self.scratch()), None
 
-    def part1(self, idx: int, cid: int, inputs: Sequence[FloatVec]) -> tuple[
+    def part1(self, idx: int, cid: int, inputs: Sequence[FloatVec]) -> Rejection | tuple[
             dict[int, SealedBundle], PublicBlob | None, ClientSecrets, dict[str, float]]:
-        """Client ``cid``'s first upload (run on any worker thread; returns its CPU times)."""
+        """Client ``cid``'s first upload (run on any worker thread; returns its CPU times), or
+        its rejection when its input has the wrong shape or is not finite."""
         vec = inputs[idx]
+        verdict = check_shape_and_finite(np.asarray(vec), self.ctx)
+        if verdict is not None:
+            return Rejection(idx, verdict.reason, verdict.detail)
         t0 = self.clock()
         secrets, prg = self.secrets(idx, cid, vec)
         t1 = self.clock()
@@ -366,19 +370,19 @@ class _Run:
     def execute(self, inputs: Sequence[FloatVec], ids: list[int]) -> SecureResult:
         pre: list[Rejection] = []
         live: list[int] = []
-        for idx, vec in enumerate(inputs):
-            verdict = check_shape_and_finite(np.asarray(vec), self.ctx)
-            if verdict is None:
-                live.append(idx)
-            else:
-                pre.append(Rejection(idx, verdict.reason, verdict.detail))
         phase: dict[str, float] = {}
         t0 = time.perf_counter()
         self.committee.setup()
-        # part 1; each client keeps its secrets for part 2 (in the store)
-        for idx, (sealed, blob, secrets, times) in zip(
-                live, self.in_batches(lambda i: self.part1(i, ids[i], inputs), live),
-                strict=True):
+        # part 1 (a client whose input has the wrong shape or is not finite uploads nothing);
+        # each client keeps its secrets for part 2
+        everyone = list(range(len(inputs)))
+        for idx, got in zip(everyone, self.in_batches(lambda i: self.part1(i, ids[i], inputs),
+                                                      everyone), strict=True):
+            if isinstance(got, Rejection):
+                pre.append(got)
+                continue
+            live.append(idx)
+            sealed, blob, secrets, times = got
             self.add_client_times(times)
             self.committee.receive(ids[idx], sealed, blob)
             if isinstance(self.store, SpoolStore):
