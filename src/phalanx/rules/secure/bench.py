@@ -30,8 +30,8 @@ RULE_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-PLAINTEXT_REPEATS = 3
-"""The plaintext baseline is the best of 3 runs (noise on a shared VM only ever adds time)."""
+PLAINTEXT_REPEATS = 5
+"""The plaintext baseline is the best of 5 runs (noise on a shared VM only ever adds time)."""
 
 
 def peak_rss_mb() -> float:
