@@ -2,7 +2,7 @@
 
 Times: ``server_s`` and ``client_s`` are CPU seconds of the thread that runs every kernel
 (other processes' load does not inflate them); the plaintext rule is timed single-threaded
-(best of 3: ``plaintext_cpu_s``, CPU; ``plaintext_s``, wall) and once with BLAS's default threads
+(best of 5: ``plaintext_cpu_s``, CPU; ``plaintext_s``, wall) and once with BLAS's default threads
 (``plaintext_multithread_s``, wall). ``server_over_plaintext`` = max server CPU / plaintext CPU.
 Updates are generated on the fly from a seed (client i: g_0 + N(0, σ²) noise, so fltrust's trust
 weights are meaningful), never held as an n × d matrix by the secure part. The plaintext rule
@@ -132,7 +132,7 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
              + res.stats["server_breakdown_s"][slowest]["openings"]
              + res.stats["server_breakdown_s"][slowest]["round"]) / min(cpus)),
         "server_over_cold_plaintext": max(server_s) / cpus[0],
-        "server_over_plaintext": max(server_s) / plaintext_cpu_s,  # warm (best of 3)
+        "server_over_plaintext": max(server_s) / plaintext_cpu_s,  # warm (best of 5)
         "total_s": total_s,
         "upload_bytes_per_client": upload,
         "upload_over_float32": upload / (4.0 * dim),
