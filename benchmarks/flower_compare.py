@@ -108,9 +108,19 @@ def sample_cpu(root: psutil.Process, seen: dict[int, float]) -> None:
         seen[p.pid] = times.user + times.system
 
 
+def settle(args: argparse.Namespace) -> tuple[float, float, float]:
+    """Wait (at most ``--settle`` seconds) until the 1-minute load is below 1, so that neither
+    system starts while the previous run's processes (Ray's shut-down, our spool's write-back)
+    still hold the cores; returns the load average it starts with."""
+    deadline = time.monotonic() + args.settle
+    while os.getloadavg()[0] >= 1.0 and time.monotonic() < deadline:
+        time.sleep(2.0)
+    return os.getloadavg()
+
+
 def run_flower(args: argparse.Namespace, mode: str) -> Run:
     """The Flower harness; mode is an odd num_shares or "plain"."""
-    load = os.getloadavg()
+    load = settle(args)
     cmd = [str(args.flower_python), str(args.flower_script), str(args.clients), str(args.dim), mode]
     output, elapsed, cpu = run_command(cmd, args.timeout)
     match = RESULT_RE.search(output)
@@ -126,7 +136,7 @@ def run_flower(args: argparse.Namespace, mode: str) -> Run:
 
 def run_ours(args: argparse.Namespace) -> Run:
     """``phalanx bench mpc ... --json``: the last line of output that parses as a JSON object."""
-    load = os.getloadavg()
+    load = settle(args)
     cmd = [
         str(args.phalanx), "bench", "mpc", "--rule", "fltrust",
         "--clients", str(args.clients), "--dim", str(args.dim),
@@ -257,6 +267,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--flower-python", type=Path, default=DEFAULT_FLOWER_PYTHON)
     p.add_argument("--phalanx", type=Path, default=DEFAULT_PHALANX)
     p.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
+    p.add_argument("--settle", type=float, default=90.0,
+                   help="before each run, wait up to this long for the 1-min load to drop below 1")
     p.add_argument("--write-docs", action="store_true", help=f"update the section in {DOCS.name}")
     args = p.parse_args(argv)
     args.argv = " ".join(argv)
