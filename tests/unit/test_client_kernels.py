@@ -213,8 +213,8 @@ def test_make_bundles_sends_packed_shares_with_the_same_wire_bytes() -> None:
     assert int(got.vectors[0][0]) == (int(refs["x"][target][0]) + 1) % P
 
 
-def test_packed_words_matches_messages() -> None:
-    assert all(K.packed_words(n) == packed_words(n) for n in (0, 1, 63, 64, 65, 10**6))
+def test_unpack_words_matches_messages() -> None:
+    assert [packed_words(n) for n in (0, 1, 63, 64, 65)] == [1, 2, 62, 62, 63]
     words = share_packed(np.arange(130, dtype=np.uint64), m=4, t=1, seeds={0: b"a" * 32},
                          label="v")[1]
     assert np.array_equal(K.unpack_words(words[0], 130),

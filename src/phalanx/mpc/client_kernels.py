@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
+from phalanx.mpc.packing import unpack61_into
 
 CHUNK = 1 << 15
 """Coordinates per streamed chunk (a multiple of 64, so packed chunks start on a word)."""
@@ -32,11 +33,6 @@ _S61 = np.uint64(61)
 _S11 = np.uint64(11)
 _BLOCK = 256
 _BLOCK_SMALL = np.uint64(1 << 27)  # all |factors| below this: a block's 256 terms sum < 2^62
-
-
-def packed_words(n: int) -> int:
-    """Words of n elements packed at 61 bits, plus one spare (= ``messages.packed_words``)."""
-    return (61 * n + 63) // 64 + 1
 
 
 @nb.njit(inline="always", cache=True)
@@ -282,22 +278,10 @@ def bits_array(values: Sequence[int], width: int) -> FieldVec:
 
 
 # -- seeded Shamir sharing -----------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True)
-def _unpack(words: FieldVec, out: FieldVec) -> None:
-    for i in range(out.shape[0]):
-        pos = 61 * i
-        w = pos >> 6
-        off = np.uint64(pos & 63)
-        v = words[w] >> off
-        if off > np.uint64(3):
-            v |= words[w + 1] << (np.uint64(64) - off)
-        out[i] = v & _P
-
-
 def unpack_words(words: FieldVec, n: int) -> FieldVec:
     """The n field elements of a packed row (inverse of the packing; = ``messages.unpack61``)."""
     out = np.empty(n, np.uint64)
-    _unpack(words, out)
+    unpack61_into(words, out)
     return out
 
 

@@ -25,8 +25,8 @@ from phalanx.mpc.messages import (
     as_field,
     encode_bundle,
     encode_masked,
-    packed_words,
 )
+from phalanx.mpc.packing import packed_words
 from phalanx.mpc.prg import Prg
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.shamir import seeded_servers, share_packed

@@ -14,16 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-import numba as nb
 import numpy as np
 
 from phalanx.errors import ConfigError
-from phalanx.mpc.field import FieldVec, P
+from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import masked_share
+from phalanx.mpc.packing import pack61_into, packed_words, unpack61_into
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
-_P = np.uint64(P)
 _MAGIC = b"PXB1"
 
 
@@ -36,39 +35,10 @@ class OpeningKind(Enum):
     WEIGHT_SUM = "weight-sum"  # fltrust D = Σ w_i, degree t
 
 
-@nb.njit(cache=True, nogil=True)
-def _pack61(values: FieldVec, out: FieldVec) -> None:
-    for i in range(values.shape[0]):
-        pos = 61 * i
-        w = pos >> 6
-        off = np.uint64(pos & 63)
-        v = values[i]
-        out[w] |= v << off
-        if off > np.uint64(3):
-            out[w + 1] |= v >> (np.uint64(64) - off)
-
-
-@nb.njit(cache=True, nogil=True)
-def _unpack61(words: FieldVec, out: FieldVec) -> None:
-    for i in range(out.shape[0]):
-        pos = 61 * i
-        w = pos >> 6
-        off = np.uint64(pos & 63)
-        v = words[w] >> off
-        if off > np.uint64(3):
-            v |= words[w + 1] << (np.uint64(64) - off)
-        out[i] = v & _P
-
-
-def packed_words(n: int) -> int:
-    """Words needed for n packed elements (one spare word keeps the kernels branch-free)."""
-    return (61 * n + 63) // 64 + 1
-
-
 def pack61(values: FieldVec) -> bytes:
     """Bit-pack field elements to 61 bits each."""
     out = np.zeros(packed_words(values.shape[0]), np.uint64)
-    _pack61(np.ascontiguousarray(values, dtype=np.uint64), out)
+    pack61_into(np.ascontiguousarray(values, dtype=np.uint64), out)
     return out.tobytes()
 
 
@@ -91,7 +61,7 @@ class Packed61:
 
     def unpack(self) -> FieldVec:
         out = np.empty(self.n, np.uint64)
-        _unpack61(self.words, out)
+        unpack61_into(self.words, out)
         return out
 
 
@@ -103,7 +73,7 @@ def as_field(v: FieldVec | Packed61) -> FieldVec:
 def packed_of(values: FieldVec) -> Packed61:
     """Bit-pack field elements into a :class:`Packed61`."""
     out = np.zeros(packed_words(values.shape[0]), np.uint64)
-    _pack61(np.ascontiguousarray(values, dtype=np.uint64), out)
+    pack61_into(np.ascontiguousarray(values, dtype=np.uint64), out)
     return Packed61(out, int(values.shape[0]))
 
 
@@ -113,7 +83,7 @@ def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
     if words.shape[0] < packed_words(n):
         raise ConfigError(f"packed vector has {words.shape[0]} words, needs {packed_words(n)}")
     out = np.empty(n, np.uint64)
-    _unpack61(words, out)
+    unpack61_into(words, out)
     return out
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from phalanx.errors import ConfigError, ReconstructionError
-from phalanx.mpc.client_kernels import CHUNK, packed_words, share_chunk, unpack_words
+from phalanx.mpc.client_kernels import CHUNK, share_chunk, unpack_words
 from phalanx.mpc.field import FieldVec, combine_rows, inv, lagrange_coeffs
+from phalanx.mpc.packing import packed_words
 from phalanx.mpc.prg import Prg, derive, expand
 
 
@@ -69,7 +70,7 @@ def share_packed(
     out: FieldVec | None = None,
 ) -> tuple[list[int], FieldVec]:
     """The explicit shares of a seeded sharing (protocol.md §2), bit-packed: the servers not in
-    ``seeds`` in increasing order, and for each a row of ``client_kernels.packed_words(n)``
+    ``seeds`` in increasing order, and for each a row of ``packing.packed_words(n)``
     words in the layout of ``messages.pack61`` (spare word zero), ready for the wire.
 
     One fused pass per chunk (:func:`client_kernels.share_chunk`) expands the seeded shares
