@@ -131,6 +131,9 @@ def test_two_cheaters_with_t_2_are_both_identified() -> None:
     ("cc", ClientFault.INCONSISTENT_SHARING, Reject.INCONSISTENT_SHARING),
     ("fedavg-nb", ClientFault.WRAP_AROUND, Reject.PROJECTION),
     ("fltrust", ClientFault.WRAP_AROUND, Reject.PROJECTION),
+    ("fltrust", ClientFault.UNCOMMITTED_BUNDLE, Reject.BAD_BUNDLE),
+    ("rsa", ClientFault.UNCOMMITTED_BUNDLE, Reject.BAD_BUNDLE),
+    ("fltrust", ClientFault.GARBAGE_BUNDLE, Reject.BAD_BUNDLE),
 ])
 @pytest.mark.parametrize("sharing", ["seeded", "masked"])
 def test_cheating_client_is_rejected_with_the_right_reason(name: str, fault: ClientFault,
@@ -192,3 +195,19 @@ def test_dropouts_are_erasures_until_too_few_shares_remain(m: int, t: int,
     else:
         assert got.aborted is not None and got.aborted.startswith("committee-abort")
         assert not got.aggregate.vector.any()
+
+
+@pytest.mark.parametrize("fault", [ClientFault.UNCOMMITTED_BUNDLE, ClientFault.GARBAGE_BUNDLE])
+def test_bad_bundles_are_rejected_through_real_envelopes_and_blame_no_server(
+        fault: ClientFault) -> None:
+    # Prepare: real sealing, so the commitment is checked while the envelope is decrypted
+    from phalanx.net.envelope import x25519_envelope
+
+    rule, ctx, prepared = _inputs("fltrust")
+    backend = SecureBackend(SecureParams(), envelope=x25519_envelope)
+    # Execute
+    res = backend.aggregate(rule, prepared, ctx, seed=SEED, client_faults={3: fault})
+    # Assert
+    assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(3, Reject.BAD_BUNDLE)]
+    assert res.aggregate.accepted == (0, 1, 2, 4)
+    assert res.cheating_servers == () and res.aborted is None

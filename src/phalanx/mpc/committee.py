@@ -29,7 +29,7 @@ import numpy as np
 from phalanx.errors import AggregationError, ConfigError, ReconstructionError, Reject
 from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
-from phalanx.mpc.committee_client import commitment_of, context_of
+from phalanx.mpc.committee_client import Observer, commitment_hasher, commitment_of, context_of
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
@@ -52,10 +52,11 @@ Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
 StoreKey = tuple[int, int, int]
 """(client, server or −1 for a public blob, part)."""
-Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None],
+Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None, Observer | None],
                  bytes | memoryview]
-"""open(server, sealed, context, out): decrypt, into ``out`` when given (a reused buffer)."""
-Sealer = Callable[[int, bytes | memoryview, bytes], bytes | memoryview]
+"""open(server, sealed, context, out, observe): decrypt, into ``out`` when given (a reused
+buffer), showing ``observe`` the sealed bytes piece by piece just before decrypting each."""
+Sealer = Callable[[int, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
 ABORT = "committee-abort"
 
 
@@ -190,7 +191,7 @@ class Committee:
             self.keys[owner][a] = key
             for j in a[1:]:
                 ctx = f"przs/{a}".encode()
-                sealed = self.sealer(j, key, ctx)
+                sealed = self.sealer(j, key, ctx, None)
                 self.channel.send(server_party(owner), server_party(j), sealed)
         self.channel.end_round()
         for j in range(self.m):
@@ -199,7 +200,7 @@ class Committee:
                 for a in key_sets(self.m, self.t):
                     if a[0] == owner and j in a and a not in self.keys[j]:
                         try:
-                            raw = self.opener(j, sealed, f"przs/{a}".encode(), None)
+                            raw = self.opener(j, sealed, f"przs/{a}".encode(), None, None)
                             self.keys[j][a] = bytes(raw)
                             break
                         except Exception:  # noqa: BLE001 - wrong set for this envelope
@@ -373,12 +374,20 @@ class Committee:
                 b2 = self.state.part2.get((client, j))
                 sealed = None if b2 is None else b2.sealed
             committed = self.state.commitments.get((client, j, part))
-            if sealed is None or committed is None or commitment_of(sealed) != committed:
+            if sealed is None or committed is None:
                 return None
+            # part 1: hash and decrypt in one pass over the envelope (the hash is checked
+            # before anything decrypted is used); part 2 is small
+            hasher = commitment_hasher()
             out = self._buffer(j, slot, len(sealed) + 16) if part == 1 else None
+            if out is None:
+                hasher.update(sealed)
             try:
-                body = decode_bundle(self.opener(j, sealed, context_of(client, j, part), out),
-                                     packed=True)
+                raw = self.opener(j, sealed, context_of(client, j, part), out,
+                                  hasher.update if out is not None else None)
+                if hasher.digest() != committed:
+                    return None
+                body = decode_bundle(raw, packed=True)
             except Exception:  # noqa: BLE001 - any failure to open blames the client
                 return None
             if body.client != client or body.server != j or body.part != part:

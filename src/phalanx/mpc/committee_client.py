@@ -31,15 +31,25 @@ from phalanx.mpc.prg import Prg
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.shamir import seeded_servers, share_packed
 
-Sealer = Callable[[int, bytes | memoryview, bytes], bytes | memoryview]
-"""seal(server, payload, context) → sealed bytes (X25519 + HKDF + AES-256-GCM in net)."""
+Observer = Callable[[memoryview], object]
+"""Sees consecutive pieces that together are exactly a sealed envelope (net.envelope.Observer)."""
+Sealer = Callable[[int, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
+"""seal(server, payload, context, observe) → sealed bytes (X25519 + HKDF + AES-256-GCM in net);
+``observe`` is shown the sealed bytes piece by piece as they are written."""
 
 BundleTamper = Callable[[list[ShareBundle]], list[ShareBundle]]
 
 
+def commitment_hasher() -> blake3:
+    """A fresh hasher of :func:`commitment_of` (feed it the sealed bytes in order)."""
+    return blake3()
+
+
 def commitment_of(sealed: bytes | memoryview) -> bytes:
     """The hash a client posts for a sealed bundle (BLAKE3-256, one thread)."""
-    return blake3(sealed).digest()
+    h = commitment_hasher()
+    h.update(sealed)
+    return h.digest()
 
 
 def make_bundles(
@@ -113,9 +123,10 @@ def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer,
     sealed bytes."""
     out = {}
     for b in bundles:
+        hasher = commitment_hasher()  # fed by the sealer while each piece is in cache
         sealed = sealer(b.server, encode_bundle(b, scratch),
-                        context_of(b.client, b.server, b.part))
-        out[b.server] = SealedBundle(b.client, b.server, b.part, sealed, commitment_of(sealed))
+                        context_of(b.client, b.server, b.part), hasher.update)
+        out[b.server] = SealedBundle(b.client, b.server, b.part, sealed, hasher.digest())
     return out
 
 

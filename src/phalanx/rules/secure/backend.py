@@ -26,6 +26,8 @@ from phalanx.mpc.channel import LocalChannel, client_party
 from phalanx.mpc.circuit import Circuit, ClientSecrets
 from phalanx.mpc.committee import BundleStore, Committee, MemoryStore, Outcome, ShareTamper
 from phalanx.mpc.committee_client import (
+    Observer,
+    commitment_of,
     make_bundles,
     make_masked_bundles,
     seal_bundles,
@@ -69,17 +71,18 @@ CLIENT_STATE = -2
 class Envelope(Protocol):
     """Sealing of bundles and keys to servers (``phalanx.net.envelope.X25519Envelope``)."""
 
-    def seal(self, server: int, payload: bytes | memoryview,
-             context: bytes) -> bytes | memoryview:
+    def seal(self, server: int, payload: bytes | memoryview, context: bytes,
+             observe: Observer | None = None) -> bytes | memoryview:
         """Encrypt ``payload`` to ``server`` (a new object: ``payload`` may be a reused
-        buffer)."""
+        buffer), showing ``observe`` the sealed bytes piece by piece."""
 
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Decrypt as ``server``; raises on a forged or corrupted envelope."""
 
     def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
-                  out: bytearray) -> memoryview:
-        """``open`` into a reusable buffer; returns a view of it."""
+                  out: bytearray, observe: Observer | None = None) -> memoryview:
+        """``open`` into a reusable buffer (showing ``observe`` the sealed bytes piece by
+        piece); returns a view of it."""
 
 
 EnvelopeFactory = Callable[[bytes, int], Envelope]
@@ -92,14 +95,20 @@ class FramingEnvelope:
     def __init__(self, seed: bytes, m: int) -> None:
         self.m = m
 
-    def seal(self, server: int, payload: bytes | memoryview, context: bytes) -> bytes:
-        return bytes(payload)
+    def seal(self, server: int, payload: bytes | memoryview, context: bytes,
+             observe: Observer | None = None) -> bytes:
+        sealed = bytes(payload)
+        if observe is not None:
+            observe(memoryview(sealed))
+        return sealed
 
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         return bytes(sealed)
 
     def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
-                  out: bytearray) -> memoryview:
+                  out: bytearray, observe: Observer | None = None) -> memoryview:
+        if observe is not None:
+            observe(memoryview(sealed))
         out[:len(sealed)] = sealed
         return memoryview(out)[:len(sealed)]
 
@@ -113,6 +122,10 @@ class ClientFault(Enum):
     BAD_REMAINDER = "bad-remainder"
     INCONSISTENT_SHARING = "inconsistent-sharing"
     WRAP_AROUND = "wrap-around"
+    #: one server gets a bundle other than the one committed to (one byte flipped)
+    UNCOMMITTED_BUNDLE = "uncommitted-bundle"
+    #: one server gets random bytes, committed to: the hash matches, the envelope does not open
+    GARBAGE_BUNDLE = "garbage-bundle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +276,9 @@ class _Run:
         self.clock = clock
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
 
-    def seal(self, server: int, payload: bytes | memoryview,
-             context: bytes) -> bytes | memoryview:
-        return self.envelope.seal(server, payload, context)
+    def seal(self, server: int, payload: bytes | memoryview, context: bytes,
+             observe: Observer | None = None) -> bytes | memoryview:
+        return self.envelope.seal(server, payload, context, observe)
 
     def scratch(self) -> Scratch:
         """This thread's encoding buffer (each worker thread has its own)."""
@@ -275,10 +288,13 @@ class _Run:
         return got
 
     def open(self, server: int, sealed: bytes | memoryview, context: bytes,
-             out: bytearray | None = None) -> bytes | memoryview:
+             out: bytearray | None = None,
+             observe: Observer | None = None) -> bytes | memoryview:
         if out is None:
+            if observe is not None:
+                observe(memoryview(sealed))
             return self.envelope.open(server, sealed, context)
-        return self.envelope.open_into(server, sealed, context, out)
+        return self.envelope.open_into(server, sealed, context, out, observe)
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
         prg = Prg(derive(self.seed, "client", cid))
@@ -327,7 +343,24 @@ class _Run:
         t2 = self.clock()
         sealed = seal_bundles(bundles, self.seal, self.scratch())
         times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
+        if self.faults.get(idx) in (ClientFault.UNCOMMITTED_BUNDLE, ClientFault.GARBAGE_BUNDLE):
+            sealed = self.bad_bundle(idx, cid, sealed)
         return sealed, blob, secrets, times
+
+    def bad_bundle(self, idx: int, cid: int,
+                   sealed: dict[int, SealedBundle]) -> dict[int, SealedBundle]:
+        """Client faults on the delivered bytes of server (cid + 1) mod m's bundle."""
+        target = (cid + 1) % self.p.m
+        b = sealed[target]
+        raw = bytearray(b.sealed)
+        commitment = b.commitment
+        if self.faults[idx] is ClientFault.UNCOMMITTED_BUNDLE:
+            raw[len(raw) // 2] ^= 1
+        else:
+            raw[:] = Prg(derive(self.seed, "garbage", cid)).random_bytes(len(raw))
+            commitment = commitment_of(bytes(raw))
+        return {**sealed, target: SealedBundle(b.client, b.server, b.part, bytes(raw),
+                                               commitment)}
 
     def part2(self, cid: int, secrets: ClientSecrets, coin1: bytes) -> tuple[
             dict[int, SealedBundle], PublicBlob | None, dict[str, float]]:
