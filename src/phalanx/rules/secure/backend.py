@@ -12,8 +12,9 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -229,7 +230,7 @@ class SecureBackend:
         if not all(isinstance(c, int) and 0 <= c < 1 << 32 for c in ids):
             raise ConfigError(f"client_ids must be ints in [0, 2^32), got {ids}")
         circuit = make_circuit(rule, ctx, self.params, n)
-        store = self._store(n, ctx.dim)
+        store = self._store(n, ctx.dim * len(circuit.vector_labels))
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         try:
             run = _Run(self.params, rule, ctx, seed, circuit, dict(client_faults or {}), tamper,
@@ -244,7 +245,8 @@ class SecureBackend:
 
     def _store(self, n: int, dim: int) -> BundleStore:
         """Files (``SpoolStore``) when the round's part-1 uploads would exceed ``SPOOL_BYTES``
-        in memory, or when ``spool`` says so; a dict otherwise."""
+        in memory, or when ``spool`` says so; a dict otherwise (``dim``: the coordinates a
+        client shares in part 1, over all its vectors: rsa shares two)."""
         held = n * (self.params.m - self.params.t) * dim * 61 // 8  # the sealed part-1 uploads
         if self.spool is True or (self.spool is None and held > SPOOL_BYTES):
             return SpoolStore(self.spool_dir)
@@ -388,13 +390,19 @@ class _Run:
         return secrets
 
     def in_batches(self, fn: Callable[[int], Any], items: Sequence[int]) -> Iterator[Any]:
-        """fn over items, in order, ``workers`` at a time (bounded memory)."""
+        """fn over items, results in order; with workers, a sliding window of twice as many
+        calls in flight as there are threads (no barrier between groups; bounded memory)."""
         if self.pool is None:
             yield from (fn(i) for i in items)
             return
-        width = self.pool._max_workers  # noqa: SLF001 - the pool's own width
-        for k in range(0, len(items), width):
-            yield from self.pool.map(fn, items[k:k + width])
+        window = 2 * self.pool._max_workers  # noqa: SLF001 - the pool's own width
+        pending: deque[Future[Any]] = deque()
+        for i in items:
+            pending.append(self.pool.submit(fn, i))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def add_client_times(self, times: Mapping[str, float]) -> None:
         for key, dt in times.items():
