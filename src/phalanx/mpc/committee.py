@@ -3,13 +3,13 @@
 Order of a round (§3.2–3.4):
 1. ``setup``: PRZS keys — the first member of every set A of m − t servers draws k_A and sends it
    sealed to the other members.
-2. ``receive``: clients' sealed bundles arrive; the committee records their commitments.
-   Part-1 bundles are not kept (memory O(m·d), not O(n·m·d)): ``process`` gets them again and
-   checks them against the commitments.
+2. ``receive``: clients' sealed bundles arrive; the committee records their commitments and
+   the servers keep the part-1 uploads in a ``BundleStore`` until they can process them.
 3. ``begin``: coin1 = H(seed, part-1 commitments) fixes the projection rows (clients answer with
    part 2); coin2 = H(coin1, part-2 commitments) fixes every check coefficient.
-4. ``process`` (one client at a time): every server opens its bundle, runs the circuit's fused
-   pass (tentatively accumulating), then the servers open the client's masked consistency value
+4. ``process_batch`` (a few clients at a time): every server checks each stored bundle against
+   its commitment while decrypting it, runs the circuit's fused pass over the batch
+   (tentatively accumulating), then, client by client, the servers open the masked consistency value
    (degree t, with correction and the dispute rule) and its check values (degree 2t,
    re-randomized with PRZS). A rejected client's contribution is rolled back.
 5. ``finish``: the servers open the aggregate shares and the circuit decodes the output.
