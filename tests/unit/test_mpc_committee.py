@@ -93,20 +93,27 @@ def test_masked_sharing_meets_the_upload_bound() -> None:
 
 @pytest.mark.parametrize("sharing", ["seeded", "masked"])
 def test_spooled_and_threaded_rounds_equal_the_in_memory_serial_round(sharing: str) -> None:
-    # Prepare: fltrust with one client that cheats (a wrong trust weight) and one that is valid
+    # Prepare: fltrust over 11 clients (3 batches, so threaded batches overlap), three of
+    # them cheating in different steps (rejected, so their rollbacks are deferred), and a
+    # server that alters every consistency share it sends (identified at the first client)
+    from phalanx.attacks.servers import ServerFault
+    from phalanx.mpc.messages import OpeningKind
     from phalanx.rules.secure import ClientFault
 
     d = 5_000
     rule = make_rule("fltrust")
     rng = np.random.default_rng(2)
     ctx = RuleContext(dim=d, reference=rng.standard_normal(d).astype(np.float32))
-    prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(5)]
-    faults = {2: ClientFault.WRONG_TRUST_WEIGHT}
+    prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(11)]
+    faults = {2: ClientFault.WRONG_TRUST_WEIGHT, 5: ClientFault.INCONSISTENT_SHARING,
+              9: ClientFault.UNCOMMITTED_BUNDLE}
     params = SecureParams(sharing=sharing)
 
     def run(**kw: object) -> object:
         backend = SecureBackend(params, envelope=x25519_envelope, **kw)  # type: ignore[arg-type]
-        return backend.aggregate(rule, prepared, ctx, seed=b"s" * 32, client_faults=faults)
+        return backend.aggregate(
+            rule, prepared, ctx, seed=b"s" * 32, client_faults=faults,
+            server_faults=[ServerFault(3, kind=OpeningKind.CONSISTENCY)])
 
     # Execute
     serial = run(spool=False)
@@ -117,7 +124,8 @@ def test_spooled_and_threaded_rounds_equal_the_in_memory_serial_round(sharing: s
         assert np.array_equal(other.aggregate.vector, serial.aggregate.vector)  # type: ignore[attr-defined]
         assert other.aggregate.rejected == serial.aggregate.rejected  # type: ignore[attr-defined]
         assert other.stats["spooled"] and not serial.stats["spooled"]  # type: ignore[attr-defined]
-    assert [r.index for r in serial.aggregate.rejected] == [2]  # type: ignore[attr-defined]
+    assert [r.index for r in serial.aggregate.rejected] == [2, 5, 9]  # type: ignore[attr-defined]
+    assert serial.cheating_servers == threaded.cheating_servers == (3,)  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="workers=0"):
         SecureBackend(params, envelope=x25519_envelope, workers=0)
 

@@ -20,6 +20,7 @@ that is detected but not correctable, or too few shares, aborts with "committee-
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -72,8 +73,26 @@ class ShareTamper(Protocol):
         """What ``server`` sends ``receiver`` instead of ``shares``; None sends nothing."""
 
 
+RunLocal = Callable[[Callable[[], list[Any]]], Callable[[], list[Any]]]
+"""Starts a batch's local work; returns a function that waits for its result."""
+
+
 def _in_turn(fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
     return [fn(i) for i in items]
+
+
+def _at_once(work: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
+    result = work()
+    return lambda: result
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A batch whose local work has started (``Committee.start_batch``)."""
+
+    clients: tuple[int, ...]
+    active: tuple[int, ...]
+    wait: Callable[[], list[Any]]
 
 
 class BundleStore(Protocol):
@@ -159,11 +178,20 @@ class Committee:
         tamper: ShareTamper | None = None,
         store: BundleStore | None = None,
         run_parallel: ParallelMap | None = None,
+        run_local: RunLocal | None = None,
+        defer_rollbacks: bool = False,
     ) -> None:
         validate_committee(m, t)
         #: maps a server's local work over the servers (in order); the simulation passes a
         #: thread pool's map (every kernel releases the GIL), the default runs them in turn
         self.run_parallel: ParallelMap = run_parallel or _in_turn
+        #: starts a batch's local work and returns how to wait for it (default: now, in turn)
+        self.run_local: RunLocal = run_local or _at_once
+        #: rollbacks wait for ``finish`` (set when batches overlap: the next batch may be
+        #: adding into the accumulators while this one is judged)
+        self.defer_rollbacks = defer_rollbacks
+        self._deferred: list[tuple[int, ClientShares, LocalResult]] = []
+        self._lock = threading.Lock()
         self.store: BundleStore = store if store is not None else MemoryStore()
         self.circuit, self.m, self.t = circuit, m, t
         self.channel, self.sealer, self.opener = channel, sealer, opener
@@ -262,16 +290,28 @@ class Committee:
         Each server opens the batch's uploads and runs one fused pass over all of them (the
         servers' local work goes through ``run_parallel``); the openings and verdicts then
         follow client by client, in order, exactly as for single clients."""
+        return self.finish_batch(self.start_batch(clients))
+
+    def start_batch(self, clients: Sequence[int], slot_base: int = 0) -> PendingBatch:
+        """Start the servers' local work on a batch (through ``run_local``: it may still run
+        while the previous batch is judged, when ``defer_rollbacks`` is set). ``slot_base``
+        picks the decryption buffers: consecutive pending batches must not share them."""
         active = [j for j in range(self.m) if j not in self.state.cheaters]
+        publics = {c: self._fetch_blobs(c, active) for c in clients}  # uses the channel: here
+        wait = self.run_local(lambda: self.run_parallel(
+            lambda j: self._serve(clients, j, publics, slot_base), active))
+        return PendingBatch(tuple(clients), tuple(active), wait)
+
+    def finish_batch(self, pending: PendingBatch) -> list[Verdict]:
+        """The openings and verdicts of a started batch, client by client, in order."""
         try:
-            publics = {c: self._fetch_blobs(c, active) for c in clients}
-            done = self.run_parallel(lambda j: self._serve(clients, j, publics), active)
+            done = pending.wait()
             verdicts = []
-            for k, client in enumerate(clients):
+            for k, client in enumerate(pending.clients):
                 shares: dict[int, ClientShares] = {}
                 local: dict[int, LocalResult] = {}
                 bad = []
-                for j, per_client in zip(active, done, strict=True):
+                for j, per_client in zip(pending.active, done, strict=True):
                     got, res = per_client[k]
                     if got is None or res is None:
                         bad.append(j)
@@ -282,23 +322,24 @@ class Committee:
                     verdicts.append(self._record(Verdict(client, Reject.BAD_BUNDLE,
                                                          f"server {bad[0]}")))
                     continue
-                now = [j for j in active if j not in self.state.cheaters]
+                now = [j for j in pending.active if j not in self.state.cheaters]
                 verdict = self._judge(client, now, shares, local)
                 if verdict.reason is not None:
                     self._rollback(shares, local)
                 verdicts.append(self._record(verdict))
             return verdicts
         finally:
-            for client in clients:
+            for client in pending.clients:
                 for j in range(-1, self.m):
                     self.store.discard((client, j, 1))
 
     def _serve(self, clients: Sequence[int], j: int,
-               publics: Mapping[int, Mapping[int, bytes | None]]) -> list[
+               publics: Mapping[int, Mapping[int, bytes | None]], slot_base: int = 0) -> list[
             tuple[ClientShares | None, LocalResult | None]]:
         """Server j's local work on a batch of clients, timed on the thread that does it."""
         t0 = self.clock()
-        opened = [self._open_shares(c, j, publics[c], slot=k) for k, c in enumerate(clients)]
+        opened = [self._open_shares(c, j, publics[c], slot=slot_base + k)
+                  for k, c in enumerate(clients)]
         t1 = self.clock()
         self._add(j, "transport", t1 - t0)
         good = [sh for sh in opened if sh is not None]
@@ -307,8 +348,9 @@ class Committee:
         return [(sh, None if sh is None else next(results)) for sh in opened]
 
     def _add(self, j: int, kind: str, dt: float) -> None:
-        self.seconds[j] += dt
-        self.breakdown[j][kind] += dt
+        with self._lock:  # server j's local work and the openings may run on two threads
+            self.seconds[j] += dt
+            self.breakdown[j][kind] += dt
 
     def _record(self, verdict: Verdict) -> Verdict:
         self.state.verdicts.append(verdict)
@@ -317,8 +359,17 @@ class Committee:
         return verdict
 
     def _rollback(self, shares: dict[int, ClientShares], local: dict[int, LocalResult]) -> None:
+        """Undo a rejected client's tentative contribution, now or (``defer_rollbacks``: the
+        next batch may be accumulating) at ``finish`` from a copy of its shares."""
         for j, sh in shares.items():
-            if j in local:
+            if j not in local:
+                continue
+            if self.defer_rollbacks:
+                kept = tuple(as_field(v) if isinstance(v, Packed61) else v.copy()
+                             for v in sh.vectors)
+                self._deferred.append((j, ClientShares(kept, sh.scalars1, sh.scalars2),
+                                       local[j]))
+            else:
                 self.circuit.server_rollback(sh, local[j], self.acc[j])
 
     def _fetch_blobs(self, client: int, active: list[int]) -> dict[int, bytes | None]:
@@ -540,6 +591,9 @@ class Committee:
     # -- 5. output ----------------------------------------------------------------------------
     def finish(self) -> Outcome:
         """Open the aggregate and decode the output (zero vector when nobody was accepted)."""
+        for j, sh, res in self._deferred:
+            self.circuit.server_rollback(sh, res, self.acc[j])
+        self._deferred.clear()
         active = [j for j in range(self.m) if j not in self.state.cheaters]
         finals = {j: self.circuit.final_shares(self.acc[j]) for j in active}
         opened: dict[OpeningKind, FieldVec] = {}

@@ -274,13 +274,22 @@ class _Run:
                                    seed=derive(seed, "committee"), clock=clock,
                                    tamper=tamper, store=store,
                                    run_parallel=None if pool is None else (
-                                       lambda fn, items: list(pool.map(fn, items))))
+                                       lambda fn, items: list(pool.map(fn, items))),
+                                   run_local=None if pool is None else self.run_local,
+                                   defer_rollbacks=pool is not None)
+        #: one coordinating thread per round: it hands a batch's servers to the pool
+        self.coordinator = ThreadPoolExecutor(1) if pool is not None else None
         self.clock = clock
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
 
     def seal(self, server: int, payload: bytes | memoryview, context: bytes,
              observe: Observer | None = None) -> bytes | memoryview:
         return self.envelope.seal(server, payload, context, observe)
+
+    def run_local(self, work: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
+        """Start a batch's local work on the coordinating thread; return how to wait."""
+        assert self.coordinator is not None
+        return self.coordinator.submit(work).result
 
     def scratch(self) -> Scratch:
         """This thread's encoding buffer (each worker thread has its own)."""
@@ -442,11 +451,26 @@ class _Run:
         t1 = time.perf_counter()
         try:
             self.committee.begin([ids[i] for i in live], coin1, coin2)
-            for k in range(0, len(live), SERVER_BATCH):
-                self.committee.process_batch([ids[i] for i in live[k:k + SERVER_BATCH]])
+            batches = [[ids[i] for i in live[k:k + SERVER_BATCH]]
+                       for k in range(0, len(live), SERVER_BATCH)]
+            if self.pool is None:
+                for batch in batches:
+                    self.committee.process_batch(batch)
+            elif batches:  # the next batch's local work overlaps this one's openings
+                pending = self.committee.start_batch(batches[0], 0)
+                for k in range(len(batches)):
+                    nxt = (self.committee.start_batch(batches[k + 1],
+                                                      SERVER_BATCH * ((k + 1) % 2))
+                           if k + 1 < len(batches) else None)
+                    self.committee.finish_batch(pending)
+                    if nxt is not None:
+                        pending = nxt
             outcome = self.committee.finish()
         except AggregationError as e:
             outcome = self.committee.aborted(str(e))
+        finally:
+            if self.coordinator is not None:
+                self.coordinator.shutdown()
         phase["committee"] = time.perf_counter() - t1
         return self.result(outcome, pre, ids, live, upload, phase)
 
