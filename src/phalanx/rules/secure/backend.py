@@ -247,7 +247,9 @@ class SecureBackend:
         """Files (``SpoolStore``) when the round's part-1 uploads would exceed ``SPOOL_BYTES``
         in memory, or when ``spool`` says so; a dict otherwise (``dim``: the coordinates a
         client shares in part 1, over all its vectors: rsa shares two)."""
-        held = n * (self.params.m - self.params.t) * dim * 61 // 8  # the sealed part-1 uploads
+        # the sealed part-1 uploads: m − t packed share vectors per client, or one public blob
+        copies = self.params.m - self.params.t if self.params.sharing == "seeded" else 1
+        held = n * copies * dim * 61 // 8
         if self.spool is True or (self.spool is None and held > SPOOL_BYTES):
             return SpoolStore(self.spool_dir)
         return MemoryStore()
