@@ -2,9 +2,10 @@
 
 ``SecureBackend.aggregate`` plays every client (encode, witnesses, seeded Shamir sharing, sealing
 to each server, commitments; a second small upload after the post-commitment coin) and the m
-servers of :class:`phalanx.mpc.committee.Committee`, streaming clients one at a time. Clients'
-part-1 bundles are regenerated from their seeds when the committee processes them (a real server
-stores what it received; here memory stays O(m·d)). The result has the plaintext backend's shape.
+servers of :class:`phalanx.mpc.committee.Committee`, which checks clients in batches of
+``SERVER_BATCH``. The servers keep the part-1 uploads until the coin, as a real server stores
+what it received (in memory, or in files above ``SPOOL_BYTES``); ``workers`` threads may run the
+parties side by side. The result has the plaintext backend's shape.
 """
 
 from __future__ import annotations
