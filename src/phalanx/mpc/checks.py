@@ -1,10 +1,12 @@
 """The servers' checks: fused per-client passes and range-proof identities (protocol.md §3.2).
 
-Everything that touches the d coordinates of a client's share vector is ONE numba pass:
-``norm_pass`` accumulates Σ x_j² (degree 2t), ⟨x, ĝ_0⟩ with a small public ĝ_0, the
-(optionally weighted) running aggregate, and the projection rows with the four-Russians trick:
-the k sign rows are taken in groups of 8; each coordinate is added into the bucket of its 8-bit
-sign pattern in every group, and afterwards the subset sums of the 2^8 buckets give the 8 rows.
+Everything that touches the d coordinates of a client's share vector is ONE numba pass, over a
+batch of clients (``norm_pass_batch``; ``norm_pass`` for one), reading 61-bit packed shares in
+place: it accumulates Σ x_j² (degree 2t) and ⟨x, ĝ_0⟩ with a small public ĝ_0 as exact 32-bit
+limb sums, the (optionally weighted) running aggregate, and the projection rows with the
+four-Russians trick: the k sign rows are taken in groups of 8; each coordinate is added into the
+bucket of its 8-bit sign pattern in every group, and afterwards the subset sums of the 2^8
+buckets give the 8 rows.
 ``sign_pass`` is the rsa counterpart over the bit vectors a, b.
 
 Projection rows (after ACORN, Bell et al. 2023): row l has coefficients s_lj ∈ {+½, −½} mod p,
