@@ -12,6 +12,7 @@ from phalanx.mpc.checks import bits_of, norm_pass
 from phalanx.mpc.committee_client import make_bundles, tamper_share
 from phalanx.mpc.fixed import OVERFLOW_BITS, encode_fixed, encode_fixed_sq
 from phalanx.mpc.messages import Packed61, decode_bundle, encode_bundle, pack61, packed_words
+from phalanx.mpc.packing import unpack_words
 from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.shamir import expand_seeded, point, seeded_servers, share_packed, share_seeded
 from phalanx.rules import RuleContext, make_rule
@@ -217,6 +218,6 @@ def test_unpack_words_matches_messages() -> None:
     assert [packed_words(n) for n in (0, 1, 63, 64, 65)] == [1, 2, 62, 62, 63]
     words = share_packed(np.arange(130, dtype=np.uint64), m=4, t=1, seeds={0: b"a" * 32},
                          label="v")[1]
-    assert np.array_equal(K.unpack_words(words[0], 130),
+    assert np.array_equal(unpack_words(words[0], 130),
                           shamir.share_seeded(np.arange(130, dtype=np.uint64), m=4, t=1,
                                               seeds={0: b"a" * 32}, label="v").explicit[1])

@@ -20,7 +20,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
-from phalanx.mpc.packing import unpack61_into
 
 CHUNK = 1 << 15
 """Coordinates per streamed chunk (a multiple of 64, so packed chunks start on a word)."""
@@ -278,13 +277,6 @@ def bits_array(values: Sequence[int], width: int) -> FieldVec:
 
 
 # -- seeded Shamir sharing -----------------------------------------------------------------------
-def unpack_words(words: FieldVec, n: int) -> FieldVec:
-    """The n field elements of a packed row (inverse of the packing; = ``messages.unpack61``)."""
-    out = np.empty(n, np.uint64)
-    unpack61_into(words, out)
-    return out
-
-
 @nb.njit(inline="always", cache=True)
 def _emit(out: FieldVec, s: np.uint64, cur: np.uint64, nbits: np.uint64,
           w: int) -> tuple[np.uint64, np.uint64, int]:

@@ -19,7 +19,7 @@ import numpy as np
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import masked_share
-from phalanx.mpc.packing import pack61_into, packed_words, unpack61_into
+from phalanx.mpc.packing import pack_words, packed_words, unpack_words
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
@@ -37,9 +37,7 @@ class OpeningKind(Enum):
 
 def pack61(values: FieldVec) -> bytes:
     """Bit-pack field elements to 61 bits each."""
-    out = np.zeros(packed_words(values.shape[0]), np.uint64)
-    pack61_into(np.ascontiguousarray(values, dtype=np.uint64), out)
-    return out.tobytes()
+    return pack_words(values).tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +58,7 @@ class Packed61:
         return (self.n,)
 
     def unpack(self) -> FieldVec:
-        out = np.empty(self.n, np.uint64)
-        unpack61_into(self.words, out)
-        return out
+        return unpack_words(self.words, self.n)
 
 
 def as_field(v: FieldVec | Packed61) -> FieldVec:
@@ -72,9 +68,7 @@ def as_field(v: FieldVec | Packed61) -> FieldVec:
 
 def packed_of(values: FieldVec) -> Packed61:
     """Bit-pack field elements into a :class:`Packed61`."""
-    out = np.zeros(packed_words(values.shape[0]), np.uint64)
-    pack61_into(np.ascontiguousarray(values, dtype=np.uint64), out)
-    return Packed61(out, int(values.shape[0]))
+    return Packed61(pack_words(values), int(values.shape[0]))
 
 
 def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
@@ -82,9 +76,7 @@ def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
     words = np.frombuffer(raw, np.uint64)
     if words.shape[0] < packed_words(n):
         raise ConfigError(f"packed vector has {words.shape[0]} words, needs {packed_words(n)}")
-    out = np.empty(n, np.uint64)
-    unpack61_into(words, out)
-    return out
+    return unpack_words(words, n)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,3 +44,17 @@ def unpack61_into(words: FieldVec, out: FieldVec) -> None:
         if off > np.uint64(3):
             v |= words[w + 1] << (np.uint64(64) - off)
         out[i] = v & _P
+
+
+def pack_words(values: FieldVec) -> FieldVec:
+    """The packed words of ``values`` (with the spare word)."""
+    out = np.zeros(packed_words(values.shape[0]), np.uint64)
+    pack61_into(np.ascontiguousarray(values, dtype=np.uint64), out)
+    return out
+
+
+def unpack_words(words: FieldVec, n: int) -> FieldVec:
+    """The first n elements of packed ``words``, as a new array (the caller checks the length)."""
+    out = np.empty(n, np.uint64)
+    unpack61_into(words, out)
+    return out

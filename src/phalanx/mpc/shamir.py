@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from phalanx.errors import ConfigError, ReconstructionError
-from phalanx.mpc.client_kernels import CHUNK, share_chunk, unpack_words
+from phalanx.mpc.client_kernels import CHUNK, share_chunk
 from phalanx.mpc.field import FieldVec, combine_rows, inv, lagrange_coeffs
-from phalanx.mpc.packing import packed_words
+from phalanx.mpc.packing import packed_words, unpack_words
 from phalanx.mpc.prg import Prg, derive, expand
 
 
