@@ -36,6 +36,7 @@ from phalanx.mpc.messages import (
     OpeningKind,
     Packed61,
     PublicBlob,
+    Scratch,
     SealedBundle,
     ShareBundle,
     as_field,
@@ -203,9 +204,9 @@ class Committee:
         self.breakdown = [{"transport": 0.0, "compute": 0.0, "openings": 0.0, "round": 0.0}
                           for _ in range(m)]
         self.state = _State()
-        #: (server, slot in the batch) → the buffer that server decrypts that upload into
-        self._buffers: dict[tuple[int, int], bytearray] = {}
-        self._expansions: dict[tuple[int, int, int], FieldVec] = {}
+        #: (server, slot in the batch) → the buffers that server decrypts and expands that
+        #: slot's upload into (reused by every batch; each key is used by one thread)
+        self._scratch: dict[tuple[int, int], Scratch] = {}
         self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
         self.acc = {j: circuit.new_accumulator() for j in range(m)}
         self._counter = 0
@@ -396,22 +397,12 @@ class Committee:
             self._add(j, "transport", dt)
         return out
 
-    def _buffer(self, j: int, slot: int, size: int) -> bytearray:
-        """Server j's decryption buffer for batch slot ``slot`` (replaced, never resized:
-        views of the old one may still be alive)."""
-        buf = self._buffers.get((j, slot))
-        if buf is None or len(buf) < size:
-            buf = bytearray(size)
-            self._buffers[(j, slot)] = buf
-        return buf
-
-    def _words(self, j: int, slot: int, item: int, size: int) -> FieldVec:
-        """Server j's expansion buffer for an item of batch slot ``slot`` (as ``_buffer``)."""
-        buf = self._expansions.get((j, slot, item))
-        if buf is None or buf.shape[0] < size:
-            buf = np.empty(size, np.uint64)
-            self._expansions[(j, slot, item)] = buf
-        return buf
+    def _slot(self, j: int, slot: int) -> Scratch:
+        """Server j's reused buffers for batch slot ``slot``."""
+        got = self._scratch.get((j, slot))
+        if got is None:
+            got = self._scratch[(j, slot)] = Scratch()
+        return got
 
     def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | None],
                      slot: int = 0) -> ClientShares | None:
@@ -427,15 +418,13 @@ class Committee:
             committed = self.state.commitments.get((client, j, part))
             if sealed is None or committed is None:
                 return None
-            # part 1: hash and decrypt in one pass over the envelope (the hash is checked
-            # before anything decrypted is used); part 2 is small
+            # the opener shows the hasher every piece of the envelope as it decrypts it (one
+            # pass); the hash is checked before anything decrypted is used. Part 1 is
+            # decrypted into this slot's reused buffer; part 2 is small
             hasher = commitment_hasher()
-            out = self._buffer(j, slot, len(sealed) + 16) if part == 1 else None
-            if out is None:
-                hasher.update(sealed)
+            out = self._slot(j, slot).get(len(sealed) + 16) if part == 1 else None
             try:
-                raw = self.opener(j, sealed, context_of(client, j, part), out,
-                                  hasher.update if out is not None else None)
+                raw = self.opener(j, sealed, context_of(client, j, part), out, hasher.update)
                 if hasher.digest() != committed:
                     return None
                 body = decode_bundle(raw, packed=True)
@@ -460,7 +449,8 @@ class Committee:
         """The share vectors of one decoded bundle (masked bundles need their public blob;
         a seeded server expands part 1 into its reused per-slot buffers)."""
         if body.seed is not None and body.part == 1:
-            bufs = [self._words(j, slot, k, n + 2) for k, n in enumerate(body.lengths)]
+            bufs = [self._slot(j, slot).array(f"expansion/{k}", (n + 2,))
+                    for k, n in enumerate(body.lengths)]
             return body.shares(out=bufs)
         if body.masked_hash is None:
             return body.shares()

@@ -114,9 +114,9 @@ class ShareBundle:
 
 
 class Scratch:
-    """A reusable byte buffer (one per thread): bundles are encoded into it before sealing,
-    so a client allocates only its sealed envelopes (fresh 7.6 MB buffers cost ms of page
-    faults each here)."""
+    """Reusable buffers for one owner (a client's thread encoding bundles, a server's batch
+    slot decrypting and expanding uploads): fresh 7.6 MB buffers cost ms of page faults each
+    here, more than the work done in them."""
 
     def __init__(self) -> None:
         self._buf = bytearray(0)
