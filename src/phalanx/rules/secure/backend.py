@@ -273,7 +273,7 @@ class _Run:
         self.envelope = envelope
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
-                                   sealer=self.seal, opener=self.open,
+                                   sealer=self.envelope.seal, opener=self.open,
                                    seed=derive(seed, "committee"), clock=clock,
                                    tamper=tamper, store=store,
                                    run_parallel=None if pool is None else (
@@ -284,10 +284,6 @@ class _Run:
         self.coordinator = ThreadPoolExecutor(1) if pool is not None else None
         self.clock = clock
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
-
-    def seal(self, server: int, payload: bytes | memoryview, context: bytes,
-             observe: Observer | None = None) -> bytes | memoryview:
-        return self.envelope.seal(server, payload, context, observe)
 
     def run_local(self, work: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
         """Start a batch's local work on the coordinating thread; return how to wait."""
@@ -355,7 +351,7 @@ class _Run:
             target = next(j for j in range(self.p.m) if j not in seeded)
             bundles = tamper_share(bundles, target, 0)
         t2 = self.clock()
-        sealed = seal_bundles(bundles, self.seal, self.scratch())
+        sealed = seal_bundles(bundles, self.envelope.seal, self.scratch())
         times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
         if self.faults.get(idx) in (ClientFault.UNCOMMITTED_BUNDLE, ClientFault.GARBAGE_BUNDLE):
             sealed = self.bad_bundle(idx, cid, sealed)
@@ -366,15 +362,14 @@ class _Run:
         """Client faults on the delivered bytes of server (cid + 1) mod m's bundle."""
         target = (cid + 1) % self.p.m
         b = sealed[target]
-        raw = bytearray(b.sealed)
-        commitment = b.commitment
         if self.faults[idx] is ClientFault.UNCOMMITTED_BUNDLE:
-            raw[len(raw) // 2] ^= 1
+            flipped = bytearray(b.sealed)
+            flipped[len(flipped) // 2] ^= 1
+            data, commitment = bytes(flipped), b.commitment
         else:
-            raw[:] = Prg(derive(self.seed, "garbage", cid)).random_bytes(len(raw))
-            commitment = commitment_of(bytes(raw))
-        return {**sealed, target: SealedBundle(b.client, b.server, b.part, bytes(raw),
-                                               commitment)}
+            data = Prg(derive(self.seed, "garbage", cid)).random_bytes(len(b.sealed))
+            commitment = commitment_of(data)
+        return {**sealed, target: SealedBundle(b.client, b.server, b.part, data, commitment)}
 
     def part2(self, cid: int, secrets: ClientSecrets, coin1: bytes) -> tuple[
             dict[int, SealedBundle], PublicBlob | None, dict[str, float]]:
@@ -385,9 +380,17 @@ class _Run:
         bundles, blob = self.bundles(cid, 2, {"s2": response},
                                      Prg(derive(self.seed, "client-part2", cid)))
         t2 = self.clock()
-        sealed = seal_bundles(bundles, self.seal, self.scratch())
+        sealed = seal_bundles(bundles, self.envelope.seal, self.scratch())
         times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
         return sealed, blob, times
+
+    def keep_state(self, cid: int, secrets: ClientSecrets) -> None:
+        """Client ``cid`` keeps its secrets for part 2: in memory, or in the spool when the
+        servers spool their uploads (then the clients' vectors would not fit either)."""
+        if isinstance(self.store, SpoolStore):
+            self.store.put((cid, CLIENT_STATE, 0), pickle.dumps(secrets, protocol=5))
+        else:
+            self.states[cid] = secrets
 
     def state_of(self, cid: int) -> ClientSecrets:
         """Client ``cid``'s secrets from part 1, taken out of memory or the spool."""
@@ -438,10 +441,7 @@ class _Run:
             sealed, blob, secrets, times = got
             self.add_client_times(times)
             self.committee.receive(ids[idx], sealed, blob)
-            if isinstance(self.store, SpoolStore):
-                self.store.put((ids[idx], CLIENT_STATE, 0), pickle.dumps(secrets, protocol=5))
-            else:
-                self.states[ids[idx]] = secrets
+            self.keep_state(ids[idx], secrets)
         coin1 = self.committee.coin(1)
         for idx, (sealed, blob, times) in zip(
                 live, self.in_batches(lambda i: self.part2(ids[i], self.state_of(ids[i]),
