@@ -74,6 +74,10 @@ a caller can hash the envelope in the same pass (the bundle commitment)."""
 _CHUNK = 256 << 10  # bytes per piece: hashing then decrypting it reads it from L2
 
 
+def _ignore(piece: memoryview) -> None:
+    """The observer when nobody observes."""
+
+
 def seal(payload: bytes | memoryview, recipient: X25519PublicKey, ephemeral: bytes,
          context: bytes = b"", *, aead: str = DEFAULT_AEAD,
          observe: Observer | None = None) -> bytes | memoryview:
@@ -96,19 +100,16 @@ def seal(payload: bytes | memoryview, recipient: X25519PublicKey, ephemeral: byt
     view[:32] = eph_pub
     enc = Cipher(algorithms.AES(key), modes.GCM(_NONCE)).encryptor()
     enc.authenticate_additional_data(context)
-    if observe is None:
-        enc.update_into(payload, view[32:])
-    else:
-        observe(view[:32])
-        body = memoryview(payload)
-        for lo in range(0, n, _CHUNK):
-            hi = min(n, lo + _CHUNK)
-            enc.update_into(body[lo:hi], view[32 + lo:])
-            observe(view[32 + lo:32 + hi])
+    see = observe if observe is not None else _ignore
+    see(view[:32])
+    body = memoryview(payload)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        enc.update_into(body[lo:hi], view[32 + lo:])
+        see(view[32 + lo:32 + hi])
     enc.finalize()
     view[32 + n:] = enc.tag
-    if observe is not None:
-        observe(view[32 + n:])
+    see(view[32 + n:])
     return view
 
 
@@ -153,16 +154,14 @@ def open_sealed_into(sealed: bytes | bytearray | memoryview, recipient: X25519Pr
         key = _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
         dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(view[-16:]))).decryptor()
         dec.authenticate_additional_data(context)
-        if observe is None:
-            dec.update_into(view[32:-16], out)
-        else:
-            observe(view[:32])
-            body, target = view[32:-16], memoryview(out)
-            for lo in range(0, n, _CHUNK):
-                piece = body[lo:lo + _CHUNK]
-                observe(piece)
-                dec.update_into(piece, target[lo:])
-            observe(view[-16:])
+        see = observe if observe is not None else _ignore
+        see(view[:32])
+        body, target = view[32:-16], memoryview(out)
+        for lo in range(0, n, _CHUNK):
+            piece = body[lo:lo + _CHUNK]
+            see(piece)
+            dec.update_into(piece, target[lo:])
+        see(view[-16:])
         dec.finalize()
     except (InvalidTag, ValueError) as e:
         raise EnvelopeError("envelope does not authenticate") from e
