@@ -139,10 +139,13 @@ def test_projection_rows_equal_norm_pass(groups: int) -> None:
     assert K.projection_rows(x, pat) == norm_pass(x, pat, None, None)[2]
 
 
-def test_bits_array_equals_bits_of() -> None:
+def test_bits_of_equals_the_bit_by_bit_definition() -> None:
     vals = [0, 1, P - 1, 2**40 + 5, 12345]
     for width in (1, 7, 20, 61, 63, 64, 70):
-        assert np.array_equal(K.bits_array(vals, width), bits_of(vals, width))
+        want = [((v % (1 << width)) >> k) & 1 for v in vals for k in range(width)]
+        assert bits_of(vals, width).tolist() == want
+        assert bits_of(vals, width).dtype == np.uint64
+    assert bits_of([], 5).shape == (0,)
 
 
 def _reference_explicit(z: np.ndarray, m: int, t: int, seeds: dict[int, bytes],

@@ -326,13 +326,15 @@ def bits_of(values: Sequence[int], width: int) -> FieldVec:
     """The ``width`` low bits of each value (least significant first), as field elements.
 
     The best-effort client decomposes ``value mod 2^width``: an out-of-range value yields bits
-    that fail the decomposition identity, never an exception.
+    that fail the decomposition identity, never an exception. One numpy shift per value, not
+    a Python loop per bit (widths beyond 63 bits take the exact Python path).
     """
-    out = np.empty(len(values) * width, np.uint64)
-    for i, v in enumerate(values):
-        u = v % (1 << width)
-        for k in range(width):
-            out[i * width + k] = (u >> k) & 1
+    if width > 63:
+        wide = [(v % (1 << width)) >> k & 1 for v in values for k in range(width)]
+        return np.array(wide, np.uint64)
+    low = np.array([v % (1 << width) for v in values], np.uint64)
+    shifts = np.arange(width, dtype=np.uint64)
+    out: FieldVec = ((low[:, None] >> shifts[None, :]) & np.uint64(1)).reshape(-1)
     return out
 
 

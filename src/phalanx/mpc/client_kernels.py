@@ -13,8 +13,6 @@ the full mulmod, so the results stay exact mod p for every input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
@@ -262,18 +260,6 @@ def projection_rows(x: FieldVec, patterns: NDArray[np.uint8]) -> list[int] | Non
         return None
     half = int(total) * ((P + 1) // 2)
     return [(half - int(s)) % P for s in sums]
-
-
-def bits_array(values: Sequence[int], width: int) -> FieldVec:
-    """``checks.bits_of`` (the ``width`` low bits of each value, least significant first) with
-    one numpy shift instead of a Python loop per bit."""
-    if width > 63:
-        wide = [(v % (1 << width)) >> k & 1 for v in values for k in range(width)]
-        return np.array(wide, np.uint64)
-    low = np.array([v % (1 << width) for v in values], np.uint64)
-    shifts = np.arange(width, dtype=np.uint64)
-    out: FieldVec = ((low[:, None] >> shifts[None, :]) & np.uint64(1)).reshape(-1)
-    return out
 
 
 # -- seeded Shamir sharing -----------------------------------------------------------------------

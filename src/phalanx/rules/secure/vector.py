@@ -27,7 +27,7 @@ from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
 from phalanx.mpc.checks import bits_of, norm_pass, norm_pass_batch
 from phalanx.mpc.circuit import ClientSecrets, ClientShares, FinalShare, LocalResult
-from phalanx.mpc.client_kernels import bits_array, projection_rows, sum_sq
+from phalanx.mpc.client_kernels import projection_rows, sum_sq
 from phalanx.mpc.fixed import decode_fixed, encode_fixed_sq
 from phalanx.mpc.messages import OpeningKind, as_field
 from phalanx.mpc.prg import Prg, derive
@@ -155,7 +155,7 @@ class NormCircuit:
         rows = projection_rows(x, patterns)
         if rows is None:
             rows = norm_pass(x, patterns, None, None)[2]
-        return bits_array([(r + self.T) % P for r in rows], self.k_row)
+        return bits_of([(r + self.T) % P for r in rows], self.k_row)
 
     # -- public randomness ------------------------------------------------------------------------
     def begin(self, coin1: bytes, coin2: bytes) -> None:
