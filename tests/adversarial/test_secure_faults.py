@@ -211,3 +211,25 @@ def test_bad_bundles_are_rejected_through_real_envelopes_and_blame_no_server(
     assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(3, Reject.BAD_BUNDLE)]
     assert res.aggregate.accepted == (0, 1, 2, 4)
     assert res.cheating_servers == () and res.aborted is None
+
+
+def test_a_bad_bundle_found_after_a_streamed_pass_is_rolled_back_exactly() -> None:
+    """The flipped byte sits in the second of three chunks of the streamed vector: the servers
+    have accumulated the client's (wrong) chunks before the envelope's tag and commitment
+    fail, and must take exactly that contribution out again."""
+    from phalanx.mpc.stream import CHUNK
+    from phalanx.net.envelope import x25519_envelope
+
+    d = 2 * CHUNK + 500
+    rng = np.random.default_rng(7)
+    g0 = (rng.standard_normal(d) / np.sqrt(d)).astype(np.float32)
+    rule = make_rule("fltrust", nu=1.0)
+    ctx = RuleContext(dim=d, reference=g0)
+    prepared = [rule.prepare(g0 + (rng.standard_normal(d) / np.sqrt(d)).astype(np.float32), ctx)
+                for _ in range(N)]
+    backend = SecureBackend(SecureParams(), envelope=x25519_envelope)
+    res = backend.aggregate(rule, prepared, ctx, seed=SEED,
+                            client_faults={3: ClientFault.UNCOMMITTED_BUNDLE})
+    assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(3, Reject.BAD_BUNDLE)]
+    others = rule.aggregate([prepared[i] for i in (0, 1, 2, 4)], ctx)
+    assert np.abs(res.aggregate.vector - others.vector).max() < 1e-4

@@ -86,6 +86,19 @@ def test_prg_writes_into_a_reused_buffer() -> None:
         Prg(b"q" * 32).field_elements(11, out=buf)
 
 
+def test_prg_elements_are_the_masked_key_stream_across_chunks() -> None:
+    """Chunked generation (several chunks and a partial one) is the one-call definition:
+    the low 61 bits of consecutive 64-bit words of the stream, and the stream goes on after."""
+    n = 3 * (1 << 15) + 5
+    prg = Prg(b"c" * 32)
+    got = prg.field_elements(n)
+    after = prg.random_bytes(16)
+    ref = Prg(b"c" * 32)
+    words = np.frombuffer(ref.random_bytes(8 * n), np.uint64) & np.uint64(P)
+    assert np.array_equal(got, words)  # no word equals p for this seed (probability 2^-46)
+    assert after == ref.random_bytes(16)
+
+
 def test_prg_rejects_bad_seed_length() -> None:
     with pytest.raises(ConfigError, match="32"):
         Prg(b"short")

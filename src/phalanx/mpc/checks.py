@@ -25,7 +25,8 @@ from numpy.typing import NDArray
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
-from phalanx.mpc.messages import Packed61
+from phalanx.mpc.messages import Packed61, as_field
+from phalanx.mpc.stream import CHUNK, PackedStream, StoredVector, chunk_of
 
 INV2 = (P + 1) // 2
 """½ mod p."""
@@ -253,7 +254,7 @@ def norm_pass(
 
 
 def norm_pass_batch(
-    xs: Sequence[FieldVec | Packed61],
+    xs: Sequence[FieldVec | Packed61 | PackedStream | StoredVector],
     patterns: NDArray[np.uint8],
     g0: NDArray[np.integer] | None,
     acc: FieldVec | None,
@@ -261,54 +262,104 @@ def norm_pass_batch(
     weights: Sequence[int | None],
     subtract: bool = False,
 ) -> list[tuple[int, int, list[int]]]:
-    """:func:`norm_pass` for a batch of clients in one pass; acc ±= Σ_b (weights[b]·)x_b."""
-    if not xs or len(weights) != len(xs):
-        raise ConfigError(f"norm_pass_batch needs one weight per vector, got {len(weights)} "
-                          f"for {len(xs)}")
-    n = xs[0].shape[0]
+    """:func:`norm_pass` for a batch of clients in one pass; acc ±= Σ_b (weights[b]·)x_b.
+    Vectors still in their sealed uploads (``stream.PackedStream``) are read chunk by chunk,
+    every client's chunk right before the pass over it (:mod:`phalanx.mpc.stream`)."""
+    n = xs[0].shape[0] if xs else 0
     if any(x.shape[0] != n for x in xs):
         raise ConfigError(f"vectors of a batch must have one length, got "
                           f"{[x.shape[0] for x in xs]}")
-    if n >= 1 << 28:
-        raise ConfigError(f"norm_pass supports d < 2^28, got d={n}")
-    if patterns.shape[0] != n:
-        raise ConfigError(f"patterns have {patterns.shape[0]} rows for d={n}")
-    g_arr: NDArray[np.integer] = np.zeros(0, np.int32)
-    if g0 is not None and g0.dtype == np.int32 and g0.flags.c_contiguous:
-        g_arr = g0  # the circuits' own int32 copy: no check, no conversion per client
-    elif g0 is not None:
-        if g0.size and int(np.abs(g0).max()) >= 1 << 31:
-            raise ConfigError("norm_pass needs |g0| < 2^31")
-        g_arr = np.ascontiguousarray(g0, dtype=np.int32)
-    groups = patterns.shape[1]
-    if not 1 <= groups <= 8:
-        raise ConfigError(f"patterns have {groups} groups of 8 rows, must be 1..8")
-    k = len(xs)
-    buckets = np.zeros((k, groups * 256), np.uint64)
-    sums = np.zeros((k, 9), np.uint64)
-    ws = []
-    for w in weights:
-        w = 0 if acc is None else (1 if w is None else w % P)
-        ws.append((P - w) % P if subtract else w)
-    acc_arr = acc if acc is not None else np.zeros(0, np.uint64)
-    # read-only views throughout, so numba sees one array type per tuple (decoded bundles are
-    # read-only views of the plaintext; other vectors are writable)
-    empty = _read_only(np.zeros(0, np.uint64))
-    words = tuple(_read_only(x.words) if isinstance(x, Packed61) else empty for x in xs)
-    plain = tuple(empty if isinstance(x, Packed61) else _read_only(np.ascontiguousarray(x))
-                  for x in xs)
-    _norm_pass(words, plain, n, patterns, g_arr, np.array(ws, np.uint64), acc_arr, buckets,
-               sums)
-    buckets %= _P  # the scatter keeps them folded below 2^61 + 2, not canonical
-    out = []
-    for b in range(k):
-        s = [int(v) for v in sums[b]]
-        sq = (s[0] + (s[1] << 32) + (s[2] << 64) + (s[3] << 96)) % P
-        total = (s[4] + (s[5] << 32)) % P
-        gd = (_signed(s[6]) + (_signed(s[7]) << 32) + (_signed(s[8]) << 64)) % P
-        rows = _rows_from_buckets(buckets[b], groups, np.uint64(total), np.uint64(INV2))
-        out.append((sq, gd, [int(v) for v in rows]))
-    return out
+    batch = BatchPass(len(xs), n, patterns, g0, acc, weights=weights, subtract=subtract)
+    vecs = [as_field(x) if isinstance(x, StoredVector) else x for x in xs]
+    if not any(isinstance(x, PackedStream) for x in vecs):
+        batch.add(0, [chunk_of(x, 0, n) for x in vecs])  # no streams: whole vectors at once
+        return batch.results()
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        batch.add(lo, [chunk_of(x, lo, hi) for x in vecs])
+    return batch.results()
+
+
+class BatchPass:
+    """:func:`norm_pass_batch` fed chunk by chunk (``add``), so a server can run the pass on
+    each piece of a client's upload right after decrypting it, while the piece is in cache:
+    the sums and buckets carry over between chunks; ``results`` then gives, per client,
+    (Σ x_j², ⟨x, g0⟩, projection rows) exactly as one call over the whole vectors would."""
+
+    def __init__(self, k: int, n: int, patterns: NDArray[np.uint8],
+                 g0: NDArray[np.integer] | None, acc: FieldVec | None, *,
+                 weights: Sequence[int | None], subtract: bool = False) -> None:
+        if k < 1 or len(weights) != k:
+            raise ConfigError(f"norm_pass_batch needs one weight per vector, got {len(weights)} "
+                              f"for {k}")
+        if n >= 1 << 28:
+            raise ConfigError(f"norm_pass supports d < 2^28, got d={n}")
+        if patterns.shape[0] != n:
+            raise ConfigError(f"patterns have {patterns.shape[0]} rows for d={n}")
+        g_arr: NDArray[np.integer] = np.zeros(0, np.int32)
+        if g0 is not None and g0.dtype == np.int32 and g0.flags.c_contiguous:
+            g_arr = g0  # the circuits' own int32 copy: no check, no conversion per client
+        elif g0 is not None:
+            if g0.size and int(np.abs(g0).max()) >= 1 << 31:
+                raise ConfigError("norm_pass needs |g0| < 2^31")
+            g_arr = np.ascontiguousarray(g0, dtype=np.int32)
+        self.groups = patterns.shape[1]
+        if not 1 <= self.groups <= 8:
+            raise ConfigError(f"patterns have {self.groups} groups of 8 rows, must be 1..8")
+        if acc is not None and acc.shape[0] != n:
+            raise ConfigError(f"accumulator has {acc.shape[0]} entries for d={n}")
+        self.k, self.n, self.patterns, self.g0 = k, n, patterns, g_arr
+        self.use_g = g_arr.shape[0] == n
+        self.acc = acc if acc is not None else np.zeros(0, np.uint64)
+        self.buckets = np.zeros((k, self.groups * 256), np.uint64)
+        self.sums = np.zeros((k, 9), np.uint64)
+        ws = []
+        for w in weights:
+            w = 0 if acc is None else (1 if w is None else w % P)
+            ws.append((P - w) % P if subtract else w)
+        self.weights = np.array(ws, np.uint64)
+        self.done = 0
+
+    def add(self, lo: int, xs: Sequence[FieldVec | Packed61]) -> None:
+        """Coordinates lo … lo + len − 1 of every client's vector (``xs[b]``: plain, or packed
+        starting at coordinate lo, so lo must be a multiple of 64 for packed chunks). Chunks
+        must come in order and cover 0 … n − 1 exactly."""
+        if len(xs) != self.k:
+            raise ConfigError(f"a chunk needs one vector per client ({self.k}), got {len(xs)}")
+        m = xs[0].shape[0]
+        if lo != self.done or lo + m > self.n or any(x.shape[0] != m for x in xs):
+            raise ConfigError(f"chunk of {[x.shape[0] for x in xs]} coordinates at {lo}: "
+                              f"expected one length at {self.done}, ≤ {self.n - self.done}")
+        if lo % 64 and any(isinstance(x, Packed61) for x in xs):
+            raise ConfigError(f"a packed chunk must start at a multiple of 64, got lo={lo}")
+        # read-only views throughout, so numba sees one array type per tuple (decoded bundles
+        # are read-only views of the plaintext; other vectors are writable)
+        empty = _read_only(np.zeros(0, np.uint64))
+        words = tuple(_read_only(x.words) if isinstance(x, Packed61) else empty for x in xs)
+        plain = tuple(empty if isinstance(x, Packed61) else _read_only(np.ascontiguousarray(x))
+                      for x in xs)
+        hi = lo + m
+        g = self.g0[lo:hi] if self.use_g else self.g0[:0]
+        acc = self.acc[lo:hi] if self.acc.shape[0] else self.acc
+        _norm_pass(words, plain, m, self.patterns[lo:hi], g, self.weights, acc, self.buckets,
+                   self.sums)
+        self.done = hi
+
+    def results(self) -> list[tuple[int, int, list[int]]]:
+        """Per client (Σ x_j², ⟨x, g0⟩, projection rows), once every chunk was added."""
+        if self.done != self.n:
+            raise ConfigError(f"the pass saw {self.done} of {self.n} coordinates")
+        buckets = self.buckets % _P  # the scatter keeps them folded below 2^61 + 2
+        out = []
+        for b in range(self.k):
+            s = [int(v) for v in self.sums[b]]
+            sq = (s[0] + (s[1] << 32) + (s[2] << 64) + (s[3] << 96)) % P
+            total = (s[4] + (s[5] << 32)) % P
+            gd = (_signed(s[6]) + (_signed(s[7]) << 32) + (_signed(s[8]) << 64)) % P
+            rows = _rows_from_buckets(buckets[b], self.groups, np.uint64(total),
+                                      np.uint64(INV2))
+            out.append((sq, gd, [int(v) for v in rows]))
+        return out
 
 
 def sign_pass(

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from phalanx.errors import Reject
 from phalanx.mpc.field import FieldVec
-from phalanx.mpc.messages import OpeningKind, Packed61
+from phalanx.mpc.messages import OpeningKind, ShareVector
 from phalanx.mpc.prg import Prg
 
 
@@ -34,7 +34,7 @@ class ClientShares:
     """One server's shares of one client: long vectors (explicit shares stay 61-bit packed),
     part-1 and part-2 scalars."""
 
-    vectors: tuple[FieldVec | Packed61, ...]
+    vectors: tuple[ShareVector, ...]
     scalars1: FieldVec
     scalars2: FieldVec
 

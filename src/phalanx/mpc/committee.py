@@ -23,6 +23,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,11 +35,11 @@ from phalanx.mpc.committee_client import Observer, commitment_hasher, commitment
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
-    Packed61,
     PublicBlob,
     Scratch,
     SealedBundle,
     ShareBundle,
+    ShareVector,
     as_field,
     decode_bundle,
     decode_masked,
@@ -49,6 +50,7 @@ from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.shamir import validate_committee
+from phalanx.mpc.stream import PackedStream, Reader, StoredVector, read_bundle
 
 Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
@@ -58,6 +60,9 @@ Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None, Observer | 
                  bytes | memoryview]
 """open(server, sealed, context, out, observe): decrypt, into ``out`` when given (a reused
 buffer), showing ``observe`` the sealed bytes piece by piece just before decrypting each."""
+Streamer = Callable[[int, bytes | memoryview, bytes, Observer | None], Reader]
+"""open_stream(server, sealed, context, observe): the envelope as a ``stream.Reader`` (decrypted
+piece by piece as it is read, authenticated by ``verify``); ``observe`` sees its pieces."""
 Sealer = Callable[[int, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
 ABORT = "committee-abort"
 
@@ -162,6 +167,68 @@ class _State:
     client_index: dict[int, int] = field(default_factory=dict)
 
 
+def _unpacked(shares: ClientShares) -> ClientShares:
+    """A client's shares with every vector as plain field elements (read again if stored)."""
+    return ClientShares(tuple(as_field(v) for v in shares.vectors), shares.scalars1,
+                        shares.scalars2)
+
+
+class _Upload:
+    """One server's part-1 upload from one client, opened as a stream (``Committee.streamer``):
+    ``open`` reads its header and small items, the pass reads its long vector, ``authentic``
+    then checks tag and commitment, and ``stored`` replaces the consumed stream by a
+    ``StoredVector`` that reads the upload again from the server's store when needed."""
+
+    def __init__(self, committee: Committee, client: int, j: int, sealed: bytes | memoryview,
+                 committed: bytes) -> None:
+        self.committee, self.client, self.j = committee, client, j
+        self.sealed, self.committed = sealed, committed
+        self.hasher = commitment_hasher()
+        self.streams: list[PackedStream] = []
+        self.reader: Reader | None = None
+
+    def _read(self, observe: Observer | None) -> tuple[Reader, ShareBundle]:
+        c = self.committee
+        reader = c.streamer(self.j, self.sealed, context_of(self.client, self.j, 1), observe)
+        return reader, read_bundle(reader, c.clock)
+
+    def open(self) -> ShareBundle:
+        self.reader, body = self._read(self.hasher.update)
+        self.streams = [v for v in body.vectors if isinstance(v, PackedStream)]
+        return body
+
+    def read_seconds(self) -> float:
+        return sum(s.seconds for s in self.streams)
+
+    def authentic(self) -> bool:
+        """Tag and commitment, once the pass read the stream (what it left is read here)."""
+        assert self.reader is not None
+        try:
+            for s in self.streams:
+                if s.done < s.n:
+                    s.drain()
+            self.reader.verify()
+        except Exception:  # noqa: BLE001 - any failure to authenticate blames the client
+            return False
+        return self.hasher.digest() == self.committed
+
+    def stored(self, shares: ClientShares) -> ClientShares:
+        """``shares`` with each streamed vector replaced by a re-readable ``StoredVector``."""
+        if not any(isinstance(v, PackedStream) for v in shares.vectors):
+            return shares
+        labels = self.committee.circuit.vector_labels
+        vectors = tuple(StoredVector(v.n, partial(self.load, lab))
+                        if isinstance(v, PackedStream) else v
+                        for lab, v in zip(labels, shares.vectors, strict=True))
+        return ClientShares(vectors, shares.scalars1, shares.scalars2)
+
+    def load(self, label: str) -> FieldVec:
+        """Vector ``label`` read again from the stored upload: the same bytes as the pass read
+        (authenticated then, or being rolled back because they were not)."""
+        _, body = self._read(None)
+        return as_field(dict(zip(body.labels, body.vectors, strict=True))[label])
+
+
 class Committee:
     """m servers running one secure aggregation, each with its own accumulator and keys."""
 
@@ -174,6 +241,7 @@ class Committee:
         channel: Channel,
         sealer: Sealer,
         opener: Opener,
+        streamer: Streamer,
         seed: bytes,
         clock: Clock = lambda: 0.0,
         tamper: ShareTamper | None = None,
@@ -196,6 +264,7 @@ class Committee:
         self.store: BundleStore = store if store is not None else MemoryStore()
         self.circuit, self.m, self.t = circuit, m, t
         self.channel, self.sealer, self.opener = channel, sealer, opener
+        self.streamer = streamer
         self.seed, self.clock, self.tamper = seed, clock, tamper
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.seconds = [0.0] * m
@@ -337,16 +406,36 @@ class Committee:
     def _serve(self, clients: Sequence[int], j: int,
                publics: Mapping[int, Mapping[int, bytes | None]], slot_base: int = 0) -> list[
             tuple[ClientShares | None, LocalResult | None]]:
-        """Server j's local work on a batch of clients, timed on the thread that does it."""
+        """Server j's local work on a batch of clients, timed on the thread that does it.
+
+        Part-1 vectors stay in their envelopes until the pass reads them chunk by chunk; each
+        envelope is authenticated and checked against its commitment after the pass, and a
+        client whose upload fails that has its tentative contribution taken out again (the
+        same bytes, read again) and gets no result."""
         t0 = self.clock()
         opened = [self._open_shares(c, j, publics[c], slot=slot_base + k)
                   for k, c in enumerate(clients)]
         t1 = self.clock()
-        self._add(j, "transport", t1 - t0)
-        good = [sh for sh in opened if sh is not None]
+        good = [got[0] for got in opened if got is not None]
         results = iter(self.circuit.server_process_batch(good, self.acc[j]) if good else [])
-        self._add(j, "compute", self.clock() - t1)
-        return [(sh, None if sh is None else next(results)) for sh in opened]
+        t2 = self.clock()
+        out: list[tuple[ClientShares | None, LocalResult | None]] = []
+        for got in opened:
+            if got is None:
+                out.append((None, None))
+                continue
+            shares, upload = got
+            res = next(results)
+            if upload.authentic():
+                out.append((upload.stored(shares), res))
+            else:
+                self.circuit.server_rollback(upload.stored(shares), res, self.acc[j])
+                out.append((None, None))
+        t3 = self.clock()
+        streamed = sum(got[1].read_seconds() for got in opened if got is not None)
+        self._add(j, "transport", t1 - t0 + streamed + t3 - t2)
+        self._add(j, "compute", t2 - t1 - streamed)
+        return out
 
     def _add(self, j: int, kind: str, dt: float) -> None:
         with self._lock:  # server j's local work and the openings may run on two threads
@@ -366,7 +455,7 @@ class Committee:
             if j not in local:
                 continue
             if self.defer_rollbacks:
-                kept = tuple(as_field(v) if isinstance(v, Packed61) else v.copy()
+                kept = tuple(v.copy() if isinstance(v, np.ndarray) else as_field(v)
                              for v in sh.vectors)
                 self._deferred.append((j, ClientShares(kept, sh.scalars1, sh.scalars2),
                                        local[j]))
@@ -405,53 +494,50 @@ class Committee:
         return got
 
     def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | None],
-                     slot: int = 0) -> ClientShares | None:
-        """Server j's shares of the client: each stored upload must match its commitment,
-        open, and parse; explicit vectors stay 61-bit packed (read in place by the pass)."""
-        parts = []
-        for part in (1, 2):
-            if part == 1:
-                sealed = self.store.get((client, j, 1))
-            else:
-                b2 = self.state.part2.get((client, j))
-                sealed = None if b2 is None else b2.sealed
-            committed = self.state.commitments.get((client, j, part))
-            if sealed is None or committed is None:
-                return None
-            # the opener shows the hasher every piece of the envelope as it decrypts it (one
-            # pass); the hash is checked before anything decrypted is used. Part 1 is
-            # decrypted into this slot's reused buffer; part 2 is small
-            hasher = commitment_hasher()
-            out = self._slot(j, slot).get(len(sealed) + 16) if part == 1 else None
-            try:
-                raw = self.opener(j, sealed, context_of(client, j, part), out, hasher.update)
-                if hasher.digest() != committed:
-                    return None
-                body = decode_bundle(raw, packed=True)
-            except Exception:  # noqa: BLE001 - any failure to open blames the client
-                return None
-            if body.client != client or body.server != j or body.part != part:
-                return None
-            parts.append(body)
-        n_vec = len(self.circuit.vector_labels)
+                     slot: int = 0) -> tuple[ClientShares, _Upload] | None:
+        """Server j's shares of the client, or None when an upload is missing or malformed.
+        Part 2 (small) is opened and checked against its commitment here; part 1 is opened
+        as a stream whose long vector the pass reads in place, and ``_Upload`` checks it
+        after the pass."""
+        ctx2 = context_of(client, j, 2)
+        b2 = self.state.part2.get((client, j))
+        sealed1 = self.store.get((client, j, 1))
+        committed1 = self.state.commitments.get((client, j, 1))
+        committed2 = self.state.commitments.get((client, j, 2))
+        if b2 is None or sealed1 is None or committed1 is None or committed2 is None:
+            return None
+        hasher = commitment_hasher()
         try:
-            items = [self._items(body, public.get(part), j, slot)
-                     for part, body in enumerate(parts, start=1)]
+            raw = self.opener(j, b2.sealed, ctx2, None, hasher.update)
+            if hasher.digest() != committed2:
+                return None
+            body2 = decode_bundle(raw, packed=True)
+            upload = _Upload(self, client, j, sealed1, committed1)
+            body1 = upload.open()
+        except Exception:  # noqa: BLE001 - any failure to open blames the client
+            return None
+        want1 = {*self.circuit.vector_labels, "s1"}
+        for body, part, want in ((body1, 1, want1), (body2, 2, {"s2"})):
+            if (body.client != client or body.server != j or body.part != part
+                    or set(body.labels) != want or len(body.labels) != len(want)):
+                return None
+        try:
+            items = [dict(zip(body.labels, self._items(body, public.get(part), j, slot),
+                              strict=True))
+                     for part, body in ((1, body1), (2, body2))]
         except ConfigError:
             return None
-        if len(items[0]) != n_vec + 1 or len(items[1]) != 1:
-            return None
-        return ClientShares(tuple(items[0][:n_vec]), as_field(items[0][n_vec]),
-                            as_field(items[1][0]))
+        vectors = tuple(items[0][label] for label in self.circuit.vector_labels)
+        return ClientShares(vectors, as_field(items[0]["s1"]), as_field(items[1]["s2"])), upload
 
     def _items(self, body: ShareBundle, blob: bytes | None, j: int,
-               slot: int) -> list[FieldVec | Packed61]:
+               slot: int) -> list[ShareVector]:
         """The share vectors of one decoded bundle (masked bundles need their public blob;
         a seeded server expands part 1 into its reused per-slot buffers)."""
         if body.seed is not None and body.part == 1:
             bufs = [self._slot(j, slot).array(f"expansion/{k}", (n + 2,))
                     for k, n in enumerate(body.lengths)]
-            return body.shares(out=bufs)
+            return list(body.shares(out=bufs))
         if body.masked_hash is None:
             return body.shares()
         if blob is None or commitment_of(blob) != body.masked_hash:
@@ -490,7 +576,7 @@ class Committee:
                     raise AggregationError(f"{ABORT}: {e}") from e
                 return f"not a degree-t sharing ({e})"
             for b in opened.bad:
-                honest = self.circuit.server_process(shares[b], None).consistency
+                honest = self.circuit.server_process(_unpacked(shares[b]), None).consistency
                 if int(view[b][1][0]) == honest % ((1 << 61) - 1):
                     return f"server {b}'s committed bundle disagrees with the others"
                 self.state.cheaters.add(b)

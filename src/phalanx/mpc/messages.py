@@ -13,6 +13,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
@@ -23,7 +24,15 @@ from phalanx.mpc.packing import pack_words, packed_words, unpack_words
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
-_MAGIC = b"PXB1"
+if TYPE_CHECKING:
+    from phalanx.mpc.stream import PackedStream, StoredVector
+
+    VectorSource: TypeAlias = PackedStream | StoredVector
+ShareVector: TypeAlias = "FieldVec | Packed61 | PackedStream | StoredVector"
+"""A share vector as a server holds it: plain, 61-bit packed, still in its upload's stream,
+or stored (read again on demand: :mod:`phalanx.mpc.stream`)."""
+
+MAGIC = b"PXB1"
 
 
 class OpeningKind(Enum):
@@ -61,9 +70,10 @@ class Packed61:
         return unpack_words(self.words, self.n)
 
 
-def as_field(v: FieldVec | Packed61) -> FieldVec:
-    """A share vector as plain field elements (unpacks a :class:`Packed61`)."""
-    return v.unpack() if isinstance(v, Packed61) else v
+def as_field(v: FieldVec | Packed61 | VectorSource) -> FieldVec:
+    """A share vector as plain field elements (unpacks a :class:`Packed61`; reads a streamed
+    or stored one, :mod:`phalanx.mpc.stream`)."""
+    return v if isinstance(v, np.ndarray) else v.unpack()
 
 
 def packed_of(values: FieldVec) -> Packed61:
@@ -90,13 +100,13 @@ class ShareBundle:
     lengths: tuple[int, ...]
     seed: bytes | None = None
     #: explicit shares, plain or already bit-packed (the wire form is the same)
-    vectors: tuple[FieldVec | Packed61, ...] = ()
+    vectors: tuple[ShareVector, ...] = ()
     #: masked sharing: this server's keys, and the hash of the public masked-vector blob
     keys: tuple[tuple[KeySet, bytes], ...] = ()
     masked_hash: bytes | None = None
 
     def shares(self, masked: list[FieldVec] | None = None, m: int = 0,
-               out: Sequence[FieldVec] | None = None) -> list[FieldVec | Packed61]:
+               out: Sequence[FieldVec] | None = None) -> list[ShareVector]:
         """The share vector of every item: expanded from the seed (into the buffers ``out``
         when given, one per item), from the keys and the public masked vectors
         (:mod:`phalanx.mpc.masked`), or as sent."""
@@ -141,7 +151,7 @@ def encode_bundle(b: ShareBundle, scratch: Scratch | None = None) -> bytes | mem
     """Wire form: magic, header, item table, then a seed, the masked-sharing keys, or (after
     zero padding to a multiple of 8 bytes) the packed vectors."""
     mode = 0 if b.seed is not None else (2 if b.masked_hash is not None else 1)
-    head = struct.pack(">4sIIBBB", _MAGIC, b.client, b.server, b.part, len(b.labels), mode)
+    head = struct.pack(">4sIIBBB", MAGIC, b.client, b.server, b.part, len(b.labels), mode)
     table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
                      for lab, n in zip(b.labels, b.lengths, strict=True))
     body: list[bytes | memoryview]
@@ -153,7 +163,7 @@ def encode_bundle(b: ShareBundle, scratch: Scratch | None = None) -> bytes | mem
     else:  # packed words start 8-byte aligned, so a decoder can view them in place
         table += bytes(-(len(head) + len(table)) % 8)
         body = [v.words[:packed_words(v.n)].data.cast("B") if isinstance(v, Packed61)
-                else pack61(v) for v in b.vectors]
+                else pack61(as_field(v)) for v in b.vectors]
     if scratch is None:
         return b"".join([head + table, *body])  # one copy of the (large) packed vectors
     parts = [head + table, *body]
@@ -171,7 +181,7 @@ def decode_bundle(raw: bytes | memoryview, *, packed: bool = False) -> ShareBund
     explicit vectors come back as zero-copy :class:`Packed61` views of ``raw``."""
     try:
         magic, client, server, part, n_items, explicit = struct.unpack_from(">4sIIBBB", raw)
-        if magic != _MAGIC:
+        if magic != MAGIC:
             raise ConfigError("bundle magic mismatch")
         pos = struct.calcsize(">4sIIBBB")
         labels, lengths = [], []

@@ -168,6 +168,72 @@ def open_sealed_into(sealed: bytes | bytearray | memoryview, recipient: X25519Pr
     return memoryview(out)[:n]
 
 
+class SealedReader:
+    """An envelope opened piece by piece: ``read_into`` decrypts the next bytes of the payload
+    (a server runs its pass over each piece while it is in cache), ``verify`` then checks the
+    tag. Nothing read may be trusted, or kept, before ``verify`` returns; a caller that used
+    the pieces tentatively must undo that when it raises (the committee does: it replays the
+    same bytes). ``observe`` sees the envelope's pieces in order, as for :func:`open_sealed_into`.
+    AEADs without a streaming interface are decrypted (and authenticated) whole up front."""
+
+    def __init__(self, sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
+                 context: bytes, *, aead: str = DEFAULT_AEAD,
+                 observe: Observer | None = None) -> None:
+        check_aead(aead)
+        if len(sealed) < 48:
+            raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
+        view = memoryview(sealed)
+        self.size = len(sealed) - 48
+        self._see = observe if observe is not None else _ignore
+        self._pos = 0
+        self._plain: bytes | None = None
+        self._tail = view[-16:]
+        if aead != "aes-256-gcm":  # no streaming interface: decrypt (and authenticate) now
+            self._see(view)
+            self._plain = open_sealed(sealed, recipient, context, aead=aead)
+            return
+        eph_pub = bytes(view[:32])
+        try:
+            shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        except ValueError as e:
+            raise EnvelopeError("envelope does not authenticate") from e
+        key = _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
+        self._dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(view[-16:]))).decryptor()
+        self._dec.authenticate_additional_data(context)
+        self._see(view[:32])
+        self._body = view[32:-16]
+
+    def read_into(self, out: memoryview, n: int) -> memoryview:
+        """The next n payload bytes, decrypted into ``out`` (which needs n + 15 bytes: the
+        cipher's block slack); a view of ``out[:n]``."""
+        if n < 0 or self._pos + n > self.size:
+            raise EnvelopeError(f"read of {n} bytes at {self._pos} of a {self.size}-byte payload")
+        if len(out) < n + 15:
+            raise ConfigError(f"output buffer of {len(out)} bytes, needs {n + 15}")
+        lo, self._pos = self._pos, self._pos + n
+        if self._plain is not None:
+            out[:n] = self._plain[lo:lo + n]
+            return out[:n]
+        for a in range(lo, lo + n, _CHUNK):
+            piece = self._body[a:min(lo + n, a + _CHUNK)]
+            self._see(piece)
+            self._dec.update_into(piece, out[a - lo:])
+        return out[:n]
+
+    def verify(self) -> None:
+        """Check the tag once the whole payload was read; EnvelopeError when it does not
+        authenticate (or was not read to its end)."""
+        if self._pos != self.size:
+            raise EnvelopeError(f"payload read to {self._pos} of {self.size} bytes")
+        if self._plain is not None:
+            return
+        self._see(self._tail)
+        try:
+            self._dec.finalize()
+        except (InvalidTag, ValueError) as e:
+            raise EnvelopeError("envelope does not authenticate") from e
+
+
 class X25519Envelope:
     """Seals bundles to m servers whose X25519 keys derive from a 32-byte seed (simulation).
 
@@ -200,6 +266,12 @@ class X25519Envelope:
         """Open an envelope as server ``server`` into ``out`` (see :func:`open_sealed_into`)."""
         return open_sealed_into(sealed, self._keys[server], context, out, aead=self.aead,
                                 observe=observe)
+
+    def open_stream(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
+                    observe: Observer | None = None) -> SealedReader:
+        """Open an envelope as server ``server`` piece by piece (see :class:`SealedReader`)."""
+        return SealedReader(sealed, self._keys[server], context, aead=self.aead,
+                            observe=observe)
 
 
 def x25519_envelope(seed: bytes, m: int) -> X25519Envelope:

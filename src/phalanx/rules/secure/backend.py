@@ -40,6 +40,7 @@ from phalanx.mpc.fixed import OVERFLOW_BITS
 from phalanx.mpc.messages import PublicBlob, Scratch, SealedBundle, ShareBundle
 from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.shamir import seeded_servers, validate_committee
+from phalanx.mpc.stream import BytesReader, Reader
 from phalanx.rules.base import (
     Aggregate,
     FloatVec,
@@ -86,6 +87,11 @@ class Envelope(Protocol):
         """``open`` into a reusable buffer (showing ``observe`` the sealed bytes piece by
         piece); returns a view of it."""
 
+    def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
+                    observe: Observer | None = None) -> Reader:
+        """Open as ``server`` piece by piece (``mpc.stream.Reader``: authenticated by its
+        ``verify`` once read)."""
+
 
 EnvelopeFactory = Callable[[bytes, int], Envelope]
 
@@ -113,6 +119,10 @@ class FramingEnvelope:
             observe(memoryview(sealed))
         out[:len(sealed)] = sealed
         return memoryview(out)[:len(sealed)]
+
+    def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
+                    observe: Observer | None = None) -> BytesReader:
+        return BytesReader(sealed, observe)
 
 
 class ClientFault(Enum):
@@ -274,6 +284,7 @@ class _Run:
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
                                    sealer=self.envelope.seal, opener=self.open,
+                                   streamer=self.envelope.open_stream,
                                    seed=derive(seed, "committee"), clock=clock,
                                    tamper=tamper, store=store,
                                    run_parallel=None if pool is None else (
@@ -343,8 +354,9 @@ class _Run:
         t0 = self.clock()
         secrets, prg = self.secrets(idx, cid, vec)
         t1 = self.clock()
-        items = dict(zip(self.circuit.vector_labels, secrets.vectors, strict=True))
-        items["s1"] = secrets.scalars
+        # the scalars first: a server reads them before it streams the long vectors
+        items = {"s1": secrets.scalars,
+                 **dict(zip(self.circuit.vector_labels, secrets.vectors, strict=True))}
         bundles, blob = self.bundles(cid, 1, items, prg)
         if self.faults.get(idx) is ClientFault.INCONSISTENT_SHARING:
             seeded = seeded_servers(self.p.m, self.p.t, cid)

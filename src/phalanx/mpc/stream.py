@@ -1,0 +1,182 @@
+"""Reading a sealed upload piece by piece, so a server's pass runs on each piece in cache.
+
+A server used to decrypt a client's 7.6 MB part-1 bundle into a buffer and then run the fused
+pass (:mod:`phalanx.mpc.checks`) over that buffer: the plaintext went out to memory and came
+back. Here the envelope is opened as a :class:`Reader`, the bundle's header and small items are
+read first (:func:`read_bundle`), and its long vector is left in the reader as a
+:class:`PackedStream` that the pass reads chunk by chunk (:func:`chunk_of`). The reader is
+verified (tag and commitment) only after the pass, so the pass's tentative accumulation is
+undone when it fails: :class:`StoredVector` re-reads the same bytes (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.field import FieldVec
+from phalanx.mpc.messages import MAGIC, Packed61, ShareBundle, decode_bundle
+from phalanx.mpc.packing import packed_words, unpack_words
+
+CHUNK = 1 << 15
+"""Coordinates per chunk of a streamed pass (a multiple of 64, so packed chunks start on a word):
+4 clients' chunks, the patterns, ĝ_0 and the accumulator slices stay in L2 (about 1.5 MB)."""
+
+_HEAD = struct.Struct(">4sIIBBB")
+
+
+class Reader(Protocol):
+    """A sealed upload opened piece by piece (``net.envelope.SealedReader``)."""
+
+    size: int
+
+    def read_into(self, out: memoryview, n: int) -> memoryview:
+        """The next n payload bytes into ``out`` (n + 15 bytes long); a view of ``out[:n]``."""
+
+    def verify(self) -> None:
+        """Raise when the payload does not authenticate (or was not read to its end)."""
+
+
+class BytesReader:
+    """A :class:`Reader` over plain bytes (no encryption: ``FramingEnvelope``, tests); the
+    observer sees the whole envelope at once."""
+
+    def __init__(self, data: bytes | memoryview,
+                 observe: Callable[[memoryview], object] | None = None) -> None:
+        self._data = memoryview(data)
+        self.size = len(data)
+        self._pos = 0
+        if observe is not None:
+            observe(self._data)
+
+    def read_into(self, out: memoryview, n: int) -> memoryview:
+        if n < 0 or self._pos + n > self.size:
+            raise ConfigError(f"read of {n} bytes at {self._pos} of a {self.size}-byte payload")
+        out[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return out[:n]
+
+    def verify(self) -> None:
+        if self._pos != self.size:
+            raise ConfigError(f"payload read to {self._pos} of {self.size} bytes")
+
+
+def _read(reader: Reader, n: int) -> bytes:
+    out = memoryview(bytearray(n + 15))
+    return bytes(reader.read_into(out, n))
+
+
+class PackedStream:
+    """The last vector of an explicit bundle, still in its reader: ``chunk(lo, hi)`` reads the
+    packed words of coordinates lo … hi − 1 (in order, lo a multiple of 64) into one reused
+    buffer. ``clock`` (injected, like the committee's) times the reads into ``seconds``."""
+
+    def __init__(self, reader: Reader, n: int, clock: Callable[[], float] | None = None) -> None:
+        self.reader, self.n = reader, n
+        self.clock = clock
+        self.seconds = 0.0
+        self.done = 0
+        words = 61 * min(n, CHUNK) // 64 + 2
+        self._buf = bytearray(8 * words + 16)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def chunk(self, lo: int, hi: int) -> Packed61:
+        """Coordinates lo … hi − 1, packed (hi − lo ≤ CHUNK; the last chunk ends at n)."""
+        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK or lo % 64:
+            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
+        t0 = self.clock() if self.clock is not None else 0.0
+        first = 61 * lo // 64
+        last = packed_words(self.n) if hi == self.n else 61 * hi // 64
+        view = memoryview(self._buf)
+        self.reader.read_into(view, 8 * (last - first))
+        self.done = hi
+        if self.clock is not None:
+            self.seconds += self.clock() - t0
+        # the last element of a middle chunk reads one word past it: the masked read ignores it
+        words = np.frombuffer(self._buf, np.uint64, count=last - first + 1)
+        return Packed61(words, hi - lo)
+
+    def drain(self) -> None:
+        """Read what is left (unused), so the reader can be verified."""
+        while self.done < self.n:
+            self.chunk(self.done, min(self.n, self.done + CHUNK))
+
+    def unpack(self) -> FieldVec:
+        """The whole (unread) vector, unpacked into a fresh array."""
+        if self.done:
+            raise ConfigError("stream already partly read")
+        raw = bytearray(8 * packed_words(self.n) + 15)
+        self.reader.read_into(memoryview(raw), 8 * packed_words(self.n))
+        self.done = self.n
+        return unpack_words(np.frombuffer(raw, np.uint64, count=packed_words(self.n)), self.n)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVector:
+    """A share vector that stays in its stored upload after a streamed pass: ``unpack`` reads
+    it again (rare: a rejected client's rollback, a dispute)."""
+
+    n: int
+    load: Callable[[], FieldVec]
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def unpack(self) -> FieldVec:
+        return self.load()
+
+
+def chunk_of(v: FieldVec | Packed61 | PackedStream, lo: int, hi: int) -> FieldVec | Packed61:
+    """Coordinates lo … hi − 1 of a share vector in any of its forms (packed: lo % 64 == 0)."""
+    if isinstance(v, PackedStream):
+        return v.chunk(lo, hi)
+    if isinstance(v, Packed61):
+        return Packed61(v.words[61 * lo // 64:], hi - lo)
+    return v[lo:hi]
+
+
+def read_bundle(reader: Reader, clock: Callable[[], float] | None = None) -> ShareBundle:
+    """``messages.decode_bundle`` over a reader. An explicit bundle's last vector is left in the
+    reader as a :class:`PackedStream` (its other items are read and unpacked); seeded and
+    masked bundles are small and read whole. ConfigError on a malformed bundle, including one
+    whose size is not exactly what its table says."""
+    head = _read(reader, _HEAD.size)
+    magic, client, server, part, n_items, mode = _HEAD.unpack(head)
+    if magic != MAGIC:
+        raise ConfigError("bundle magic mismatch")
+    table = bytearray()
+    labels, lengths = [], []
+    for _ in range(n_items):
+        raw = _read(reader, 2)
+        (n_lab,) = struct.unpack(">H", raw)
+        rest = _read(reader, n_lab + 8)
+        table += raw + rest
+        try:
+            labels.append(rest[:n_lab].decode())
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"malformed share bundle: {e}") from e
+        lengths.append(struct.unpack(">Q", rest[n_lab:])[0])
+    pos = _HEAD.size + len(table)
+    if mode != 1 or not lengths:
+        return decode_bundle(head + bytes(table) + _read(reader, reader.size - pos))
+    pad = -pos % 8
+    sizes = [8 * packed_words(n) for n in lengths]
+    if pos + pad + sum(sizes) != reader.size:
+        raise ConfigError(f"bundle of {reader.size} bytes, its items need {pos + pad + sum(sizes)}")
+    _read(reader, pad)
+    vectors: list[FieldVec | Packed61 | PackedStream] = []
+    for n, size in zip(lengths[:-1], sizes, strict=False):
+        words = np.frombuffer(_read(reader, size), np.uint64)
+        vectors.append(unpack_words(words, n))
+    vectors.append(PackedStream(reader, lengths[-1], clock))
+    return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
+                       vectors=tuple(vectors))
