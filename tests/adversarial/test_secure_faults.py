@@ -134,6 +134,8 @@ def test_two_cheaters_with_t_2_are_both_identified() -> None:
     ("fltrust", ClientFault.UNCOMMITTED_BUNDLE, Reject.BAD_BUNDLE),
     ("rsa", ClientFault.UNCOMMITTED_BUNDLE, Reject.BAD_BUNDLE),
     ("fltrust", ClientFault.GARBAGE_BUNDLE, Reject.BAD_BUNDLE),
+    ("fltrust", ClientFault.SHORT_VECTOR, Reject.BAD_BUNDLE),
+    ("rsa", ClientFault.SHORT_VECTOR, Reject.BAD_BUNDLE),
 ])
 @pytest.mark.parametrize("sharing", ["seeded", "masked"])
 def test_cheating_client_is_rejected_with_the_right_reason(name: str, fault: ClientFault,

@@ -119,3 +119,43 @@ def test_sealed_reader_rejects_tampering_at_verify_and_wrong_context_or_sizes() 
         SealedReader(bytes(sealed), key, b"ctx").read_into(memoryview(bytearray(10)), 10)
     with pytest.raises(EnvelopeError, match="short"):
         SealedReader(bytes(sealed[:40]), key, b"ctx")
+
+
+@pytest.mark.parametrize("n", [1, CHUNK, 2 * CHUNK + 3])
+def test_seeded_stream_is_the_seeded_expansion(n: int) -> None:
+    from phalanx.mpc.shamir import expand_seeded
+    from phalanx.mpc.stream import SeededStream
+
+    stream = SeededStream(b"s" * 32, "x", n)
+    got = np.concatenate([stream.chunk(lo, min(n, lo + CHUNK)).copy()
+                          for lo in range(0, n, CHUNK)])
+    assert np.array_equal(got, expand_seeded(b"s" * 32, n, "x"))
+    assert np.array_equal(stream.unpack(), got)  # read again after the stream was consumed
+    with pytest.raises(ConfigError, match="chunk"):
+        stream.chunk(0, 1)
+
+
+def test_seeded_stream_switches_to_the_whole_expansion_on_a_rejected_word(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key-stream word equal to p is replaced by words after the n-th, which a chunk cannot
+    know: the stream must switch to the exact expansion (simulated here: no seed is known
+    whose stream hits p)."""
+    import phalanx.mpc.stream as S
+    from phalanx.mpc.shamir import expand_seeded
+
+    n = 3 * CHUNK
+    calls = []
+    real = S.mask61
+
+    def one_bad_in_the_second_chunk(words: np.ndarray) -> int:
+        calls.append(1)
+        return real(words) + (len(calls) == 2)
+
+    monkeypatch.setattr(S, "mask61", one_bad_in_the_second_chunk)
+    full = np.arange(n, dtype=np.uint64)  # stands in for the exact expansion
+    monkeypatch.setattr(S, "expand_seeded", lambda seed, m, label: full)
+    stream = S.SeededStream(b"s" * 32, "x", n)
+    chunks = [stream.chunk(lo, lo + CHUNK).copy() for lo in range(0, n, CHUNK)]
+    assert np.array_equal(chunks[0], expand_seeded(b"s" * 32, n, "x")[:CHUNK])
+    assert np.array_equal(np.concatenate(chunks[1:]), full[CHUNK:])
+    assert len(calls) == 2  # no key stream is generated after the switch

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
 from phalanx.mpc.messages import Packed61, as_field
-from phalanx.mpc.stream import CHUNK, PackedStream, StoredVector, chunk_of
+from phalanx.mpc.stream import CHUNK, PackedStream, SeededStream, StoredVector, chunk_of, is_stream
 
 INV2 = (P + 1) // 2
 """½ mod p."""
@@ -254,7 +254,7 @@ def norm_pass(
 
 
 def norm_pass_batch(
-    xs: Sequence[FieldVec | Packed61 | PackedStream | StoredVector],
+    xs: Sequence[FieldVec | Packed61 | PackedStream | SeededStream | StoredVector],
     patterns: NDArray[np.uint8],
     g0: NDArray[np.integer] | None,
     acc: FieldVec | None,
@@ -271,7 +271,7 @@ def norm_pass_batch(
                           f"{[x.shape[0] for x in xs]}")
     batch = BatchPass(len(xs), n, patterns, g0, acc, weights=weights, subtract=subtract)
     vecs = [as_field(x) if isinstance(x, StoredVector) else x for x in xs]
-    if not any(isinstance(x, PackedStream) for x in vecs):
+    if not any(is_stream(x) for x in vecs):
         batch.add(0, [chunk_of(x, 0, n) for x in vecs])  # no streams: whole vectors at once
         return batch.results()
     for lo in range(0, n, CHUNK):

@@ -62,6 +62,13 @@ class Circuit(Protocol):
 
     vector_labels: tuple[str, ...]
     check_reasons: tuple[Reject, ...]
+    #: whether ``server_process_batch`` reads part-1 vectors chunk by chunk, in order
+    #: (``mpc.stream``): then a seeded server's vectors are expanded as the pass reads them
+    streams: bool
+
+    def item_lengths(self) -> dict[str, int]:
+        """The length of every item a client's bundles hold (vectors, "s1", "s2"): a bundle
+        with other items or lengths is malformed and rejects its client."""
 
     def client_secrets(self, prepared: NDArray[np.float32], prg: Prg) -> ClientSecrets:
         """Encode a prepared input and its part-1 witnesses (best effort, never raises)."""

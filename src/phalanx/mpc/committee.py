@@ -50,7 +50,7 @@ from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.shamir import validate_committee
-from phalanx.mpc.stream import PackedStream, Reader, StoredVector, read_bundle
+from phalanx.mpc.stream import PackedStream, Reader, SeededStream, StoredVector, read_bundle
 
 Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
@@ -167,6 +167,11 @@ class _State:
     client_index: dict[int, int] = field(default_factory=dict)
 
 
+def _charged(kind: OpeningKind) -> str:
+    """The breakdown entry an opening's time goes to: per-client openings, or the final ones."""
+    return "final" if kind in (OpeningKind.AGGREGATE, OpeningKind.WEIGHT_SUM) else "openings"
+
+
 def _unpacked(shares: ClientShares) -> ClientShares:
     """A client's shares with every vector as plain field elements (read again if stored)."""
     return ClientShares(tuple(as_field(v) for v in shares.vectors), shares.scalars1,
@@ -269,8 +274,10 @@ class Committee:
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.seconds = [0.0] * m
         #: per server: seconds by kind of work (transport: fetch, verify and open bundles;
-        #: compute: expansion and the fused pass; openings: exchange and decoding; round: PRZS)
-        self.breakdown = [{"transport": 0.0, "compute": 0.0, "openings": 0.0, "round": 0.0}
+        #: compute: expansion and the fused pass; openings: exchange and decoding of the
+        #: per-client values; final: of the aggregate; round: PRZS)
+        self.breakdown = [{"transport": 0.0, "compute": 0.0, "openings": 0.0, "final": 0.0,
+                           "round": 0.0}
                           for _ in range(m)]
         self.state = _State()
         #: (server, slot in the batch) → the buffers that server decrypts and expands that
@@ -516,10 +523,12 @@ class Committee:
             body1 = upload.open()
         except Exception:  # noqa: BLE001 - any failure to open blames the client
             return None
-        want1 = {*self.circuit.vector_labels, "s1"}
-        for body, part, want in ((body1, 1, want1), (body2, 2, {"s2"})):
+        lengths = self.circuit.item_lengths()
+        want1 = {lab: lengths[lab] for lab in (*self.circuit.vector_labels, "s1")}
+        for body, part, want in ((body1, 1, want1), (body2, 2, {"s2": lengths["s2"]})):
             if (body.client != client or body.server != j or body.part != part
-                    or set(body.labels) != want or len(body.labels) != len(want)):
+                    or len(body.labels) != len(want)
+                    or dict(zip(body.labels, body.lengths, strict=True)) != want):
                 return None
         try:
             items = [dict(zip(body.labels, self._items(body, public.get(part), j, slot),
@@ -534,6 +543,10 @@ class Committee:
                slot: int) -> list[ShareVector]:
         """The share vectors of one decoded bundle (masked bundles need their public blob;
         a seeded server expands part 1 into its reused per-slot buffers)."""
+        if body.seed is not None and body.part == 1 and self.circuit.streams:
+            seed = body.seed
+            return [SeededStream(seed, lab, n) for lab, n in zip(body.labels, body.lengths,
+                                                                 strict=True)]
         if body.seed is not None and body.part == 1:
             bufs = [self._slot(j, slot).array(f"expansion/{k}", (n + 2,))
                     for k, n in enumerate(body.lengths)]
@@ -624,7 +637,7 @@ class Committee:
                     vec = unpack61(bytes(got), values[r].shape[0])
                     unpacked[key] = (vec, self.clock() - t0)
                 vec, dt = unpacked[key]
-                self._add(r, "openings", dt)
+                self._add(r, _charged(kind), dt)
                 view[j] = (key, vec)
             views[r] = view
         return views
@@ -655,7 +668,7 @@ class Committee:
                     got = e
                 cache[key] = (got, self.clock() - t0)
             got, dt = cache[key]
-            self._add(r, "openings", dt)
+            self._add(r, _charged(kind), dt)
             if isinstance(got, ReconstructionError):
                 raise AggregationError(f"{ABORT}: {kind.value} opening: {got}") from got
             self.state.cheaters.update(got.bad)

@@ -25,10 +25,10 @@ from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
 if TYPE_CHECKING:
-    from phalanx.mpc.stream import PackedStream, StoredVector
+    from phalanx.mpc.stream import PackedStream, SeededStream, StoredVector
 
-    VectorSource: TypeAlias = PackedStream | StoredVector
-ShareVector: TypeAlias = "FieldVec | Packed61 | PackedStream | StoredVector"
+    VectorSource: TypeAlias = PackedStream | SeededStream | StoredVector
+ShareVector: TypeAlias = "FieldVec | Packed61 | PackedStream | SeededStream | StoredVector"
 """A share vector as a server holds it: plain, 61-bit packed, still in its upload's stream,
 or stored (read again on demand: :mod:`phalanx.mpc.stream`)."""
 

@@ -26,7 +26,7 @@ _ZEROS = memoryview(bytes(8 * _CHUNK))
 
 
 @nb.njit(cache=True, nogil=True)
-def _mask61(words: FieldVec) -> int:
+def mask61(words: FieldVec) -> int:
     """Keep the low 61 bits in place; count the words equal to p (to be rejected)."""
     n_bad = 0
     for j in range(words.shape[0]):
@@ -80,7 +80,7 @@ class Prg:
             hi = min(n, lo + _CHUNK)
             self._enc.update_into(_ZEROS[: 8 * (hi - lo)],
                                   memoryview(buf[lo : hi + 2].data).cast("B"))
-            n_bad += _mask61(buf[lo:hi])
+            n_bad += mask61(buf[lo:hi])
         vec = buf[:n]
         while n_bad:
             bad = np.flatnonzero(vec == _P)

@@ -22,6 +22,8 @@ from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import MAGIC, Packed61, ShareBundle, decode_bundle
 from phalanx.mpc.packing import packed_words, unpack_words
+from phalanx.mpc.prg import Prg, derive, mask61
+from phalanx.mpc.shamir import expand_seeded
 
 CHUNK = 1 << 15
 """Coordinates per chunk of a streamed pass (a multiple of 64, so packed chunks start on a word):
@@ -119,6 +121,44 @@ class PackedStream:
         return unpack_words(np.frombuffer(raw, np.uint64, count=packed_words(self.n)), self.n)
 
 
+class SeededStream:
+    """A seeded server's share vector (``shamir.expand_seeded``) expanded chunk by chunk into
+    one reused buffer as the pass reads it, instead of 8 MB at once that the pass then reads
+    back. The values are exactly the expansion's: a key-stream word equal to p (probability
+    2^-61 per word) is replaced by words from after the n-th, so on meeting one the stream
+    switches to the whole expansion for the rest."""
+
+    def __init__(self, seed: bytes, label: str, n: int) -> None:
+        self.seed, self.label, self.n = seed, label, n
+        self.done = 0
+        self._prg = Prg(derive(seed, "share", label))
+        self._buf = np.empty(min(n, CHUNK) + 2, np.uint64)
+        self._full: FieldVec | None = None
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def chunk(self, lo: int, hi: int) -> FieldVec:
+        """Coordinates lo … hi − 1 (in order, hi − lo ≤ CHUNK)."""
+        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK:
+            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
+        self.done = hi
+        if self._full is None:
+            vec = self._prg.words_into(self._buf, hi - lo, _ZEROS)
+            if not mask61(vec):
+                return vec
+            self._full = expand_seeded(self.seed, self.n, self.label)
+        return self._full[lo:hi]
+
+    def unpack(self) -> FieldVec:
+        """The whole vector, expanded again into a fresh array."""
+        return expand_seeded(self.seed, self.n, self.label)
+
+
+_ZEROS = bytes(8 * CHUNK)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVector:
     """A share vector that stays in its stored upload after a streamed pass: ``unpack`` reads
@@ -135,9 +175,15 @@ class StoredVector:
         return self.load()
 
 
-def chunk_of(v: FieldVec | Packed61 | PackedStream, lo: int, hi: int) -> FieldVec | Packed61:
+def is_stream(v: object) -> bool:
+    """Whether a share vector is read chunk by chunk (:func:`chunk_of`, in order, once)."""
+    return isinstance(v, (PackedStream, SeededStream))
+
+
+def chunk_of(v: FieldVec | Packed61 | PackedStream | SeededStream, lo: int,
+             hi: int) -> FieldVec | Packed61:
     """Coordinates lo … hi − 1 of a share vector in any of its forms (packed: lo % 64 == 0)."""
-    if isinstance(v, PackedStream):
+    if isinstance(v, (PackedStream, SeededStream)):
         return v.chunk(lo, hi)
     if isinstance(v, Packed61):
         return Packed61(v.words[61 * lo // 64:], hi - lo)

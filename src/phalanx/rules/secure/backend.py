@@ -138,6 +138,8 @@ class ClientFault(Enum):
     UNCOMMITTED_BUNDLE = "uncommitted-bundle"
     #: one server gets random bytes, committed to: the hash matches, the envelope does not open
     GARBAGE_BUNDLE = "garbage-bundle"
+    #: the first vector one coordinate short in every bundle (shared and committed properly)
+    SHORT_VECTOR = "short-vector"
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +359,9 @@ class _Run:
         # the scalars first: a server reads them before it streams the long vectors
         items = {"s1": secrets.scalars,
                  **dict(zip(self.circuit.vector_labels, secrets.vectors, strict=True))}
+        if self.faults.get(idx) is ClientFault.SHORT_VECTOR:
+            first = self.circuit.vector_labels[0]
+            items[first] = items[first][:-1]
         bundles, blob = self.bundles(cid, 1, items, prg)
         if self.faults.get(idx) is ClientFault.INCONSISTENT_SHARING:
             seeded = seeded_servers(self.p.m, self.p.t, cid)

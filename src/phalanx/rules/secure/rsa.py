@@ -32,6 +32,7 @@ class SignCircuit:
 
     vector_labels: tuple[str, ...] = ("a", "b")
     check_reasons: tuple[Reject, ...] = (Reject.SIGN_DOMAIN,)
+    streams = False  # sign_pass takes whole vectors
 
     def __init__(self, rule: RobustStochasticAggregation, ctx: RuleContext) -> None:
         self.d, self.eta = ctx.dim, rule.eta
@@ -47,6 +48,9 @@ class SignCircuit:
         a = np.where(s == 1.0, 1, np.where(bad, 2, 0)).astype(np.uint64)
         b = (s == -1.0).astype(np.uint64)
         return ClientSecrets((a, b), np.array([prg.field_element()], np.uint64))
+
+    def item_lengths(self) -> dict[str, int]:
+        return {"a": self.d, "b": self.d, "s1": 1, "s2": 0}
 
     def client_response(self, secrets: ClientSecrets, coin1: bytes) -> F.FieldVec:
         return np.zeros(0, np.uint64)

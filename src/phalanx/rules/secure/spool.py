@@ -16,6 +16,10 @@ from types import TracebackType
 
 from phalanx.mpc.committee import StoreKey
 
+_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+"""Map the whole file at once (Linux): faulting a 7.6 MB upload in page by page as it is read
+cost 0.2 ms more per upload here."""
+
 
 class SpoolStore:
     """A ``mpc.committee.BundleStore`` in files (``directory``: where the private temporary
@@ -37,7 +41,7 @@ class SpoolStore:
             with open(self._path(key), "rb") as fh:
                 if fh.seek(0, 2) == 0:
                     return b""
-                return memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+                return memoryview(mmap.mmap(fh.fileno(), 0, flags=_FLAGS, prot=mmap.PROT_READ))
         except FileNotFoundError:
             return None
 

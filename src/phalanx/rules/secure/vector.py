@@ -63,6 +63,7 @@ class NormCircuit:
     """Shares 2y, proves |coordinates| bounded (projection) and the norm in range."""
 
     vector_labels: tuple[str, ...] = ("x",)
+    streams = True  # the fused pass reads x chunk by chunk (mpc.stream)
 
     def __init__(self, *, dim: int, frac_bits: int, rows: int, bound: float,
                  floor: float | None, norm_reason: Reject) -> None:
@@ -93,6 +94,9 @@ class NormCircuit:
     def extra_bits(self) -> int:
         """Bits of the rule's extra range proofs (fltrust overrides)."""
         return 0
+
+    def item_lengths(self) -> dict[str, int]:
+        return {"x": self.d, "s1": self.n_scalars1(), "s2": self.n_scalars2()}
 
     def n_scalars1(self) -> int:
         return 1 + self.n_norm * self.k_norm + self.n_extra + self.extra_bits()
