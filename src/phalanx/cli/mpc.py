@@ -24,7 +24,7 @@ def bench_mpc(
     workers: int = typer.Option(1, min=1, help="threads running the simulated parties side by "
                                 "side (per-party times stay CPU seconds of one thread)"),
     spool: str = typer.Option("auto", help="where servers keep uploads until the coin: "
-                              "auto (files above 4 GiB), memory or files"),
+                              "auto (files above 1 GiB), memory or files"),
     json_out: bool = typer.Option(False, "--json", help="last line: one JSON object"),
 ) -> None:
     """Run one secure aggregation of random updates and the plaintext rule on the same updates."""

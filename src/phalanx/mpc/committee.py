@@ -7,11 +7,12 @@ Order of a round (§3.2–3.4):
    the servers keep the part-1 uploads in a ``BundleStore`` until they can process them.
 3. ``begin``: coin1 = H(seed, part-1 commitments) fixes the projection rows (clients answer with
    part 2); coin2 = H(coin1, part-2 commitments) fixes every check coefficient.
-4. ``process_batch`` (a few clients at a time): every server checks each stored bundle against
-   its commitment while decrypting it, runs the circuit's fused pass over the batch
-   (tentatively accumulating), then, client by client, the servers open the masked consistency value
-   (degree t, with correction and the dispute rule) and its check values (degree 2t,
-   re-randomized with PRZS). A rejected client's contribution is rolled back.
+4. ``process_batch`` (a few clients at a time): every server runs the circuit's fused pass over
+   the batch, reading each stored part-1 upload chunk by chunk as it decrypts it (tentatively
+   accumulating; ``mpc.stream``), then checks every upload's tag and commitment (a failing
+   one is undone and its client rejected), then, client by client, the servers open the masked
+   consistency value (degree t, with correction and the dispute rule) and its check values
+   (degree 2t, re-randomized with PRZS). A rejected client's contribution is rolled back.
 5. ``finish``: the servers open the aggregate shares and the circuit decodes the output.
 A server caught by RS correction is reported and treated as an erasure from then on; an error
 that is detected but not correctable, or too few shares, aborts with "committee-abort".
@@ -280,8 +281,9 @@ class Committee:
                            "round": 0.0}
                           for _ in range(m)]
         self.state = _State()
-        #: (server, slot in the batch) → the buffers that server decrypts and expands that
-        #: slot's upload into (reused by every batch; each key is used by one thread)
+        #: (server, slot in the batch) → the buffers that server expands that slot's seeded
+        #: upload into when its circuit does not stream (reused by every batch; each key is
+        #: used by one thread)
         self._scratch: dict[tuple[int, int], Scratch] = {}
         self.keys: dict[int, dict[KeySet, bytes]] = {j: {} for j in range(m)}
         self.acc = {j: circuit.new_accumulator() for j in range(m)}
@@ -541,12 +543,13 @@ class Committee:
 
     def _items(self, body: ShareBundle, blob: bytes | None, j: int,
                slot: int) -> list[ShareVector]:
-        """The share vectors of one decoded bundle (masked bundles need their public blob;
-        a seeded server expands part 1 into its reused per-slot buffers)."""
+        """The share vectors of one decoded bundle (masked bundles need their public blob; a
+        seeded server expands part 1 as the pass reads it, or into its reused per-slot buffers
+        when the circuit does not stream)."""
         if body.seed is not None and body.part == 1 and self.circuit.streams:
             seed = body.seed
-            return [SeededStream(seed, lab, n) for lab, n in zip(body.labels, body.lengths,
-                                                                 strict=True)]
+            return [SeededStream(seed, lab, n)
+                    for lab, n in zip(body.labels, body.lengths, strict=True)]
         if body.seed is not None and body.part == 1:
             bufs = [self._slot(j, slot).array(f"expansion/{k}", (n + 2,))
                     for k, n in enumerate(body.lengths)]
