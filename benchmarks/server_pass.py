@@ -2,7 +2,8 @@
 choices"): per client, CPU ms of opening + hashing a sealed 10^6-coordinate bundle and the fused
 pass over it, in batches of 4, either
 
-  whole     decrypt each bundle into a reused buffer (``open_sealed_into``), then run
+  whole     decrypt each bundle whole into a reused buffer (a ``SealedReader`` read in one call,
+            what ``open_sealed_into`` did before it was removed), then run
             ``checks.norm_pass_batch`` over the packed buffers (the engine before streaming);
   streamed  ``SealedReader`` + ``stream.read_bundle``: the pass reads each chunk right after it
             is decrypted (the engine now), for each chunk size given.
@@ -52,7 +53,9 @@ def main() -> None:
             xs = []
             for k, e in enumerate(range(i, i + BATCH)):
                 h = commitment_hasher()
-                raw = env.open_into(1, sealed[e], b"ctx%d" % e, slots[k], h.update)
+                reader = env.open_stream(1, sealed[e], b"ctx%d" % e, h.update)
+                raw = reader.read_into(memoryview(slots[k]), reader.size)
+                reader.verify()
                 h.digest()
                 xs.append(decode_bundle(raw, packed=True).vectors[1])
             checks.norm_pass_batch(xs, patterns, g0, acc, weights=[3] * BATCH)

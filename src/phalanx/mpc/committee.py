@@ -51,16 +51,19 @@ from phalanx.mpc.prg import Prg, derive
 from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.shamir import validate_committee
-from phalanx.mpc.stream import PackedStream, Reader, SeededStream, StoredVector, read_bundle
+from phalanx.mpc.stream import (
+    PackedStream,
+    Reader,
+    SeededStream,
+    StoredVector,
+    read_all,
+    read_bundle,
+)
 
 Clock = Callable[[], float]
 ParallelMap = Callable[[Callable[[int], Any], Sequence[int]], list[Any]]
 StoreKey = tuple[int, int, int]
 """(client, server or −1 for a public blob, part)."""
-Opener = Callable[[int, bytes | memoryview, bytes, bytearray | None, Observer | None],
-                 bytes | memoryview]
-"""open(server, sealed, context, out, observe): decrypt, into ``out`` when given (a reused
-buffer), showing ``observe`` the sealed bytes piece by piece just before decrypting each."""
 Streamer = Callable[[int, bytes | memoryview, bytes, Observer | None], Reader]
 """open_stream(server, sealed, context, observe): the envelope as a ``stream.Reader`` (decrypted
 piece by piece as it is read, authenticated by ``verify``); ``observe`` sees its pieces."""
@@ -246,7 +249,6 @@ class Committee:
         t: int,
         channel: Channel,
         sealer: Sealer,
-        opener: Opener,
         streamer: Streamer,
         seed: bytes,
         clock: Clock = lambda: 0.0,
@@ -269,8 +271,7 @@ class Committee:
         self._lock = threading.Lock()
         self.store: BundleStore = store if store is not None else MemoryStore()
         self.circuit, self.m, self.t = circuit, m, t
-        self.channel, self.sealer, self.opener = channel, sealer, opener
-        self.streamer = streamer
+        self.channel, self.sealer, self.streamer = channel, sealer, streamer
         self.seed, self.clock, self.tamper = seed, clock, tamper
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.seconds = [0.0] * m
@@ -307,7 +308,8 @@ class Committee:
                 for a in key_sets(self.m, self.t):
                     if a[0] == owner and j in a and a not in self.keys[j]:
                         try:
-                            raw = self.opener(j, sealed, f"przs/{a}".encode(), None, None)
+                            raw = read_all(self.streamer(j, sealed, f"przs/{a}".encode(),
+                                                         None))
                             self.keys[j][a] = bytes(raw)
                             break
                         except Exception:  # noqa: BLE001 - wrong set for this envelope
@@ -517,7 +519,7 @@ class Committee:
             return None
         hasher = commitment_hasher()
         try:
-            raw = self.opener(j, b2.sealed, ctx2, None, hasher.update)
+            raw = read_all(self.streamer(j, b2.sealed, ctx2, hasher.update))
             if hasher.digest() != committed2:
                 return None
             body2 = decode_bundle(raw, packed=True)

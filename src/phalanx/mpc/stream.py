@@ -73,6 +73,13 @@ def _read(reader: Reader, n: int) -> bytes:
     return bytes(reader.read_into(out, n))
 
 
+def read_all(reader: Reader) -> bytes:
+    """A small payload whole, authenticated (``verify`` raises when it does not)."""
+    data = _read(reader, reader.size)
+    reader.verify()
+    return data
+
+
 class PackedStream:
     """The last vector of an explicit bundle, still in its reader: ``chunk(lo, hi)`` reads the
     packed words of coordinates lo … hi − 1 (in order, lo a multiple of 64) into one reused

@@ -69,7 +69,7 @@ def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes,
 
 Observer = Callable[[memoryview], object]
 """Called on consecutive pieces that together are exactly the sealed envelope, each while it is
-hot in cache (``seal``: as it is written; ``open_sealed_into``: just before it is decrypted), so
+hot in cache (``seal``: as it is written; ``SealedReader``: just before it is decrypted), so
 a caller can hash the envelope in the same pass (the bundle commitment)."""
 _CHUNK = 256 << 10  # bytes per piece: hashing then decrypting it reads it from L2
 
@@ -128,52 +128,13 @@ def open_sealed(sealed: bytes | bytearray | memoryview, recipient: X25519Private
         raise EnvelopeError("envelope does not authenticate") from e
 
 
-def open_sealed_into(sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
-                     context: bytes, out: bytearray, *, aead: str = DEFAULT_AEAD,
-                     observe: Observer | None = None) -> memoryview:
-    """:func:`open_sealed` into a caller's buffer (reused across bundles: a fresh 7.6 MB
-    plaintext per bundle cost 3–4 ms of page faults here, the decryption itself 0.6 ms).
-    Returns a view of ``out``; EnvelopeError when the envelope does not authenticate, in
-    which case ``out`` holds unauthenticated bytes that must not be used."""
-    check_aead(aead)
-    if len(sealed) < 48:
-        raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
-    n = len(sealed) - 48
-    if len(out) < n + 15:
-        raise ConfigError(f"output buffer of {len(out)} bytes, needs {n + 15}")
-    if aead != "aes-256-gcm":  # no streaming interface: decrypt, then copy
-        if observe is not None:
-            observe(memoryview(sealed))
-        plain = open_sealed(sealed, recipient, context, aead=aead)
-        out[:n] = plain
-        return memoryview(out)[:n]
-    view = memoryview(sealed)
-    eph_pub = bytes(view[:32])
-    try:
-        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        key = _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
-        dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(view[-16:]))).decryptor()
-        dec.authenticate_additional_data(context)
-        see = observe if observe is not None else _ignore
-        see(view[:32])
-        body, target = view[32:-16], memoryview(out)
-        for lo in range(0, n, _CHUNK):
-            piece = body[lo:lo + _CHUNK]
-            see(piece)
-            dec.update_into(piece, target[lo:])
-        see(view[-16:])
-        dec.finalize()
-    except (InvalidTag, ValueError) as e:
-        raise EnvelopeError("envelope does not authenticate") from e
-    return memoryview(out)[:n]
-
-
 class SealedReader:
     """An envelope opened piece by piece: ``read_into`` decrypts the next bytes of the payload
     (a server runs its pass over each piece while it is in cache), ``verify`` then checks the
     tag. Nothing read may be trusted, or kept, before ``verify`` returns; a caller that used
     the pieces tentatively must undo that when it raises (the committee does: it replays the
-    same bytes). ``observe`` sees the envelope's pieces in order, as for :func:`open_sealed_into`.
+    same bytes). ``observe`` sees the envelope's pieces in order, each just before it is
+    decrypted.
     AEADs without a streaming interface are decrypted (and authenticated) whole up front."""
 
     def __init__(self, sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
@@ -260,12 +221,6 @@ class X25519Envelope:
     def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
         return open_sealed(sealed, self._keys[server], context, aead=self.aead)
-
-    def open_into(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
-                  out: bytearray, observe: Observer | None = None) -> memoryview:
-        """Open an envelope as server ``server`` into ``out`` (see :func:`open_sealed_into`)."""
-        return open_sealed_into(sealed, self._keys[server], context, out, aead=self.aead,
-                                observe=observe)
 
     def open_stream(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes,
                     observe: Observer | None = None) -> SealedReader:

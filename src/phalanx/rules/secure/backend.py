@@ -84,11 +84,6 @@ class Envelope(Protocol):
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         """Decrypt as ``server``; raises on a forged or corrupted envelope."""
 
-    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
-                  out: bytearray, observe: Observer | None = None) -> memoryview:
-        """``open`` into a reusable buffer (showing ``observe`` the sealed bytes piece by
-        piece); returns a view of it."""
-
     def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
                     observe: Observer | None = None) -> Reader:
         """Open as ``server`` piece by piece (``mpc.stream.Reader``: authenticated by its
@@ -114,13 +109,6 @@ class FramingEnvelope:
 
     def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
         return bytes(sealed)
-
-    def open_into(self, server: int, sealed: bytes | memoryview, context: bytes,
-                  out: bytearray, observe: Observer | None = None) -> memoryview:
-        if observe is not None:
-            observe(memoryview(sealed))
-        out[:len(sealed)] = sealed
-        return memoryview(out)[:len(sealed)]
 
     def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
                     observe: Observer | None = None) -> BytesReader:
@@ -287,7 +275,7 @@ class _Run:
         self.envelope = envelope
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
-                                   sealer=self.envelope.seal, opener=self.open,
+                                   sealer=self.envelope.seal,
                                    streamer=self.envelope.open_stream,
                                    seed=derive(seed, "committee"), clock=clock,
                                    tamper=tamper, store=store,
@@ -311,15 +299,6 @@ class _Run:
         if got is None:
             got = self._local.scratch = Scratch()
         return got
-
-    def open(self, server: int, sealed: bytes | memoryview, context: bytes,
-             out: bytearray | None = None,
-             observe: Observer | None = None) -> bytes | memoryview:
-        if out is None:
-            if observe is not None:
-                observe(memoryview(sealed))
-            return self.envelope.open(server, sealed, context)
-        return self.envelope.open_into(server, sealed, context, out, observe)
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
         prg = Prg(derive(self.seed, "client", cid))
