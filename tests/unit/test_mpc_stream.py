@@ -159,3 +159,89 @@ def test_seeded_stream_switches_to_the_whole_expansion_on_a_rejected_word(
     assert np.array_equal(chunks[0], expand_seeded(b"s" * 32, n, "x")[:CHUNK])
     assert np.array_equal(np.concatenate(chunks[1:]), full[CHUNK:])
     assert len(calls) == 2  # no key stream is generated after the switch
+
+
+@pytest.mark.parametrize(("n", "m", "t"), [(1, 5, 1), (CHUNK + 64, 5, 1), (2 * CHUNK + 3, 9, 2)])
+def test_masked_stream_is_the_masked_share_from_packed_or_plain_c(n: int, m: int,
+                                                                 t: int) -> None:
+    from phalanx.mpc.masked import masked_share
+    from phalanx.mpc.messages import encode_masked, masked_views
+    from phalanx.mpc.przs import key_sets
+    from phalanx.mpc.stream import MaskedStream
+
+    c = Prg(b"c" * 32).field_elements(n)
+    keys = {a: bytes([k]) * 32 for k, a in enumerate(key_sets(m, t))}
+    for server in (0, m - 1):
+        want = masked_share(c, keys, server, m=m, label="x")
+        for source in (c, masked_views(encode_masked([c]), (n,))[0]):
+            stream = MaskedStream(source, keys, server, m=m, label="x")
+            got = np.concatenate([stream.chunk(lo, min(n, lo + CHUNK)).copy()
+                                  for lo in range(0, n, CHUNK)])
+            assert np.array_equal(got, want)
+            assert np.array_equal(stream.unpack(), want)
+
+
+def test_masked_stream_switches_to_the_whole_share_on_a_rejected_word(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import phalanx.mpc.stream as S
+    from phalanx.mpc.masked import masked_share
+    from phalanx.mpc.przs import key_sets
+
+    n = 2 * CHUNK
+    c = Prg(b"c" * 32).field_elements(n)
+    keys = {a: bytes([k]) * 32 for k, a in enumerate(key_sets(5, 1))}
+    real, calls = S.add_masked_words, []
+
+    def bad_on_the_fifth_key_stream(out: np.ndarray, words: np.ndarray, coef: int) -> int:
+        calls.append(1)
+        return int(real(out, words, coef)) + (len(calls) == 5)  # chunk 2, first key
+
+    monkeypatch.setattr(S, "add_masked_words", bad_on_the_fifth_key_stream)
+    stream = S.MaskedStream(c, keys, 2, m=5, label="x")
+    got = np.concatenate([stream.chunk(lo, lo + CHUNK).copy() for lo in range(0, n, CHUNK)])
+    assert np.array_equal(got, masked_share(c, keys, 2, m=5, label="x"))
+    assert len(calls) == 5  # server 2 is in 4 of the 5 sets: 4 streams in chunk 1, then the switch
+
+
+def test_masked_views_reject_a_blob_of_the_wrong_size() -> None:
+    from phalanx.mpc.messages import encode_masked, masked_views
+
+    blob = encode_masked([np.arange(100, dtype=np.uint64)])
+    assert as_field(masked_views(blob, (100,))[0]).tolist() == list(range(100))
+    with pytest.raises(ConfigError, match="masked blob"):
+        masked_views(blob + b"\0" * 8, (100,))
+
+
+def test_chunked_masking_equals_whole_expansions_and_falls_back_on_a_rejected_word(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import phalanx.mpc.masked as M
+    from phalanx.mpc.przs import key_sets
+
+    n = 2 * CHUNK + 7
+    z = Prg(b"z" * 32).field_elements(n)
+    keys = {a: bytes([k]) * 32 for k, a in enumerate(key_sets(5, 1))}
+    weights = {a: M.weight(a, 5, 0) for a in keys}
+    whole = M._weighted_sum_whole(z, keys, weights, "x")
+    assert np.array_equal(M._weighted_sum(z, keys, weights, "x"), whole)
+    real, calls = M.add_masked_words, []
+    monkeypatch.setattr(M, "add_masked_words", lambda o, w, c: calls.append(1) or int(
+        real(o, w, c)) + (len(calls) == 7))
+    assert np.array_equal(M._weighted_sum(z, keys, weights, "x"), whole)
+    assert len(calls) == 7  # stopped at the flagged word, then redone whole
+
+
+@pytest.mark.parametrize("coef", [-24, -1, 1, 6])
+def test_fused_masked_add_is_mask_then_small_multiple_and_counts_words_equal_to_p(
+        coef: int) -> None:
+    from phalanx.mpc.field import P
+    from phalanx.mpc.masked import add_masked_words, add_small_multiple
+
+    words = np.frombuffer(Prg(b"w" * 32).random_bytes(8 * 1000), np.uint64).copy()
+    words[[3, 700]] = np.uint64(P) | np.uint64(7 << 61)  # masked: exactly p, twice
+    base = Prg(b"b" * 32).field_elements(1000)
+    want = base.copy()
+    masked = words & np.uint64(P)
+    add_small_multiple(want, masked, coef)
+    got = base.copy()
+    assert add_masked_words(got, words.copy(), coef) == 2
+    assert np.array_equal(got[masked != P], want[masked != P])

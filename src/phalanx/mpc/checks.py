@@ -25,8 +25,8 @@ from numpy.typing import NDArray
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
-from phalanx.mpc.messages import Packed61, as_field
-from phalanx.mpc.stream import CHUNK, PackedStream, SeededStream, StoredVector, chunk_of, is_stream
+from phalanx.mpc.messages import Packed61, ShareVector, as_field
+from phalanx.mpc.stream import CHUNK, StoredVector, chunk_of, is_stream
 
 INV2 = (P + 1) // 2
 """½ mod p."""
@@ -254,7 +254,7 @@ def norm_pass(
 
 
 def norm_pass_batch(
-    xs: Sequence[FieldVec | Packed61 | PackedStream | SeededStream | StoredVector],
+    xs: Sequence[ShareVector],
     patterns: NDArray[np.uint8],
     g0: NDArray[np.integer] | None,
     acc: FieldVec | None,

@@ -44,6 +44,7 @@ from phalanx.mpc.messages import (
     as_field,
     decode_bundle,
     decode_masked,
+    masked_views,
     pack61,
     unpack61,
 )
@@ -52,6 +53,7 @@ from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.shamir import validate_committee
 from phalanx.mpc.stream import (
+    MaskedStream,
     PackedStream,
     Reader,
     SeededStream,
@@ -415,8 +417,8 @@ class Committee:
                     self.store.discard((client, j, 1))
 
     def _serve(self, clients: Sequence[int], j: int,
-               publics: Mapping[int, Mapping[int, bytes | None]], slot_base: int = 0) -> list[
-            tuple[ClientShares | None, LocalResult | None]]:
+               publics: Mapping[int, Mapping[int, bytes | memoryview | None]],
+               slot_base: int = 0) -> list[tuple[ClientShares | None, LocalResult | None]]:
         """Server j's local work on a batch of clients, timed on the thread that does it.
 
         Part-1 vectors stay in their envelopes until the pass reads them chunk by chunk; each
@@ -473,16 +475,17 @@ class Committee:
             else:
                 self.circuit.server_rollback(sh, local[j], self.acc[j])
 
-    def _fetch_blobs(self, client: int, active: list[int]) -> dict[int, bytes | None]:
+    def _fetch_blobs(self, client: int,
+                     active: list[int]) -> dict[int, bytes | memoryview | None]:
         """Every server fetches the client's public blobs and checks them against the
         commitments. The work is identical for all servers, so the simulation does it once and
         charges its CPU time to each; the download is counted per server."""
-        out: dict[int, bytes | None] = {}
+        out: dict[int, bytes | memoryview | None] = {}
         t0 = self.clock()
         for part in (1, 2):
             stored = self.store.get((client, -1, 1)) if part == 1 else None
             blob2 = self.state.blob2.get(client)
-            data = bytes(stored) if stored is not None else (
+            data = stored if stored is not None else (
                 blob2.data if part == 2 and blob2 is not None else None)
             committed = self.state.commitments.get((client, -1, part))
             if data is None or committed is None:
@@ -504,7 +507,7 @@ class Committee:
             got = self._scratch[(j, slot)] = Scratch()
         return got
 
-    def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | None],
+    def _open_shares(self, client: int, j: int, public: Mapping[int, bytes | memoryview | None],
                      slot: int = 0) -> tuple[ClientShares, _Upload] | None:
         """Server j's shares of the client, or None when an upload is missing or malformed.
         Part 2 (small) is opened and checked against its commitment here; part 1 is opened
@@ -543,7 +546,7 @@ class Committee:
         vectors = tuple(items[0][label] for label in self.circuit.vector_labels)
         return ClientShares(vectors, as_field(items[0]["s1"]), as_field(items[1]["s2"])), upload
 
-    def _items(self, body: ShareBundle, blob: bytes | None, j: int,
+    def _items(self, body: ShareBundle, blob: bytes | memoryview | None, j: int,
                slot: int) -> list[ShareVector]:
         """The share vectors of one decoded bundle (masked bundles need their public blob; a
         seeded server expands part 1 as the pass reads it, or into its reused per-slot buffers
@@ -558,8 +561,15 @@ class Committee:
             return list(body.shares(out=bufs))
         if body.masked_hash is None:
             return body.shares()
-        if blob is None or commitment_of(blob) != body.masked_hash:
+        # ``blob`` was checked against the client's public commitment when it was fetched
+        if blob is None or body.masked_hash != self.state.commitments.get(
+                (body.client, -1, body.part)):
             raise ConfigError("masked bundle without its committed public blob")
+        if body.part == 1 and self.circuit.streams:
+            keys = dict(body.keys)
+            return [MaskedStream(c, keys, j, m=self.m, label=lab)
+                    for c, lab in zip(masked_views(blob, body.lengths), body.labels,
+                                      strict=True)]
         return list(body.shares(decode_masked(blob, body.lengths), self.m))
 
     def _judge(self, client: int, active: list[int], shares: dict[int, ClientShares],

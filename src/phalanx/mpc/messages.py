@@ -25,10 +25,11 @@ from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
 if TYPE_CHECKING:
-    from phalanx.mpc.stream import PackedStream, SeededStream, StoredVector
+    from phalanx.mpc.stream import MaskedStream, PackedStream, SeededStream, StoredVector
 
-    VectorSource: TypeAlias = PackedStream | SeededStream | StoredVector
-ShareVector: TypeAlias = "FieldVec | Packed61 | PackedStream | SeededStream | StoredVector"
+    VectorSource: TypeAlias = PackedStream | SeededStream | MaskedStream | StoredVector
+ShareVector: TypeAlias = (
+    "FieldVec | Packed61 | PackedStream | SeededStream | MaskedStream | StoredVector")
 """A share vector as a server holds it: plain, 61-bit packed, still in its upload's stream,
 or stored (read again on demand: :mod:`phalanx.mpc.stream`)."""
 
@@ -230,7 +231,7 @@ def encode_masked(vectors: list[FieldVec]) -> bytes:
     return b"".join(pack61(v) for v in vectors)
 
 
-def decode_masked(raw: bytes, lengths: tuple[int, ...]) -> list[FieldVec]:
+def decode_masked(raw: bytes | memoryview, lengths: tuple[int, ...]) -> list[FieldVec]:
     """Inverse of :func:`encode_masked` given the item lengths (ConfigError on a bad size)."""
     view = memoryview(raw)
     out, pos = [], 0
@@ -240,6 +241,20 @@ def decode_masked(raw: bytes, lengths: tuple[int, ...]) -> list[FieldVec]:
         pos += size
     if pos != len(raw):
         raise ConfigError(f"masked blob has {len(raw)} bytes, expected {pos}")
+    return out
+
+
+def masked_views(raw: bytes | memoryview, lengths: tuple[int, ...]) -> list[Packed61]:
+    """:func:`decode_masked` without unpacking: each masked vector as a :class:`Packed61` view
+    of the blob (read in place by a server's streamed pass); ConfigError on a bad size."""
+    sizes = [packed_words(n) for n in lengths]
+    if 8 * sum(sizes) != len(raw):
+        raise ConfigError(f"masked blob has {len(raw)} bytes, expected {8 * sum(sizes)}")
+    words = np.frombuffer(raw, np.uint64)
+    out, pos = [], 0
+    for n, size in zip(lengths, sizes, strict=True):
+        out.append(Packed61(words[pos:pos + size], n))
+        pos += size
     return out
 
 

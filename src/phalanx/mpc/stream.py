@@ -20,10 +20,12 @@ import numpy as np
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec
+from phalanx.mpc.masked import add_masked_words, masked_share, weight
 from phalanx.mpc.messages import MAGIC, Packed61, ShareBundle, decode_bundle
-from phalanx.mpc.packing import packed_words, unpack_words
+from phalanx.mpc.packing import packed_words, unpack61_into, unpack_words
 from phalanx.mpc.prg import Prg, derive, mask61
-from phalanx.mpc.shamir import expand_seeded
+from phalanx.mpc.przs import KeySet
+from phalanx.mpc.shamir import expand_seeded, point
 
 CHUNK = 1 << 15
 """Coordinates per chunk of a streamed pass (a multiple of 64, so packed chunks start on a word):
@@ -166,6 +168,57 @@ class SeededStream:
 _ZEROS = bytes(8 * CHUNK)
 
 
+class MaskedStream:
+    """A server's Shamir share of a masked item (``masked.masked_share``: the public masked
+    vector c plus the weighted key streams of the sets it belongs to), computed chunk by chunk
+    as the pass reads it: c is read from the public blob in place (packed) and each key's
+    stream is expanded into one reused buffer. Exactly ``masked_share``'s values; a rejected
+    key-stream word (probability 2^-61) switches to the whole computation, as
+    :class:`SeededStream` does."""
+
+    def __init__(self, masked: FieldVec | Packed61, keys: dict[KeySet, bytes], server: int, *,
+                 m: int, label: str) -> None:
+        self.masked, self.keys, self.server, self.m_servers, self.label = (
+            masked, keys, server, m, label)
+        self.n = masked.shape[0]
+        self.done = 0
+        mine = sorted(a for a in keys if server in a)
+        self._terms = [(Prg(derive(keys[a], "mask", label)), weight(a, m, point(server)))
+                       for a in mine]
+        size = min(self.n, CHUNK) + 2
+        self._out = np.empty(size, np.uint64)
+        self._key = np.empty(size, np.uint64)
+        self._full: FieldVec | None = None
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def chunk(self, lo: int, hi: int) -> FieldVec:
+        """Coordinates lo … hi − 1 (in order, hi − lo ≤ CHUNK, lo a multiple of 64)."""
+        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK or lo % 64:
+            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
+        self.done = hi
+        if self._full is not None:
+            return self._full[lo:hi]
+        out = self._out[:hi - lo]
+        c = self.masked
+        if isinstance(c, Packed61):
+            unpack61_into(c.words[61 * lo // 64:], out)
+        else:
+            out[:] = c[lo:hi]
+        for prg, w in self._terms:
+            if add_masked_words(out, prg.words_into(self._key, hi - lo, _ZEROS), w):
+                self._full = self.unpack()
+                return self._full[lo:hi]
+        return out
+
+    def unpack(self) -> FieldVec:
+        """The whole share, computed again into a fresh array."""
+        c = self.masked.unpack() if isinstance(self.masked, Packed61) else self.masked
+        return masked_share(c, self.keys, self.server, m=self.m_servers, label=self.label)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVector:
     """A share vector that stays in its stored upload after a streamed pass: ``unpack`` reads
@@ -184,13 +237,13 @@ class StoredVector:
 
 def is_stream(v: object) -> bool:
     """Whether a share vector is read chunk by chunk (:func:`chunk_of`, in order, once)."""
-    return isinstance(v, (PackedStream, SeededStream))
+    return isinstance(v, (PackedStream, SeededStream, MaskedStream))
 
 
-def chunk_of(v: FieldVec | Packed61 | PackedStream | SeededStream, lo: int,
+def chunk_of(v: FieldVec | Packed61 | PackedStream | SeededStream | MaskedStream, lo: int,
              hi: int) -> FieldVec | Packed61:
     """Coordinates lo … hi − 1 of a share vector in any of its forms (packed: lo % 64 == 0)."""
-    if isinstance(v, (PackedStream, SeededStream)):
+    if isinstance(v, (PackedStream, SeededStream, MaskedStream)):
         return v.chunk(lo, hi)
     if isinstance(v, Packed61):
         return Packed61(v.words[61 * lo // 64:], hi - lo)
