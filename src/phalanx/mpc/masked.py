@@ -29,7 +29,7 @@ import numpy as np
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, addmod, submod
-from phalanx.mpc.prg import Prg, derive
+from phalanx.mpc.prg import CHUNK_WORDS, ZEROS, Prg, derive
 from phalanx.mpc.przs import KeySet, key_sets
 from phalanx.mpc.shamir import point
 
@@ -83,11 +83,6 @@ def weight(key_set: KeySet, m: int, x: int) -> int:
     return val
 
 
-_CHUNK = 1 << 15
-"""Coordinates per chunk: the key streams are expanded and added while they are in L2."""
-_ZEROS = bytes(8 * _CHUNK)
-
-
 def _weighted_sum(start: FieldVec, keys: Mapping[KeySet, bytes], weights: Mapping[KeySet, int],
                   label: str) -> FieldVec:
     """start + Σ_A weights[A]·PRG(k_A), chunk by chunk (one reused key-stream buffer; 8 MB
@@ -97,11 +92,11 @@ def _weighted_sum(start: FieldVec, keys: Mapping[KeySet, bytes], weights: Mappin
     n = start.shape[0]
     out = start.copy()
     prgs = [(Prg(derive(k, "mask", label)), weights[a]) for a, k in keys.items()]
-    buf = np.empty(min(n, _CHUNK) + 2, np.uint64)
-    for lo in range(0, n, _CHUNK):
-        hi = min(n, lo + _CHUNK)
+    buf = np.empty(min(n, CHUNK_WORDS) + 2, np.uint64)
+    for lo in range(0, n, CHUNK_WORDS):
+        hi = min(n, lo + CHUNK_WORDS)
         for prg, w in prgs:
-            vec = prg.words_into(buf, hi - lo, _ZEROS)
+            vec = prg.words_into(buf, hi - lo, ZEROS)
             if add_masked_words(out[lo:hi], vec, w):
                 return _weighted_sum_whole(start, keys, weights, label)
     return out

@@ -20,9 +20,10 @@ from phalanx.mpc.field import FieldVec, P
 
 SEED_BYTES = 32
 _P = np.uint64(P)
-_CHUNK = 1 << 15
-"""Field elements per key-stream chunk (256 KiB: stays in L2 between encryption and masking)."""
-_ZEROS = memoryview(bytes(8 * _CHUNK))
+CHUNK_WORDS = 1 << 15
+"""Words per key-stream chunk (256 KiB: stays in L2 between encryption and its use)."""
+ZEROS = memoryview(bytes(8 * CHUNK_WORDS))
+"""One shared block of zero bytes that chunked callers encrypt into key stream."""
 
 
 @nb.njit(cache=True, nogil=True)
@@ -76,9 +77,9 @@ class Prg:
         # buffer, then a masking pass, cost 1.7-4.5 ms (page faults, two trips to memory).
         # The key stream is the same as one big call (CTR continues across calls).
         n_bad = 0
-        for lo in range(0, n, _CHUNK):
-            hi = min(n, lo + _CHUNK)
-            self._enc.update_into(_ZEROS[: 8 * (hi - lo)],
+        for lo in range(0, n, CHUNK_WORDS):
+            hi = min(n, lo + CHUNK_WORDS)
+            self._enc.update_into(ZEROS[: 8 * (hi - lo)],
                                   memoryview(buf[lo : hi + 2].data).cast("B"))
             n_bad += mask61(buf[lo:hi])
         vec = buf[:n]
@@ -88,7 +89,7 @@ class Prg:
             n_bad = int((vec == _P).sum())
         return vec
 
-    def words_into(self, out: FieldVec, n: int, zeros: bytes | None = None) -> FieldVec:
+    def words_into(self, out: FieldVec, n: int, zeros: bytes | memoryview | None = None) -> FieldVec:
         """The next 8n bytes of the key stream as n raw 64-bit words, written into ``out[:n]``.
 
         ``out`` needs n + 2 words (block slack), as for :meth:`field_elements`; ``zeros`` (at

@@ -23,11 +23,11 @@ from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import add_masked_words, masked_share, weight
 from phalanx.mpc.messages import MAGIC, Packed61, ShareBundle, decode_bundle
 from phalanx.mpc.packing import packed_words, unpack61_into, unpack_words
-from phalanx.mpc.prg import Prg, derive, mask61
+from phalanx.mpc.prg import CHUNK_WORDS, ZEROS, Prg, derive, mask61
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded, point
 
-CHUNK = 1 << 15
+CHUNK = CHUNK_WORDS
 """Coordinates per chunk of a streamed pass (a multiple of 64, so packed chunks start on a word):
 4 clients' chunks, the patterns, ĝ_0 and the accumulator slices stay in L2 (about 1.5 MB)."""
 
@@ -82,7 +82,24 @@ def read_all(reader: Reader) -> bytes:
     return data
 
 
-class PackedStream:
+class _InOrder:
+    """What the streams share: n coordinates, read once, in chunks, in order (``done`` so far)."""
+
+    n: int
+    done: int
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    def _advance(self, lo: int, hi: int) -> None:
+        """Check that [lo, hi) is the next chunk (lo a multiple of 64, at most CHUNK long)."""
+        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK or lo % 64:
+            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
+        self.done = hi
+
+
+class PackedStream(_InOrder):
     """The last vector of an explicit bundle, still in its reader: ``chunk(lo, hi)`` reads the
     packed words of coordinates lo … hi − 1 (in order, lo a multiple of 64) into one reused
     buffer. ``clock`` (injected, like the committee's) times the reads into ``seconds``."""
@@ -95,20 +112,14 @@ class PackedStream:
         words = 61 * min(n, CHUNK) // 64 + 2
         self._buf = bytearray(8 * words + 16)
 
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.n,)
-
     def chunk(self, lo: int, hi: int) -> Packed61:
         """Coordinates lo … hi − 1, packed (hi − lo ≤ CHUNK; the last chunk ends at n)."""
-        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK or lo % 64:
-            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
+        self._advance(lo, hi)
         t0 = self.clock() if self.clock is not None else 0.0
         first = 61 * lo // 64
         last = packed_words(self.n) if hi == self.n else 61 * hi // 64
         view = memoryview(self._buf)
         self.reader.read_into(view, 8 * (last - first))
-        self.done = hi
         if self.clock is not None:
             self.seconds += self.clock() - t0
         # the last element of a middle chunk reads one word past it: the masked read ignores it
@@ -130,7 +141,7 @@ class PackedStream:
         return unpack_words(np.frombuffer(raw, np.uint64, count=packed_words(self.n)), self.n)
 
 
-class SeededStream:
+class SeededStream(_InOrder):
     """A seeded server's share vector (``shamir.expand_seeded``) expanded chunk by chunk into
     one reused buffer as the pass reads it, instead of 8 MB at once that the pass then reads
     back. The values are exactly the expansion's: a key-stream word equal to p (probability
@@ -144,17 +155,11 @@ class SeededStream:
         self._buf = np.empty(min(n, CHUNK) + 2, np.uint64)
         self._full: FieldVec | None = None
 
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.n,)
-
     def chunk(self, lo: int, hi: int) -> FieldVec:
-        """Coordinates lo … hi − 1 (in order, hi − lo ≤ CHUNK)."""
-        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK:
-            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
-        self.done = hi
+        """Coordinates lo … hi − 1 (in order, hi − lo ≤ CHUNK, lo a multiple of 64)."""
+        self._advance(lo, hi)
         if self._full is None:
-            vec = self._prg.words_into(self._buf, hi - lo, _ZEROS)
+            vec = self._prg.words_into(self._buf, hi - lo, ZEROS)
             if not mask61(vec):
                 return vec
             self._full = expand_seeded(self.seed, self.n, self.label)
@@ -165,10 +170,7 @@ class SeededStream:
         return expand_seeded(self.seed, self.n, self.label)
 
 
-_ZEROS = bytes(8 * CHUNK)
-
-
-class MaskedStream:
+class MaskedStream(_InOrder):
     """A server's Shamir share of a masked item (``masked.masked_share``: the public masked
     vector c plus the weighted key streams of the sets it belongs to), computed chunk by chunk
     as the pass reads it: c is read from the public blob in place (packed) and each key's
@@ -190,15 +192,9 @@ class MaskedStream:
         self._key = np.empty(size, np.uint64)
         self._full: FieldVec | None = None
 
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.n,)
-
     def chunk(self, lo: int, hi: int) -> FieldVec:
         """Coordinates lo … hi − 1 (in order, hi − lo ≤ CHUNK, lo a multiple of 64)."""
-        if lo != self.done or not lo < hi <= self.n or hi - lo > CHUNK or lo % 64:
-            raise ConfigError(f"stream chunk [{lo}, {hi}) after {self.done} of {self.n}")
-        self.done = hi
+        self._advance(lo, hi)
         if self._full is not None:
             return self._full[lo:hi]
         out = self._out[:hi - lo]
@@ -208,7 +204,7 @@ class MaskedStream:
         else:
             out[:] = c[lo:hi]
         for prg, w in self._terms:
-            if add_masked_words(out, prg.words_into(self._key, hi - lo, _ZEROS), w):
+            if add_masked_words(out, prg.words_into(self._key, hi - lo, ZEROS), w):
                 self._full = self.unpack()
                 return self._full[lo:hi]
         return out
