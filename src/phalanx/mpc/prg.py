@@ -89,7 +89,8 @@ class Prg:
             n_bad = int((vec == _P).sum())
         return vec
 
-    def words_into(self, out: FieldVec, n: int, zeros: bytes | memoryview | None = None) -> FieldVec:
+    def words_into(self, out: FieldVec, n: int,
+                   zeros: bytes | memoryview | None = None) -> FieldVec:
         """The next 8n bytes of the key stream as n raw 64-bit words, written into ``out[:n]``.
 
         ``out`` needs n + 2 words (block slack), as for :meth:`field_elements`; ``zeros`` (at
