@@ -263,8 +263,9 @@ def norm_pass_batch(
     subtract: bool = False,
 ) -> list[tuple[int, int, list[int]]]:
     """:func:`norm_pass` for a batch of clients in one pass; acc ±= Σ_b (weights[b]·)x_b.
-    Vectors still in their sealed uploads (``stream.PackedStream``) are read chunk by chunk,
-    every client's chunk right before the pass over it (:mod:`phalanx.mpc.stream`)."""
+    Vectors given as streams (:mod:`phalanx.mpc.stream`: still in their sealed uploads, or
+    computed from a seed or a masked blob) are read chunk by chunk, every client's chunk right
+    before the pass over it (:class:`BatchPass`)."""
     n = xs[0].shape[0] if xs else 0
     if any(x.shape[0] != n for x in xs):
         raise ConfigError(f"vectors of a batch must have one length, got "

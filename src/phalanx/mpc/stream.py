@@ -6,7 +6,9 @@ back. Here the envelope is opened as a :class:`Reader`, the bundle's header and 
 read first (:func:`read_bundle`), and its long vector is left in the reader as a
 :class:`PackedStream` that the pass reads chunk by chunk (:func:`chunk_of`). The reader is
 verified (tag and commitment) only after the pass, so the pass's tentative accumulation is
-undone when it fails: :class:`StoredVector` re-reads the same bytes (docs/decisions.md).
+undone when it fails: :class:`StoredVector` re-reads the same bytes (docs/decisions.md;
+docs/mpc.md, deviation 10). A seeded server's share (:class:`SeededStream`) and a masked
+share (:class:`MaskedStream`) are computed chunk by chunk the same way.
 """
 
 from __future__ import annotations
