@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from phalanx.mpc.field import FieldVec, P, addmod, mulmod, submod
+from phalanx.mpc.prg import CHUNK_WORDS
 
-CHUNK = 1 << 15
+CHUNK = CHUNK_WORDS
 """Coordinates per streamed chunk (a multiple of 64, so packed chunks start on a word)."""
 
 _P = np.uint64(P)

@@ -32,7 +32,13 @@ import numpy as np
 from phalanx.errors import AggregationError, ConfigError, ReconstructionError, Reject
 from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
-from phalanx.mpc.committee_client import Observer, commitment_hasher, commitment_of, context_of
+from phalanx.mpc.committee_client import (
+    Observer,
+    Sealer,
+    commitment_hasher,
+    commitment_of,
+    context_of,
+)
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
@@ -69,7 +75,6 @@ StoreKey = tuple[int, int, int]
 Streamer = Callable[[int, bytes | memoryview, bytes, Observer | None], Reader]
 """open_stream(server, sealed, context, observe): the envelope as a ``stream.Reader`` (decrypted
 piece by piece as it is read, authenticated by ``verify``); ``observe`` sees its pieces."""
-Sealer = Callable[[int, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
 ABORT = "committee-abort"
 
 
@@ -310,9 +315,8 @@ class Committee:
                 for a in key_sets(self.m, self.t):
                     if a[0] == owner and j in a and a not in self.keys[j]:
                         try:
-                            raw = read_all(self.streamer(j, sealed, f"przs/{a}".encode(),
-                                                         None))
-                            self.keys[j][a] = bytes(raw)
+                            self.keys[j][a] = read_all(
+                                self.streamer(j, sealed, f"przs/{a}".encode(), None))
                             break
                         except Exception:  # noqa: BLE001 - wrong set for this envelope
                             continue
@@ -378,7 +382,8 @@ class Committee:
     def start_batch(self, clients: Sequence[int], slot_base: int = 0) -> PendingBatch:
         """Start the servers' local work on a batch (through ``run_local``: it may still run
         while the previous batch is judged, when ``defer_rollbacks`` is set). ``slot_base``
-        picks the decryption buffers: consecutive pending batches must not share them."""
+        picks the expansion buffers of non-streaming circuits: consecutive pending batches
+        must not share them."""
         active = [j for j in range(self.m) if j not in self.state.cheaters]
         publics = {c: self._fetch_blobs(c, active) for c in clients}  # uses the channel: here
         wait = self.run_local(lambda: self.run_parallel(
@@ -482,11 +487,9 @@ class Committee:
         charges its CPU time to each; the download is counted per server."""
         out: dict[int, bytes | memoryview | None] = {}
         t0 = self.clock()
-        for part in (1, 2):
-            stored = self.store.get((client, -1, 1)) if part == 1 else None
-            blob2 = self.state.blob2.get(client)
-            data = stored if stored is not None else (
-                blob2.data if part == 2 and blob2 is not None else None)
+        blob2 = self.state.blob2.get(client)
+        held = {1: self.store.get((client, -1, 1)), 2: None if blob2 is None else blob2.data}
+        for part, data in held.items():
             committed = self.state.commitments.get((client, -1, part))
             if data is None or committed is None:
                 out[part] = None

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from phalanx.errors import ConfigError
 from phalanx.mpc.client_kernels import CHUNK, all_finite, encode_chunk
 from phalanx.mpc.field import FieldVec, P, centered
-from phalanx.mpc.prg import Prg
+from phalanx.mpc.prg import ZEROS, Prg
 
 OVERFLOW_BITS = 59
 """Honest encodings stay below 2^59 in magnitude, far from p/2 ≈ 2^60 (protocol.md §1)."""
@@ -75,10 +75,9 @@ def encode_fixed_sq(
     else:
         step = min(CHUNK, n)
         buf = np.empty(step + 2, np.uint64)
-        zeros = bytes(8 * step)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            words = prg.words_into(buf, hi - lo, zeros)
+            words = prg.words_into(buf, hi - lo, ZEROS)
             big, sq = encode_chunk(vals[lo:hi], words, scale, lattice, limit, saturate,
                                    out[lo:hi], sq)
             n_big += big

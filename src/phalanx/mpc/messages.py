@@ -126,8 +126,8 @@ class ShareBundle:
 
 class Scratch:
     """Reusable buffers for one owner (a client's thread encoding bundles, a server's batch
-    slot decrypting and expanding uploads): fresh 7.6 MB buffers cost ms of page faults each
-    here, more than the work done in them."""
+    slot expanding seeded uploads for a circuit that does not stream): fresh 7.6 MB buffers
+    cost ms of page faults each here, more than the work done in them."""
 
     def __init__(self) -> None:
         self._buf = bytearray(0)

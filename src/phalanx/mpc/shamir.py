@@ -18,7 +18,7 @@ from phalanx.errors import ConfigError, ReconstructionError
 from phalanx.mpc.client_kernels import CHUNK, share_chunk
 from phalanx.mpc.field import FieldVec, combine_rows, inv, lagrange_coeffs
 from phalanx.mpc.packing import packed_words, unpack_words
-from phalanx.mpc.prg import Prg, derive, expand
+from phalanx.mpc.prg import ZEROS, Prg, derive, expand
 
 
 def point(server: int) -> int:
@@ -97,12 +97,11 @@ def share_packed(
     prgs = [Prg(derive(seeds[j], "share", label)) for j in seeded]
     buf = np.empty((t, step + 2), np.uint64)
     scratch = np.empty((2, step if t == 1 else 0), np.uint64)
-    zeros = bytes(8 * step)
     n_bad = 0
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         for r, g in enumerate(prgs):
-            g.words_into(buf[r], hi - lo, zeros)
+            g.words_into(buf[r], hi - lo, ZEROS)
         n_bad += share_chunk(z[lo:hi], buf, coef, alphas, cinv, out, 61 * lo // 64,
                              scratch[0], scratch[1])
     if n_bad:  # a word equal to p, which the PRG rejects: redo with the exact expansion

@@ -62,9 +62,19 @@ def _key(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes, aead: s
                 info=_INFO + b"/" + aead.encode() + b"/" + context).derive(shared)
 
 
-def _aead(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, context: bytes,
-          aead: str) -> AESGCM | ChaCha20Poly1305:
-    return AEADS[aead](_key(shared, eph_pub, rcpt_pub, context, aead))
+def _opening_key(sealed: memoryview, recipient: X25519PrivateKey, context: bytes,
+                 aead: str) -> bytes:
+    """The AEAD key of an envelope as its recipient derives it (length checked first);
+    EnvelopeError when the envelope is too short or its ephemeral key is unusable."""
+    check_aead(aead)
+    if len(sealed) < 48:
+        raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
+    eph_pub = bytes(sealed[:32])
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+    except ValueError as e:
+        raise EnvelopeError("envelope does not authenticate") from e
+    return _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
 
 
 Observer = Callable[[memoryview], object]
@@ -116,14 +126,10 @@ def seal(payload: bytes | memoryview, recipient: X25519PublicKey, ephemeral: byt
 def open_sealed(sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
                 context: bytes = b"", *, aead: str = DEFAULT_AEAD) -> bytes:
     """Decrypt a :func:`seal` envelope; EnvelopeError when it does not authenticate."""
-    check_aead(aead)
-    if len(sealed) < 48:
-        raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
-    eph_pub = bytes(sealed[:32])
+    view = memoryview(sealed)
+    key = _opening_key(view, recipient, context, aead)
     try:
-        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        cipher = _aead(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
-        return cipher.decrypt(_NONCE, memoryview(sealed)[32:], context)
+        return AEADS[aead](key).decrypt(_NONCE, view[32:], context)
     except (InvalidTag, ValueError) as e:
         raise EnvelopeError("envelope does not authenticate") from e
 
@@ -140,26 +146,19 @@ class SealedReader:
     def __init__(self, sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
                  context: bytes, *, aead: str = DEFAULT_AEAD,
                  observe: Observer | None = None) -> None:
-        check_aead(aead)
-        if len(sealed) < 48:
-            raise EnvelopeError(f"sealed envelope of {len(sealed)} bytes is too short")
         view = memoryview(sealed)
-        self.size = len(sealed) - 48
         self._see = observe if observe is not None else _ignore
         self._pos = 0
         self._plain: bytes | None = None
-        self._tail = view[-16:]
         if aead != "aes-256-gcm":  # no streaming interface: decrypt (and authenticate) now
+            self._plain = open_sealed(view, recipient, context, aead=aead)
+            self.size = len(self._plain)
             self._see(view)
-            self._plain = open_sealed(sealed, recipient, context, aead=aead)
             return
-        eph_pub = bytes(view[:32])
-        try:
-            shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        except ValueError as e:
-            raise EnvelopeError("envelope does not authenticate") from e
-        key = _key(shared, eph_pub, public_bytes(recipient.public_key()), context, aead)
-        self._dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(view[-16:]))).decryptor()
+        key = _opening_key(view, recipient, context, aead)
+        self.size = len(view) - 48
+        self._tail = view[-16:]
+        self._dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(self._tail))).decryptor()
         self._dec.authenticate_additional_data(context)
         self._see(view[:32])
         self._body = view[32:-16]
@@ -198,9 +197,9 @@ class SealedReader:
 class X25519Envelope:
     """Seals bundles to m servers whose X25519 keys derive from a 32-byte seed (simulation).
 
-    Implements the ``Envelope`` interface of ``phalanx.rules.secure`` (``seal``/``open`` by
-    server index); ephemeral secrets derive from the seed and the context, which is unique per
-    message, so runs are reproducible.
+    Implements the ``Envelope`` interface of ``phalanx.rules.secure`` (``seal``/``open_stream``
+    by server index; ``open`` opens a whole envelope); ephemeral secrets derive from the seed
+    and the context, which is unique per message, so runs are reproducible.
     """
 
     def __init__(self, seed: bytes, m: int, *, aead: str = DEFAULT_AEAD) -> None:

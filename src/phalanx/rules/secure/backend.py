@@ -81,9 +81,6 @@ class Envelope(Protocol):
         """Encrypt ``payload`` to ``server`` (a new object: ``payload`` may be a reused
         buffer), showing ``observe`` the sealed bytes piece by piece."""
 
-    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
-        """Decrypt as ``server``; raises on a forged or corrupted envelope."""
-
     def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
                     observe: Observer | None = None) -> Reader:
         """Open as ``server`` piece by piece (``mpc.stream.Reader``: authenticated by its
@@ -106,9 +103,6 @@ class FramingEnvelope:
         if observe is not None:
             observe(memoryview(sealed))
         return sealed
-
-    def open(self, server: int, sealed: bytes | memoryview, context: bytes) -> bytes:
-        return bytes(sealed)
 
     def open_stream(self, server: int, sealed: bytes | memoryview, context: bytes,
                     observe: Observer | None = None) -> BytesReader:
