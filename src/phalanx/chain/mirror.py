@@ -51,7 +51,7 @@ class MirrorLedger(ContractLedger):
         self._pay(a, value)
         try:
             if fn == "register":
-                self.model.register(a, value)
+                self.model.register(a, value, *args)
             elif fn == "fund":
                 self.model.fund(a, value)
             else:
@@ -82,6 +82,11 @@ class MirrorLedger(ContractLedger):
             return m.stake_of.get(checksum(args[0]), 0)
         if fn == "winning":
             return m.winning.get(args[0], b"\x00" * 32)
+        if fn in ("x25519_of", "endpoint_of"):
+            default = b"\x00" * 32 if fn == "x25519_of" else ""
+            return getattr(m, fn).get(checksum(args[0]), default)
+        if fn == "bundle_of":
+            return m.bundle_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "compute_sortition":
             return m.compute_sortition(args[0], args[1])
         return getattr(m, fn)

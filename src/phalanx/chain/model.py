@@ -336,6 +336,8 @@ class LedgerModel:
     beacon_committers: dict[int, list[str]] = field(default_factory=dict)
     role_of: dict[tuple[int, str], Role] = field(default_factory=dict)
     bundle_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    x25519_of: dict[str, bytes] = field(default_factory=dict)
+    endpoint_of: dict[str, str] = field(default_factory=dict)
     attestation_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
     attestation_count: dict[bytes, int] = field(default_factory=dict)
     evidence: dict[bytes, Evidence] = field(default_factory=dict)
@@ -397,7 +399,8 @@ class LedgerModel:
         return compute_sortition(seed, cands, self.params.seats)
 
     # -- stake ------------------------------------------------------------------------------
-    def register(self, sender: str, value: int) -> None:
+    def register(self, sender: str, value: int, x25519: bytes = b"\x00" * 32,
+                 endpoint: str = "") -> None:
         """Mirror of ``register``."""
         require(self.rounds_left > 0, "task finished")
         require(sender not in self.stake_of, "already registered")
@@ -409,6 +412,8 @@ class LedgerModel:
         self.unbond_round[sender] = 0
         self.duty_round[sender] = 0
         self.total_stake += value
+        self.x25519_of[sender] = bytes(x25519)
+        self.endpoint_of[sender] = endpoint
 
     def fund(self, sender: str, value: int) -> None:
         """Mirror of ``fund``."""
