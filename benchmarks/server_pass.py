@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--chunks", default="16384,32768,65536")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    env = X25519Envelope(b"s" * 32, 2)
+    env = X25519Envelope([b"s" * 32, b"t" * 32])
     sealed = []
     for e in range(args.bundles):
         prg = Prg(bytes([e]) * 32)

@@ -15,6 +15,7 @@ import pytest
 from phalanx.attacks.servers import ServerAction, ServerFault, ServerFaults
 from phalanx.errors import Reject
 from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.parties import SeededSecrets
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import Rule
 from phalanx.rules.secure import (
@@ -25,10 +26,13 @@ from phalanx.rules.secure import (
     SecureResult,
 )
 
+TEST_SECRETS = SeededSecrets(b"T" * 32)
+"""Reproducible party secrets: these tests compare runs (and are about the MPC logic)."""
+
 
 def framed(params: SecureParams) -> SecureBackend:
     """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
-    return SecureBackend(params, envelope=FramingEnvelope)
+    return SecureBackend(params, envelope=FramingEnvelope, secrets=TEST_SECRETS)
 
 
 D, N = 600, 5
@@ -206,7 +210,7 @@ def test_bad_bundles_are_rejected_through_real_envelopes_and_blame_no_server(
     from phalanx.net.envelope import x25519_envelope
 
     rule, ctx, prepared = _inputs("fltrust")
-    backend = SecureBackend(SecureParams(), envelope=x25519_envelope)
+    backend = SecureBackend(SecureParams(), envelope=x25519_envelope, secrets=TEST_SECRETS)
     # Execute
     res = backend.aggregate(rule, prepared, ctx, seed=SEED, client_faults={3: fault})
     # Assert
@@ -229,7 +233,7 @@ def test_a_bad_bundle_found_after_a_streamed_pass_is_rolled_back_exactly() -> No
     ctx = RuleContext(dim=d, reference=g0)
     prepared = [rule.prepare(g0 + (rng.standard_normal(d) / np.sqrt(d)).astype(np.float32), ctx)
                 for _ in range(N)]
-    backend = SecureBackend(SecureParams(), envelope=x25519_envelope)
+    backend = SecureBackend(SecureParams(), envelope=x25519_envelope, secrets=TEST_SECRETS)
     res = backend.aggregate(rule, prepared, ctx, seed=SEED,
                             client_faults={3: ClientFault.UNCOMMITTED_BUNDLE})
     assert [(r.index, r.reason) for r in res.aggregate.rejected] == [(3, Reject.BAD_BUNDLE)]

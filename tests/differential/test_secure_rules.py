@@ -9,14 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from phalanx.mpc.parties import SeededSecrets
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import Rule
 from phalanx.rules.secure import FramingEnvelope, SecureBackend, SecureParams, error_bound
 
+TEST_SECRETS = SeededSecrets(b"T" * 32)
+"""Reproducible party secrets: these tests compare runs (and are about the MPC logic)."""
+
 
 def framed(params: SecureParams) -> SecureBackend:
     """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
-    return SecureBackend(params, envelope=FramingEnvelope)
+    return SecureBackend(params, envelope=FramingEnvelope, secrets=TEST_SECRETS)
 
 RULES = [("fedavg-nb", {"tau": 1.0}), ("cc", {"tau": 0.5}), ("rsa", {"eta": 0.01}),
          ("fltrust", {"nu": 1.0})]

@@ -7,15 +7,19 @@ import pytest
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.channel import LocalChannel
+from phalanx.mpc.parties import SeededSecrets
 from phalanx.mpc.shamir import seeded_servers, validate_committee
 from phalanx.net.envelope import x25519_envelope
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.secure import FramingEnvelope, SecureBackend, SecureParams, make_circuit
 
+TEST_SECRETS = SeededSecrets(b"T" * 32)
+"""Reproducible party secrets: these tests compare runs (and are about the MPC logic)."""
+
 
 def framed(params: SecureParams) -> SecureBackend:
     """The secure backend with framing-only envelopes (these tests are about the MPC logic)."""
-    return SecureBackend(params, envelope=FramingEnvelope)
+    return SecureBackend(params, envelope=FramingEnvelope, secrets=TEST_SECRETS)
 
 
 def test_committee_parameters_are_validated_with_named_values() -> None:
@@ -58,7 +62,8 @@ def test_upload_is_m_minus_t_packed_vectors_and_runs_are_deterministic() -> None
     rng = np.random.default_rng(0)
     ctx = RuleContext(dim=d)
     prepared = [rule.prepare(rng.standard_normal(d).astype(np.float32), ctx) for _ in range(n)]
-    backend = SecureBackend(SecureParams(m=m, t=t), envelope=x25519_envelope)
+    backend = SecureBackend(SecureParams(m=m, t=t), envelope=x25519_envelope,
+                            secrets=TEST_SECRETS)
     a = backend.aggregate(rule, prepared, ctx, seed=b"u" * 32, client_ids=[10, 20, 30])
     b = backend.aggregate(rule, prepared, ctx, seed=b"u" * 32, client_ids=[10, 20, 30])
     assert np.array_equal(a.aggregate.vector, b.aggregate.vector)
@@ -110,7 +115,7 @@ def test_spooled_and_threaded_rounds_equal_the_in_memory_serial_round(sharing: s
     params = SecureParams(sharing=sharing)
 
     def run(**kw: object) -> object:
-        backend = SecureBackend(params, envelope=x25519_envelope, **kw)  # type: ignore[arg-type]
+        backend = SecureBackend(params, envelope=x25519_envelope, secrets=TEST_SECRETS, **kw)  # type: ignore[arg-type]
         return backend.aggregate(
             rule, prepared, ctx, seed=b"s" * 32, client_faults=faults,
             server_faults=[ServerFault(3, kind=OpeningKind.CONSISTENCY)])

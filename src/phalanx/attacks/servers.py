@@ -2,8 +2,9 @@
 
 A :class:`ServerFault` says which server deviates, in which kind of opening (or all), towards
 which receivers (or all), and how: ``ALTER`` adds a nonzero offset to the share it sends,
-``DROP`` sends nothing (an erasure). :class:`ServerFaults` plugs a list of them into the
-committee engine through its ``ShareTamper`` interface.
+``DROP`` sends nothing (an erasure), ``FALSE_CLAIM`` says the uploads of ``clients`` (None:
+every client) do not open although they do (§3.4 dispute). :class:`ServerFaults` plugs a
+list of them into the committee engine through its ``ShareTamper`` interface.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ServerAction(Enum):
 
     ALTER = "alter"
     DROP = "drop"
+    FALSE_CLAIM = "false-claim"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ class ServerFault:
     receivers: frozenset[int] | None = None
     position: int | None = 0
     delta: int = 1
+    #: FALSE_CLAIM: the clients whose uploads the server disowns (None: every client)
+    clients: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         if self.server < 0:
@@ -56,11 +60,17 @@ class ServerFaults:
     def faulty(self) -> frozenset[int]:
         return frozenset(f.server for f in self.faults)
 
+    def false_claim(self, server: int, client: int) -> bool:
+        return any(f.server == server and f.action is ServerAction.FALSE_CLAIM
+                   and (f.clients is None or client in f.clients) for f in self.faults)
+
     def tamper(
         self, server: int, kind: OpeningKind, receiver: int, shares: FieldVec
     ) -> FieldVec | None:
         out = shares
         for f in self.faults:
+            if f.action is ServerAction.FALSE_CLAIM:
+                continue
             if f.server != server or (f.kind is not None and f.kind is not kind):
                 continue
             if f.receivers is not None and receiver not in f.receivers:

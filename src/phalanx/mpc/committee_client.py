@@ -112,12 +112,14 @@ def make_masked_bundles(
     return bundles, blob
 
 
-def context_of(client: int, server: int, part: int) -> bytes:
-    """Associated data binding a sealed bundle to its sender, recipient and part."""
-    return f"bundle/{client}/{server}/{part}".encode()
+def context_of(session: bytes, client: int, server: int, part: int) -> bytes:
+    """Associated data binding a sealed bundle to its task and round (``session``), sender,
+    recipient and part: an envelope replayed into another round, task, seat or part does not
+    open."""
+    return session + f"/bundle/{client}/{server}/{part}".encode()
 
 
-def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer,
+def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer, session: bytes,
                  scratch: Scratch | None = None) -> dict[int, SealedBundle]:
     """Encode (into ``scratch`` when given) and seal each bundle to its server; commit to the
     sealed bytes."""
@@ -125,7 +127,7 @@ def seal_bundles(bundles: Sequence[ShareBundle], sealer: Sealer,
     for b in bundles:
         hasher = commitment_hasher()  # fed by the sealer while each piece is in cache
         sealed = sealer(b.server, encode_bundle(b, scratch),
-                        context_of(b.client, b.server, b.part), hasher.update)
+                        context_of(session, b.client, b.server, b.part), hasher.update)
         out[b.server] = SealedBundle(b.client, b.server, b.part, sealed, hasher.digest())
     return out
 

@@ -7,14 +7,18 @@ because every key is used once. Wire form: ephemeral public key (32 bytes) ‖ c
 (16 bytes). The AEAD is AES-256-GCM by default (with AES-NI/VAES it opens a 7.6 MB bundle 2.5×
 faster than ChaCha20-Poly1305 here: docs/decisions.md); ``aead="chacha20-poly1305"``, the
 cipher protocol.md names, is kept for machines without AES instructions.
-The ephemeral secret is passed in (32 bytes), so tests are reproducible; production passes
-``secrets.token_bytes(32)``.
+The ephemeral secret is passed in (32 bytes): production draws a fresh one from the OS for
+every envelope (``os_ephemeral``); only tests and explicitly reproducible simulations derive it
+(from a seed, the context — which binds task, round, sender, receiver and part — and the
+payload's hash, so that no key is ever used for two plaintexts). The zero nonce is safe because
+each key seals one envelope.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -140,22 +144,33 @@ class SealedReader:
     tag. Nothing read may be trusted, or kept, before ``verify`` returns; a caller that used
     the pieces tentatively must undo that when it raises (the committee does: it replays the
     same bytes). ``observe`` sees the envelope's pieces in order, each just before it is
-    decrypted.
+    decrypted. ``key``: the AEAD key, when the caller derived it (from a revealed ephemeral)
+    instead of the recipient's private key.
     AEADs without a streaming interface are decrypted (and authenticated) whole up front."""
 
-    def __init__(self, sealed: bytes | bytearray | memoryview, recipient: X25519PrivateKey,
-                 context: bytes, *, aead: str = DEFAULT_AEAD,
-                 observe: Observer | None = None) -> None:
+    def __init__(self, sealed: bytes | bytearray | memoryview,
+                 recipient: X25519PrivateKey | None, context: bytes, *,
+                 aead: str = DEFAULT_AEAD, observe: Observer | None = None,
+                 key: bytes | None = None) -> None:
         view = memoryview(sealed)
         self._see = observe if observe is not None else _ignore
         self._pos = 0
         self._plain: bytes | None = None
+        check_aead(aead)
+        if len(view) < 48:
+            raise EnvelopeError(f"sealed envelope of {len(view)} bytes is too short")
+        if key is None:
+            if recipient is None:
+                raise ConfigError("SealedReader needs a recipient key or an AEAD key")
+            key = _opening_key(view, recipient, context, aead)
         if aead != "aes-256-gcm":  # no streaming interface: decrypt (and authenticate) now
-            self._plain = open_sealed(view, recipient, context, aead=aead)
+            try:
+                self._plain = AEADS[aead](key).decrypt(_NONCE, view[32:], context)
+            except (InvalidTag, ValueError) as e:
+                raise EnvelopeError("envelope does not authenticate") from e
             self.size = len(self._plain)
             self._see(view)
             return
-        key = _opening_key(view, recipient, context, aead)
         self.size = len(view) - 48
         self._tail = view[-16:]
         self._dec = Cipher(algorithms.AES(key), modes.GCM(_NONCE, bytes(self._tail))).decryptor()
@@ -194,28 +209,61 @@ class SealedReader:
             raise EnvelopeError("envelope does not authenticate") from e
 
 
+Ephemerals = Callable[[bytes, bytes | memoryview], bytes]
+"""ephemeral(context, payload) → 32 secret bytes for one envelope (the sender's own source)."""
+
+
+def os_ephemeral(context: bytes, payload: bytes | memoryview) -> bytes:
+    """A fresh ephemeral secret from the OS for every envelope (production)."""
+    return os.urandom(32)
+
+
+def revealed_key(sealed: bytes | memoryview, ephemeral: bytes, recipient: bytes,
+                 context: bytes, aead: str = DEFAULT_AEAD) -> bytes:
+    """The AEAD key of an envelope, from the ephemeral secret its sender reveals in a dispute
+    (protocol.md §3.4) and the recipient's public key: anyone can then open that one envelope.
+    EnvelopeError when the secret is not the envelope's."""
+    view = memoryview(sealed)
+    if len(view) < 48:
+        raise EnvelopeError(f"sealed envelope of {len(view)} bytes is too short")
+    eph = private_key(ephemeral)
+    eph_pub = public_bytes(eph.public_key())
+    if eph_pub != bytes(view[:32]):
+        raise EnvelopeError("the revealed ephemeral is not this envelope's")
+    rcpt = X25519PublicKey.from_public_bytes(recipient)
+    return _key(eph.exchange(rcpt), eph_pub, recipient, context, check_aead(aead))
+
+
 class X25519Envelope:
-    """Seals bundles to m servers whose X25519 keys derive from a 32-byte seed (simulation).
+    """Seals to m servers, each with its own X25519 secret (drawn by that server).
 
     Implements the ``Envelope`` interface of ``phalanx.rules.secure`` (``seal``/``open_stream``
-    by server index; ``open`` opens a whole envelope); ephemeral secrets derive from the seed
-    and the context, which is unique per message, so runs are reproducible.
+    by server index). Every envelope gets its own ephemeral from ``ephemeral`` (default: the
+    OS); the sender keeps it for the round, so that in a dispute it can ``reveal`` it and
+    anyone can ``open_revealed`` that one envelope with the server's public key.
     """
 
-    def __init__(self, seed: bytes, m: int, *, aead: str = DEFAULT_AEAD) -> None:
-        if len(seed) != 32:
-            raise ConfigError(f"envelope seed has {len(seed)} bytes, expected 32")
-        self._seed = seed
+    def __init__(self, server_secrets: Sequence[bytes], ephemeral: Ephemerals | None = None,
+                 *, aead: str = DEFAULT_AEAD) -> None:
         self.aead = check_aead(aead)
-        self._keys = [private_key(_derive(seed, b"server-key", str(j).encode()))
-                      for j in range(m)]
+        self._keys = [private_key(sk) for sk in server_secrets]
+        self.public = [public_bytes(k.public_key()) for k in self._keys]
+        self._ephemeral = ephemeral or os_ephemeral
+        self._sent: dict[tuple[int, bytes], bytes] = {}
+        self._lock = threading.Lock()
 
     def seal(self, server: int, payload: bytes | memoryview, context: bytes,
              observe: Observer | None = None) -> bytes | memoryview:
         """Seal ``payload`` to server ``server``, binding ``context``."""
-        eph = _derive(self._seed, b"ephemeral", context)
+        eph = self._ephemeral(context, payload)
+        with self._lock:
+            self._sent[(server, context)] = eph
         return seal(payload, self._keys[server].public_key(), eph, context, aead=self.aead,
                     observe=observe)
+
+    def reveal(self, server: int, context: bytes) -> bytes | None:
+        """The ephemeral secret of the envelope sealed to ``server`` under ``context``."""
+        return self._sent.get((server, context))
 
     def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
@@ -227,14 +275,14 @@ class X25519Envelope:
         return SealedReader(sealed, self._keys[server], context, aead=self.aead,
                             observe=observe)
 
+    def open_revealed(self, server: int, sealed: bytes | memoryview, context: bytes,
+                      observe: Observer | None = None, *, ephemeral: bytes) -> SealedReader:
+        """Open an envelope to ``server`` with its revealed ephemeral (no private key)."""
+        key = revealed_key(sealed, ephemeral, self.public[server], context, self.aead)
+        return SealedReader(sealed, None, context, aead=self.aead, observe=observe, key=key)
 
-def x25519_envelope(seed: bytes, m: int) -> X25519Envelope:
-    """The factory the secure backend takes: real sealing for m servers."""
-    return X25519Envelope(seed, m)
 
-
-def _derive(seed: bytes, *labels: bytes) -> bytes:
-    h = hashlib.sha256(b"phalanx/envelope-keys")
-    for part in (seed, *labels):
-        h.update(len(part).to_bytes(4, "big") + part)
-    return h.digest()
+def x25519_envelope(server_secrets: Sequence[bytes],
+                    ephemeral: Ephemerals | None = None) -> X25519Envelope:
+    """The factory the secure backend takes: real sealing, each server its own key."""
+    return X25519Envelope(server_secrets, ephemeral)

@@ -135,11 +135,11 @@ def make_aggregate_fn(
     """The plaintext backend, or the committee MPC when ``cfg.secure``."""
     if not cfg.secure:
         return lambda rule, inputs, ctx, rnd: AggregateOutcome(rule.aggregate(inputs, ctx))
-    from phalanx.net.envelope import X25519Envelope
+    from phalanx.net.envelope import x25519_envelope
     from phalanx.rules.secure import SecureBackend, SecureParams
 
     backend = SecureBackend(SecureParams(m=cfg.committee, t=cfg.threshold),
-                            envelope=X25519Envelope)
+                            envelope=x25519_envelope)
 
     def secure(rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int) -> AggregateOutcome:
         seed = np.random.default_rng([cfg.seed, rnd, 7]).bytes(32)

@@ -1,9 +1,11 @@
 """The secure backend: a rule's clients and committee run end to end in one process (§2–3).
 
 ``SecureBackend.aggregate`` plays every client (encode, witnesses, seeded Shamir sharing, sealing
-to each server, commitments; a second small upload after the post-commitment coin) and the m
-servers of :class:`phalanx.mpc.committee.Committee`, which checks clients in batches of
-``SERVER_BATCH``. The servers keep the part-1 uploads until the coin, as a real server stores
+to each server, commitments; a second small upload after the post-commitment coin) and drives
+the m servers of :class:`phalanx.mpc.committee.Committee` (one ``mpc.server.Server`` each),
+which checks clients in batches of ``SERVER_BATCH``. Every party draws its own secrets from the
+backend's ``SecretSource`` (the OS by default; ``SeededSecrets`` for reproducible tests).
+The servers keep the part-1 uploads until the coin, as a real server stores
 what it received (in memory, or in files above ``SPOOL_BYTES``); ``workers`` threads may run the
 parties side by side. The result has the plaintext backend's shape.
 """
@@ -23,13 +25,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from phalanx.attacks.servers import ServerFault, ServerFaults
-from phalanx.errors import AggregationError, ConfigError
+from phalanx.errors import AggregationError, ConfigError, ProtocolViolation
 from phalanx.mpc.channel import LocalChannel, client_party
 from phalanx.mpc.circuit import Circuit, ClientSecrets
 from phalanx.mpc.committee import BundleStore, Committee, MemoryStore, Outcome, ShareTamper
 from phalanx.mpc.committee_client import (
     Observer,
     commitment_of,
+    context_of,
     make_bundles,
     make_masked_bundles,
     seal_bundles,
@@ -38,7 +41,9 @@ from phalanx.mpc.committee_client import (
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.fixed import OVERFLOW_BITS
 from phalanx.mpc.messages import PublicBlob, Scratch, SealedBundle, ShareBundle
+from phalanx.mpc.parties import SecretSource
 from phalanx.mpc.prg import Prg, derive
+from phalanx.mpc.server import Opener
 from phalanx.mpc.shamir import seeded_servers, validate_committee
 from phalanx.mpc.stream import BytesReader, Reader
 from phalanx.rules.base import (
@@ -56,6 +61,7 @@ from phalanx.rules.rsa import RobustStochasticAggregation
 from phalanx.rules.secure.cc import CenteredClippingCircuit
 from phalanx.rules.secure.fedavg_nb import make_circuit as fedavg_circuit
 from phalanx.rules.secure.fltrust import FLTrustCircuit
+from phalanx.rules.secure.parties import OsSecrets
 from phalanx.rules.secure.rsa import SignCircuit
 from phalanx.rules.secure.spool import SpoolStore
 from phalanx.rules.secure.vector import NormCircuit
@@ -66,6 +72,9 @@ clients their secrets) to files instead of holding them in memory. n = 100 at d 
 (m, t) = (5, 1) would hold 3.1 GB (4.2 GB peak RSS for the secure part) and ran no faster in
 memory than spooled on this VM (14.3 vs 13.5 s and 17.9 vs 17.8 s, side by side), where every
 first touch of fresh memory is slow; it spools now (1.1 GB RSS)."""
+MIN_ROWS = 64
+"""The fewest projection rows: clients can compute the coin before the deadline (grinding), so
+each try must succeed with at most 2^-64 (protocol.md §3.2, v1.1)."""
 SERVER_BATCH = 4
 """Clients a server checks in one fused pass (its accumulator, g_0 and the projection patterns
 are read once per batch: 5.4 instead of 8 ms per client at d = 10^6 here)."""
@@ -87,15 +96,34 @@ class Envelope(Protocol):
         ``verify`` once read)."""
 
 
-EnvelopeFactory = Callable[[bytes, int], Envelope]
+    def reveal(self, server: int, context: bytes) -> bytes | None:
+        """The ephemeral secret of the envelope sent to ``server`` under ``context`` (a
+        dispute, §3.4), or None."""
+
+    def open_revealed(self, server: int, sealed: bytes | memoryview, context: bytes,
+                      observe: Observer | None = None, *, ephemeral: bytes) -> Reader:
+        """Open an envelope to ``server`` with the ephemeral its sender revealed."""
+
+
+Ephemerals = Callable[[bytes, bytes | memoryview], bytes]
+EnvelopeFactory = Callable[[Sequence[bytes], Ephemerals], Envelope]
+"""envelope(server_secrets, ephemeral): sealing to servers with these X25519 secrets, each
+envelope with ``ephemeral(context, payload)``."""
 
 
 class FramingEnvelope:
     """No encryption, only framing: for tests of the MPC logic, chosen explicitly. The
     simulator and the benchmark pass ``net.envelope.x25519_envelope``."""
 
-    def __init__(self, seed: bytes, m: int) -> None:
-        self.m = m
+    def __init__(self, server_secrets: Sequence[bytes], ephemeral: Ephemerals) -> None:
+        self.m = len(server_secrets)
+
+    def reveal(self, server: int, context: bytes) -> bytes | None:
+        return b""
+
+    def open_revealed(self, server: int, sealed: bytes | memoryview, context: bytes,
+                      observe: Observer | None = None, *, ephemeral: bytes) -> BytesReader:
+        return BytesReader(sealed, observe)
 
     def seal(self, server: int, payload: bytes | memoryview, context: bytes,
              observe: Observer | None = None) -> bytes:
@@ -124,6 +152,10 @@ class ClientFault(Enum):
     GARBAGE_BUNDLE = "garbage-bundle"
     #: the first vector one coordinate short in every bundle (shared and committed properly)
     SHORT_VECTOR = "short-vector"
+    #: answers no dispute (never reveals an envelope's ephemeral)
+    NO_REVEAL = "no-reveal"
+    #: uploads part 1 again after the coin, with a wrap-around vector (uploads are immutable)
+    RESEND_PART1 = "resend-part1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +165,9 @@ class SecureParams:
     m: int = 5
     t: int = 1
     frac_bits: int = 16
-    #: projection rows k, drawn from the post-commitment coin (2^-k soundness per client)
-    rows: int = 40
+    #: projection rows k, drawn from the post-commitment coin (2^-k soundness per client and
+    #: try: the last client to commit can grind the coin, so at least 64; protocol.md v1.1)
+    rows: int = 64
     #: "seeded" (protocol.md §2: t seeds + m − t explicit share vectors) or "masked"
     #: (one public masked vector + C(m, t) keys, phalanx.mpc.masked: meets the upload bound)
     sharing: str = "seeded"
@@ -143,8 +176,9 @@ class SecureParams:
         validate_committee(self.m, self.t)
         if not 4 <= self.frac_bits <= 24:
             raise ConfigError(f"frac_bits={self.frac_bits} must be in [4, 24]")
-        if self.rows % 8 or not 8 <= self.rows <= 64:
-            raise ConfigError(f"rows={self.rows} must be a multiple of 8 in [8, 64]")
+        if self.rows % 8 or not MIN_ROWS <= self.rows <= 64:
+            raise ConfigError(f"rows={self.rows} must be a multiple of 8 in [{MIN_ROWS}, 64]: "
+                              "the last client to commit can grind the coin (2^-rows per try)")
         if self.sharing not in ("seeded", "masked"):
             raise ConfigError(f"sharing={self.sharing!r} must be 'seeded' or 'masked'")
 
@@ -185,7 +219,8 @@ class SecureBackend:
 
     def __init__(self, params: SecureParams, *, envelope: EnvelopeFactory,
                  clock: Callable[[], float] = time.thread_time, spool: bool | None = None,
-                 spool_dir: str | None = None, workers: int = 1) -> None:
+                 spool_dir: str | None = None, workers: int = 1,
+                 secrets: SecretSource | None = None) -> None:
         """``envelope`` seals bundles and keys to the servers: pass
         ``phalanx.net.envelope.x25519_envelope`` (real encryption; ``rules`` may not import
         ``net``, so there is no default) or, where secrecy is not under test, ``FramingEnvelope``.
@@ -194,7 +229,10 @@ class SecureBackend:
         ``spool``: keep the servers' stored uploads in files under ``spool_dir`` (True), in
         memory (False), or in files only when they exceed ``SPOOL_BYTES`` (None).
         ``workers``: threads that run the simulated parties side by side (clients in batches,
-        the servers' local work per client); results do not depend on it."""
+        the servers' local work per client); results do not depend on it.
+        ``secrets``: where every party draws its secrets (sharing polynomials, PRZS keys,
+        envelope keys and ephemerals, decoding coins): the OS by default; a
+        ``mpc.parties.SeededSecrets`` makes runs reproducible (and their secrets not secret)."""
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers={workers!r} must be an int >= 1")
         self.params = params
@@ -202,6 +240,7 @@ class SecureBackend:
         self.spool, self.spool_dir = spool, spool_dir
         self.envelope: EnvelopeFactory = envelope
         self.clock = clock
+        self.secrets: SecretSource = secrets if secrets is not None else OsSecrets()
 
     def aggregate(
         self,
@@ -212,9 +251,13 @@ class SecureBackend:
         client_ids: Sequence[int] | None = None,
         server_faults: ShareTamper | Sequence[ServerFault] | None = None,
         client_faults: Mapping[int, ClientFault] | None = None,
+        session: bytes | None = None,
     ) -> SecureResult:
         """One secure aggregation; ``client_faults`` maps input index → injected cheating and
-        ``server_faults`` is a ``ServerFaults`` model or a list of ``ServerFault``."""
+        ``server_faults`` is a ``ServerFaults`` model or a list of ``ServerFault``. ``seed``
+        is the round's public beacon (the coins hash it with the commitments; nothing secret
+        derives from it); ``session`` binds every envelope to the task and round (default:
+        derived from ``seed``)."""
         tamper: ShareTamper | None = (ServerFaults(server_faults)
                                       if isinstance(server_faults, (list, tuple))
                                       else server_faults)  # type: ignore[assignment]
@@ -229,10 +272,10 @@ class SecureBackend:
         circuit = make_circuit(rule, ctx, self.params, n)
         store = self._store(n, ctx.dim * len(circuit.vector_labels))
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        session = session if session is not None else derive(seed, "session")
         try:
             run = _Run(self.params, rule, ctx, seed, circuit, dict(client_faults or {}), tamper,
-                       self.envelope(derive(seed, "envelope"), self.params.m), self.clock,
-                       store, pool)
+                       self.envelope, self.secrets, session, self.clock, store, pool)
             return run.execute(prepared_inputs, ids)
         finally:
             if pool is not None:
@@ -257,21 +300,26 @@ class _Run:
 
     def __init__(self, params: SecureParams, rule: Rule, ctx: RuleContext, seed: bytes,
                  circuit: Circuit, faults: dict[int, ClientFault],
-                 tamper: ShareTamper | None, envelope: Envelope,
+                 tamper: ShareTamper | None, envelope: EnvelopeFactory,
+                 secrets: SecretSource, session: bytes,
                  clock: Callable[[], float], store: BundleStore,
                  pool: ThreadPoolExecutor | None) -> None:
         self.p, self.rule, self.ctx, self.seed = params, rule, ctx, seed
+        self.sec, self.session = secrets, session
         self.store, self.pool = store, pool
         self._local = threading.local()
         #: clients' secrets between parts 1 and 2 (in the spool when the store is one)
         self.states: dict[int, ClientSecrets] = {}
         self.circuit, self.faults = circuit, faults
-        self.envelope = envelope
+        # each server's own long-term X25519 secret; each envelope its own ephemeral
+        self.envelope = envelope([secrets.token(f"server:{j}", "x25519", session)
+                                  for j in range(params.m)], self.ephemeral)
         self.channel = LocalChannel()
         self.committee = Committee(circuit, m=params.m, t=params.t, channel=self.channel,
                                    sealer=self.envelope.seal,
                                    streamer=self.envelope.open_stream,
-                                   seed=derive(seed, "committee"), clock=clock,
+                                   session=session, beacon=seed, secrets=secrets,
+                                   revealer=self.reveal, clock=clock,
                                    tamper=tamper, store=store,
                                    run_parallel=None if pool is None else (
                                        lambda fn, items: list(pool.map(fn, items))),
@@ -280,7 +328,35 @@ class _Run:
         #: one coordinating thread per round: it hands a batch's servers to the pool
         self.coordinator = ThreadPoolExecutor(1) if pool is not None else None
         self.clock = clock
+        self.index_of: dict[int, int] = {}
+        #: messages every server refused (immutable uploads), as the stats report them
+        self.violations: list[dict[str, Any]] = []
         self.client_s: dict[str, float] = {"witness": 0.0, "share": 0.0, "seal": 0.0}
+
+    def ephemeral(self, context: bytes, payload: bytes | memoryview) -> bytes:
+        """A client's ephemeral for one envelope: from its own secrets (with seeded secrets,
+        bound to the context and the payload's hash, so no key seals two plaintexts)."""
+        if not self.sec.reproducible:
+            return self.sec.token("client", "ephemeral")
+        return self.sec.token("client", "ephemeral", context, commitment_of(payload))
+
+    def reveal(self, client: int, server: int,
+               part: int) -> tuple[bytes | memoryview | None, Opener] | None:
+        """The client's answer to a dispute (§3.4): it re-sends its envelope to ``server``
+        (the simulation takes the bytes the server holds, which are what the client
+        delivered) and reveals that envelope's ephemeral secret."""
+        context = context_of(self.session, client, server, part)
+        eph = self.envelope.reveal(server, context)
+        if eph is None or self.faults.get(self.index_of[client]) is ClientFault.NO_REVEAL:
+            return None
+        sealed = (self.store.get((client, server, 1)) if part == 1
+                  else self.committee.servers[server].part2.get(client))
+
+        def opener(sealed: bytes | memoryview, context: bytes,
+                   observe: Observer | None) -> Reader:
+            return self.envelope.open_revealed(server, sealed, context, observe, ephemeral=eph)
+
+        return sealed, opener
 
     def run_local(self, work: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
         """Start a batch's local work on the coordinating thread; return how to wait."""
@@ -295,7 +371,7 @@ class _Run:
         return got
 
     def secrets(self, idx: int, cid: int, vec: FloatVec) -> tuple[ClientSecrets, Prg]:
-        prg = Prg(derive(self.seed, "client", cid))
+        prg = self.sec.prg(f"client:{cid}", "sharing", self.session)
         fault = self.faults.get(idx)
         c = self.circuit
         if fault is ClientFault.WRAP_AROUND:
@@ -343,11 +419,25 @@ class _Run:
             target = next(j for j in range(self.p.m) if j not in seeded)
             bundles = tamper_share(bundles, target, 0)
         t2 = self.clock()
-        sealed = seal_bundles(bundles, self.envelope.seal, self.scratch())
+        sealed = seal_bundles(bundles, self.envelope.seal, self.session, self.scratch())
         times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
         if self.faults.get(idx) in (ClientFault.UNCOMMITTED_BUNDLE, ClientFault.GARBAGE_BUNDLE):
             sealed = self.bad_bundle(idx, cid, sealed)
         return sealed, blob, secrets, times
+
+    def resend_part1(self, idx: int, cid: int, inputs: Sequence[FloatVec]) -> None:
+        """Client fault: after coin1, upload a wrap-around part 1 in place of the committed one
+        (with fresh commitments). Every server refuses it (uploads are immutable); the refusal
+        is recorded, and the committed upload stands."""
+        self.faults[idx] = ClientFault.WRAP_AROUND
+        got = self.part1(idx, cid, inputs)
+        self.faults[idx] = ClientFault.RESEND_PART1
+        assert not isinstance(got, Rejection)
+        sealed, blob, _, _ = got
+        try:
+            self.committee.receive(cid, sealed, blob)
+        except ProtocolViolation as e:
+            self.violations.append({"client": idx, "reason": e.reason.value, "detail": e.detail})
 
     def bad_bundle(self, idx: int, cid: int,
                    sealed: dict[int, SealedBundle]) -> dict[int, SealedBundle]:
@@ -359,7 +449,7 @@ class _Run:
             flipped[len(flipped) // 2] ^= 1
             data, commitment = bytes(flipped), b.commitment
         else:
-            data = Prg(derive(self.seed, "garbage", cid)).random_bytes(len(b.sealed))
+            data = self.sec.prg(f"client:{cid}", "garbage").random_bytes(len(b.sealed))
             commitment = commitment_of(data)
         return {**sealed, target: SealedBundle(b.client, b.server, b.part, data, commitment)}
 
@@ -370,9 +460,9 @@ class _Run:
         response = self.circuit.client_response(secrets, coin1)
         t1 = self.clock()
         bundles, blob = self.bundles(cid, 2, {"s2": response},
-                                     Prg(derive(self.seed, "client-part2", cid)))
+                                     self.sec.prg(f"client:{cid}", "sharing-2", self.session))
         t2 = self.clock()
-        sealed = seal_bundles(bundles, self.envelope.seal, self.scratch())
+        sealed = seal_bundles(bundles, self.envelope.seal, self.session, self.scratch())
         times = {"witness": t1 - t0, "share": t2 - t1, "seal": self.clock() - t2}
         return sealed, blob, times
 
@@ -420,6 +510,7 @@ class _Run:
         live: list[int] = []
         phase: dict[str, float] = {}
         t0 = time.perf_counter()
+        self.index_of = {cid: idx for idx, cid in enumerate(ids)}
         self.committee.setup()
         # part 1 (a client whose input has the wrong shape or is not finite uploads nothing);
         # each client keeps its secrets for part 2
@@ -435,6 +526,9 @@ class _Run:
             self.committee.receive(ids[idx], sealed, blob)
             self.keep_state(ids[idx], secrets)
         coin1 = self.committee.coin(1)
+        for idx in live:  # a client that tries to replace its part 1 once it knows the coin
+            if self.faults.get(idx) is ClientFault.RESEND_PART1:
+                self.resend_part1(idx, ids[idx], inputs)
         for idx, (sealed, blob, times) in zip(
                 live, self.in_batches(lambda i: self.part2(ids[i], self.state_of(ids[i]),
                                                            coin1), live), strict=True):
@@ -492,6 +586,9 @@ class _Run:
             "upload_bytes_per_client": sum(upload.values()) / n_live,
             "dropped_servers": list(outcome.dropped),
             "spooled": isinstance(self.store, SpoolStore),
+            "protocol_violations": list(self.violations),
+            "server_evidence": {str(j): how for j, how in outcome.evidence.items()},
+            "reproducible_secrets": self.sec.reproducible,
         }
         if outcome.aborted is not None or outcome.vector is None:
             agg = Aggregate(np.zeros(self.ctx.dim, np.float32), (),

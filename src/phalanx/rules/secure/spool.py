@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from phalanx.mpc.committee import StoreKey
+from phalanx.mpc.server import StoreKey
 
 _FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 """Map the whole file at once (Linux): faulting a 7.6 MB upload in page by page as it is read
