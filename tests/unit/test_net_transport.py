@@ -67,6 +67,7 @@ def test_duplicates_are_dropped_and_counted() -> None:
     a.send("loop:1", mid(7), b"other")  # same id, other content
     assert [d.payload for d in b.receive()] == [b"x"]
     assert b.stats.duplicates_dropped == 2 and b.stats.messages_received == 1
+    assert b.stats.bytes_received["loop:0"] == 1  # a known id's payload is not read (as gRPC)
 
 
 def test_admit_refusal_is_counted_not_delivered_and_does_not_burn_the_id() -> None:

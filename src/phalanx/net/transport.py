@@ -43,6 +43,7 @@ class Outcome(Enum):
     ADMITTED = "admitted"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    DROPPED = "dropped"  # the endpoint closed while the message waited for a copy's verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +154,10 @@ class Inbox:
             if size > self.max_payload:
                 self.stats.rejected[FrameReject.OVERSIZED.value] += 1
                 return Outcome.REJECTED
-            while delivery.msg_id in self._pending:
+            while delivery.msg_id in self._pending and not self._closed:
                 self._cond.wait()
+            if delivery.msg_id in self._pending:
+                return Outcome.DROPPED
             if delivery.msg_id in self._seen:
                 self.stats.duplicates_dropped += 1
                 return Outcome.DUPLICATE
