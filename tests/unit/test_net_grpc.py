@@ -293,6 +293,34 @@ def test_close_frees_the_port_and_ends_the_threads() -> None:
     assert b.receive(timeout=1) == []
 
 
+def test_close_during_a_send_ends_it_with_transport_error() -> None:
+    # Prepare: a send stuck on a receiver that never answers
+    a = GrpcTransport(attempt_timeout=10)
+    errors: list[Exception] = []
+    with socket.socket() as stall:
+        stall.bind(("127.0.0.1", 0))
+        stall.listen(8)
+        to = f"127.0.0.1:{stall.getsockname()[1]}"
+
+        def send() -> None:
+            try:
+                a.send(to, mid(1), b"x", timeout=30)
+            except Exception as e:  # reported by the assertion below
+                errors.append(e)
+
+        t = threading.Thread(target=send)
+        t.start()
+        time.sleep(0.3)  # the first attempt is in flight
+        # Execute
+        t0 = time.monotonic()
+        a.close()
+        t.join(10)
+    # Assert
+    assert time.monotonic() - t0 < 5 and not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], TransportError), errors
+    assert to in str(errors[0])
+
+
 def test_bad_configuration_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="listen='nowhere'"):
         GrpcTransport("nowhere")

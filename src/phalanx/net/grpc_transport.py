@@ -336,6 +336,9 @@ class GrpcTransport:
                         f"attempt(s): {code.name}: {details}") from e
                 time.sleep(wait)
                 continue
+            except ValueError as e:  # grpc: "Cannot invoke RPC on closed channel!"
+                raise TransportError(f"send from {self.address} to {to}: this endpoint was "
+                                     f"closed during the send") from e
             with self._lock:
                 self.stats.bytes_sent[to] += len(view)
                 self.stats.messages_sent += 1
