@@ -103,12 +103,16 @@ def test_duplicates_are_dropped_counted_and_their_payload_skipped(make: Factory)
     a, b = make(), make()
     a.send(b.address, mid(1), b"once")
     a.send(b.address, mid(1), b"once")  # a retry after a lost reply
+    big = bytes(3 * CHUNK)
+    a.send(b.address, mid(2), big)
+    a.send(b.address, mid(2), big)  # a streamed retry: answered after its first frame
     # Execute: the header of an admitted id, then no payload: answered without reading it
     ack = a.send_frames(b.address, [make_header(mid(1), 10 * CHUNK, a.address)])
     # Assert
-    assert [d.payload for d in b.receive(timeout=5)] == [b"once"]
-    assert ack == b"D" and b.stats.duplicates_dropped == 2
-    assert b.stats.bytes_received[a.address] == 4  # neither copy's payload was read
+    assert [d.payload for d in b.receive(timeout=5)] == [b"once", big]
+    assert ack == b"D" and b.stats.duplicates_dropped == 3
+    assert b.stats.bytes_received[a.address] == 4 + len(big)  # no copy's payload was read
+    assert a.stats.messages_sent == 4
 
 
 def test_admit_refusal_is_counted_and_not_delivered(make: Factory) -> None:
