@@ -325,6 +325,12 @@ def test_close_during_a_send_ends_it_with_transport_error() -> None:
     assert to in str(errors[0])
 
 
+def test_a_port_in_use_is_refused_not_shared(make: Factory) -> None:
+    a = make()
+    with pytest.raises(TransportError, match=rf"cannot listen on {a.address}"):
+        make(listen=a.address)
+
+
 def test_bad_configuration_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="listen='nowhere'"):
         GrpcTransport("nowhere")
