@@ -11,7 +11,7 @@ import pytest
 
 from phalanx.attacks.servers import ServerAction, ServerFault, ServerFaults
 from phalanx.errors import Reject
-from phalanx.mpc.field import P, FieldVec
+from phalanx.mpc.field import FieldVec, P
 from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.parties import SeededSecrets
 from phalanx.mpc.prg import Prg, derive
