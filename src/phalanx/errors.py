@@ -36,6 +36,9 @@ class Reject(Enum):
     DUPLICATE = "duplicate"
     BAD_SIGNATURE = "bad-signature"
     HASH_MISMATCH = "hash-mismatch"
+    WRONG_RECEIVER = "wrong-receiver"
+    REPLAYED = "replayed"
+    MALFORMED = "malformed"
     # Servers
     SERVER_CHEATED = "server-cheated"
     SERVER_DROPPED = "server-dropped"

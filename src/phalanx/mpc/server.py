@@ -301,6 +301,15 @@ class Server:
         got = self.commitments.get((client, part))
         return got[self.m] if got is not None and len(got) > self.m else None
 
+    def drop(self, client: int) -> None:
+        """Forget everything of ``client`` (its uploads were not bound on chain)."""
+        for part in (1, 2):
+            self.commitments.pop((client, part), None)
+        self.part2.pop(client, None)
+        self.blob2.pop(client, None)
+        self.store.discard((client, self.j, 1))
+        self.store.discard((client, -1, 1))
+
     def forget(self, client: int) -> None:
         """Drop the stored part-1 upload of ``client`` (after its verdict)."""
         self.store.discard((client, self.j, 1))

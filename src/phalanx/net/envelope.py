@@ -286,3 +286,39 @@ def x25519_envelope(server_secrets: Sequence[bytes],
                     ephemeral: Ephemerals | None = None) -> X25519Envelope:
     """The factory the secure backend takes: real sealing, each server its own key."""
     return X25519Envelope(server_secrets, ephemeral)
+
+
+class Sender:
+    """One party's sealing to registered public keys: a fresh ephemeral per envelope (from
+    ``ephemeral``, the OS by default), kept for the round so that the party can reveal it in
+    a dispute (protocol.md §3.4)."""
+
+    def __init__(self, ephemeral: Ephemerals | None = None, *,
+                 aead: str = DEFAULT_AEAD) -> None:
+        self.aead = check_aead(aead)
+        self._ephemeral = ephemeral or os_ephemeral
+        self._sent: dict[tuple[bytes, bytes], bytes] = {}
+
+    def seal_to(self, recipient: bytes, payload: bytes | memoryview, context: bytes,
+                observe: Observer | None = None) -> bytes | memoryview:
+        """Seal ``payload`` to the X25519 public key ``recipient``, binding ``context``."""
+        eph = self._ephemeral(context, payload)
+        self._sent[(recipient, context)] = eph
+        return seal(payload, X25519PublicKey.from_public_bytes(recipient), eph, context,
+                    aead=self.aead, observe=observe)
+
+    def reveal(self, recipient: bytes, context: bytes) -> bytes | None:
+        """The ephemeral of the envelope sealed to ``recipient`` under ``context``."""
+        return self._sent.get((recipient, context))
+
+
+def opener_of(secret: bytes, *, aead: str = DEFAULT_AEAD) -> Callable[
+        [bytes | memoryview, bytes, Observer | None], SealedReader]:
+    """How the holder of X25519 ``secret`` opens envelopes addressed to it, piece by piece."""
+    key = private_key(secret)
+
+    def opener(sealed: bytes | memoryview, context: bytes,
+               observe: Observer | None) -> SealedReader:
+        return SealedReader(sealed, key, context, aead=aead, observe=observe)
+
+    return opener

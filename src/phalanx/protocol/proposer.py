@@ -1,0 +1,86 @@
+"""A proposer's steps in one round, from its own point of view (protocol.md §2–3.2).
+
+``make_part1``: encode the prepared update with its witnesses, share it with fresh randomness
+from the proposer's own secrets, seal each member's bundle to the X25519 key that member
+registered on chain, and sign one upload per member; the root of the commitments is what the
+proposer posts on chain before the deadline. ``make_part2``: only once coin1 is public, the
+part-2 witnesses, shared and sealed the same way. The proposer keeps each envelope's ephemeral
+for the round, to answer a dispute (§3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from phalanx.errors import ConfigError
+from phalanx.mpc.circuit import Circuit, ClientSecrets
+from phalanx.mpc.coins import compute_root
+from phalanx.mpc.committee_client import Observer, make_bundles, seal_bundles
+from phalanx.mpc.parties import SecretSource
+from phalanx.protocol.identity import Identity
+from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.round import RoundView
+from phalanx.protocol.uploads import Upload, encode_upload
+
+SealTo = Callable[[bytes, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
+"""seal_to(recipient_public, payload, context, observe) → sealed (``net.envelope``); the sealer
+draws the envelope's ephemeral from the sender's own secrets and remembers it for disputes."""
+
+
+@dataclass(slots=True)
+class ProposerState:
+    """One proposer in one round."""
+
+    me: Identity
+    view: RoundView
+    circuit: Circuit
+    secrets: SecretSource
+    seal_to: SealTo
+    roots: dict[int, bytes] = field(default_factory=dict)
+    kept: ClientSecrets | None = None
+    sent: dict[int, list[Any]] = field(default_factory=dict)
+
+
+def _uploads(state: ProposerState, part: int,
+             items: dict[str, Any]) -> tuple[bytes, list[Signed]]:
+    view, client = state.view, state.view.client(state.me.address)
+    prg = state.secrets.prg(state.me.address, "sharing", part, view.session)
+    bundles = make_bundles(client, part, items, m=view.m, t=view.t, prg=prg)
+
+    def sealer(j: int, payload: bytes | memoryview, context: bytes,
+               observe: Observer | None) -> bytes | memoryview:
+        return state.seal_to(view.member_keys[j], payload, context, observe)
+
+    sealed = seal_bundles(bundles, sealer, view.session)
+    commitments = tuple(sealed[j].commitment for j in range(view.m))
+    state.roots[part] = root = compute_root(commitments)
+    msgs = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
+                        receiver=member,
+                        body=encode_upload(Upload(part, commitments, bytes(sealed[j].sealed))))
+            for j, member in enumerate(view.committee)]
+    return root, msgs
+
+
+def make_part1(state: ProposerState,
+               prepared: NDArray[np.float32]) -> tuple[bytes, list[Signed]]:
+    """Part 1: the root to post on chain and one signed upload per member."""
+    if 1 in state.roots:
+        raise ConfigError("part 1 was already made this round (uploads are immutable)")
+    prg = state.secrets.prg(state.me.address, "encoding", state.view.session)
+    state.kept = state.circuit.client_secrets(prepared, prg)
+    items = {"s1": state.kept.scalars,
+             **dict(zip(state.circuit.vector_labels, state.kept.vectors, strict=True))}
+    return _uploads(state, 1, items)
+
+
+def make_part2(state: ProposerState, coin1: bytes) -> tuple[bytes, list[Signed]]:
+    """Part 2, after the commitment deadline, from the public coin1."""
+    if state.kept is None or 2 in state.roots:
+        raise ConfigError("part 2 needs part 1 first, and is made once")
+    response = state.circuit.client_response(state.kept, coin1)
+    return _uploads(state, 2, {"s2": response})

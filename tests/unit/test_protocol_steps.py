@@ -1,0 +1,237 @@
+"""The per-party protocol steps (protocol/): proposers' signed uploads into member-owned MPC
+servers, bound to the chain's roots, coins from fixed data only — the honest path to the
+right aggregate, and each way to cheat a step (style.md §4, §8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+
+from phalanx.errors import ProtocolViolation, Reject
+from phalanx.mpc.parties import SeededSecrets
+from phalanx.mpc.server import Server
+from phalanx.net.envelope import Sender, opener_of
+from phalanx.protocol.committee import (
+    CommitDeadline,
+    MemberState,
+    ResponseDeadline,
+    process_commit_deadline,
+    process_response_deadline,
+    process_upload,
+)
+from phalanx.protocol.identity import Identity
+from phalanx.protocol.messages import Kind, Signed, decode, encode, make_signed
+from phalanx.protocol.proposer import ProposerState, make_part1, make_part2
+from phalanx.protocol.round import RoundView
+from phalanx.protocol.uploads import Upload, decode_upload, encode_upload
+from phalanx.rules import RuleContext, make_rule
+from phalanx.rules.secure import SecureParams, make_circuit
+from phalanx.rules.secure.parties import OsSecrets
+
+D, M, T, N = 300, 5, 1, 3
+TASK = "0x" + "ab" * 20
+IDS = SeededSecrets(b"I" * 32)  # reproducible identities for the test; party secrets: the OS
+
+
+@dataclass
+class World:
+    view: RoundView
+    members: list[MemberState]
+    proposers: list[ProposerState]
+    voter: Identity
+    prepared: list[np.ndarray]
+    rule: object
+    ctx: RuleContext
+
+
+def _world(rnd: int = 3) -> World:
+    members = [Identity.from_source(IDS, f"member{j}") for j in range(M)]
+    props = [Identity.from_source(IDS, f"proposer{i}") for i in range(N)]
+    voter = Identity.from_source(IDS, "voter")
+    view = RoundView(TASK, rnd, b"beacon" * 5 + b"xy", tuple(p.address for p in members),
+                     tuple(p.address for p in props), (voter.address,),
+                     tuple(p.x25519_public for p in members), T)
+    rng = np.random.default_rng(5)
+    rule = make_rule("fltrust")
+    ctx = RuleContext(dim=D, reference=rng.standard_normal(D).astype(np.float32))
+    prepared = [rule.prepare(rng.standard_normal(D).astype(np.float32), ctx) for _ in range(N)]
+    params = SecureParams(m=M, t=T)
+    states = []
+    for j, me in enumerate(members):
+        sender = Sender()
+        server = Server(j, make_circuit(rule, ctx, params, N), m=M, t=T, session=view.session,
+                        secrets=OsSecrets(), party=me.address,
+                        sealer=lambda r, p, c, o, s=sender: s.seal_to(view.member_keys[r], p, c, o),
+                        opener=opener_of(me.x25519_secret))
+        states.append(MemberState(me, view, server))
+    for s in states:  # PRZS keys, member to member
+        for r, sealed in s.server.deal_przs():
+            states[r].server.receive_przs(s.server.j, sealed)
+    proposers = [ProposerState(p, view, make_circuit(rule, ctx, params, N), OsSecrets(),
+                               Sender().seal_to) for p in props]
+    return World(view, states, proposers, voter, prepared, rule, ctx)
+
+
+def _wire(msg: Signed) -> Signed:
+    return decode(encode(msg), msg.header.sender)
+
+
+def _deliver(w: World, msgs: list[Signed]) -> None:
+    for msg in msgs:
+        process_upload(w.members[w.view.seat(msg.header.receiver)], _wire(msg))
+
+
+def _part1(w: World) -> dict[str, bytes]:
+    roots = {}
+    for p, x in zip(w.proposers, w.prepared, strict=True):
+        root, msgs = make_part1(p, x)
+        roots[p.me.address] = root
+        _deliver(w, msgs)
+    return roots
+
+
+def _finish(w: World) -> np.ndarray:
+    """The MPC after the coins, each member's server on its own (openings by hand)."""
+    servers = [s.server for s in w.members]
+    locals_ = [s.local_batch(list(range(N))) for s in servers]
+    for c in range(N):
+        views = {j: Server.consistency_share(locals_[j][c][1]) for j in range(M)}
+        for s in servers:
+            assert s.decode(views, T).bad == ()
+        checks = {j: servers[j].check_share(c, locals_[j][c][1]) for j in range(M)}
+        assert not servers[0].decode(checks, 2 * T).value.any()
+    finals = [s.final_shares() for s in servers]
+    opened = {}
+    for k, first in enumerate(finals[0]):
+        opened[first.kind] = servers[1].decode({j: finals[j][k].values for j in range(M)},
+                                               2 * T if first.degree_2t else T).value
+    vector, _ = servers[0].circuit.finish(opened, N)
+    return vector
+
+
+def test_honest_round_through_the_protocol_steps_gives_the_rule_output() -> None:
+    # Prepare
+    w = _world()
+    # Execute: part 1, the chain's roots, coin1; part 2, coin2; the MPC
+    roots = _part1(w)
+    coins1 = {process_commit_deadline(s, CommitDeadline(roots)) for s in w.members}
+    assert len(coins1) == 1
+    (coin1,) = coins1
+    for p in w.proposers:
+        _deliver(w, make_part2(p, coin1)[1])
+    coins2 = {process_response_deadline(s, ResponseDeadline()) for s in w.members}
+    got = _finish(w)
+    # Assert: every member derived the same coins; the output is the plaintext rule's
+    assert len(coins2) == 1
+    want = w.rule.aggregate(np.stack(w.prepared), w.ctx).vector  # type: ignore[attr-defined]
+    assert np.abs(got - want).max() < 1e-3
+
+
+def _one_upload(w: World) -> Signed:
+    return make_part1(w.proposers[0], w.prepared[0])[1][0]  # for member 0
+
+
+def _violation(w: World, msg: Signed, member: int = 0) -> ProtocolViolation:
+    with pytest.raises(ProtocolViolation) as e:
+        process_upload(w.members[member], msg)
+    return e.value
+
+
+def test_an_upload_replayed_from_another_round_is_refused() -> None:
+    w, other = _world(3), _world(4)
+    msg = make_part1(other.proposers[0], other.prepared[0])[1][0]
+    assert _violation(w, msg).reason is Reject.REPLAYED
+
+
+def test_an_upload_for_another_member_is_refused() -> None:
+    w = _world()
+    assert _violation(w, _one_upload(w), member=1).reason is Reject.WRONG_RECEIVER
+
+
+def test_a_tampered_or_forged_upload_is_refused() -> None:
+    w = _world()
+    msg = _one_upload(w)
+    flipped = replace(msg, signature=bytes([msg.signature[0] ^ 1]) + msg.signature[1:])
+    assert _violation(w, flipped).reason is Reject.BAD_SIGNATURE
+    body = replace(msg, body=msg.body[:-1] + bytes([msg.body[-1] ^ 1]))
+    assert _violation(w, body).reason is Reject.BAD_SIGNATURE
+    # signed by another key while claiming the proposer's address
+    forged = make_signed(w.voter, task=TASK, rnd=3, kind=Kind.UPLOAD,
+                         receiver=w.view.committee[0], body=msg.body)
+    forged = replace(forged, header=replace(forged.header, sender=msg.header.sender))
+    assert _violation(w, forged).reason is Reject.BAD_SIGNATURE
+
+
+def test_an_upload_from_a_peer_not_elected_is_refused() -> None:
+    w = _world()
+    msg = make_signed(w.voter, task=TASK, rnd=3, kind=Kind.UPLOAD,
+                      receiver=w.view.committee[0], body=_one_upload(w).body)
+    assert _violation(w, msg).reason is Reject.NOT_SELECTED
+
+
+def test_a_duplicate_and_a_replacing_upload_are_refused() -> None:
+    # Prepare: the proposer's upload is admitted
+    w = _world()
+    msg = _one_upload(w)
+    process_upload(w.members[0], msg)
+    # Execute / Assert: the same message again, and a new part 1 in place of the first
+    assert _violation(w, msg).reason is Reject.DUPLICATE
+    w.proposers[0].roots.clear()
+    replacing = make_part1(w.proposers[0], w.prepared[1])[1][0]
+    assert _violation(w, replacing).reason is Reject.DUPLICATE
+
+
+def test_trailing_bytes_in_a_message_or_an_upload_are_malformed() -> None:
+    w = _world()
+    msg = _one_upload(w)
+    with pytest.raises(ProtocolViolation) as e:
+        decode(encode(msg) + b"\x00")
+    assert e.value.reason is Reject.MALFORMED
+    upload = decode_upload(msg.body, "x")
+    with pytest.raises(ProtocolViolation) as e:
+        decode_upload(encode_upload(upload) + b"\x00", "x")
+    assert e.value.reason is Reject.MALFORMED
+    assert decode_upload(encode_upload(upload), "x") == upload
+
+
+def test_uploads_of_the_wrong_part_or_after_the_deadline_are_refused() -> None:
+    w = _world()
+    early = make_signed(w.proposers[1].me, task=TASK, rnd=3, kind=Kind.UPLOAD,
+                        receiver=w.view.committee[0],
+                        body=encode_upload(Upload(2, (bytes(32),) * M, b"x" * 64)))
+    assert _violation(w, early).reason is Reject.WRONG_PHASE
+    roots = _part1(w)
+    process_commit_deadline(w.members[0], CommitDeadline(roots))
+    late = make_signed(w.proposers[1].me, task=TASK, rnd=3, kind=Kind.UPLOAD,
+                       receiver=w.view.committee[0],
+                       body=encode_upload(Upload(1, (bytes(32),) * M, b"y" * 64)))
+    assert _violation(w, late).reason is Reject.WRONG_PHASE
+
+
+def test_uploads_not_bound_on_chain_are_dropped_and_leave_the_coin_alone() -> None:
+    # Prepare: proposer 2 posts a root other than its uploads' (or none)
+    w, ref = _world(), _world()
+    roots = _part1(w)
+    _part1(ref)
+    honest_roots = {a: r for a, r in roots.items() if a != w.view.proposers[2]}
+    # Execute
+    coin = process_commit_deadline(w.members[0], CommitDeadline(
+        {**roots, w.view.proposers[2]: bytes(32)}))
+    coin_without = process_commit_deadline(ref.members[0], CommitDeadline(honest_roots))
+    # Assert: named and dropped; the coin hashes only what the chain bound
+    assert w.members[0].rejected[2][0] is Reject.HASH_MISMATCH
+    assert ref.members[0].rejected[2][0] is Reject.HASH_MISMATCH
+    assert w.members[0].server.committed(2, 1) is None
+    assert coin != coin_without  # different proposals, different roots
+    again = process_commit_deadline(_rebind(w), CommitDeadline(roots))
+    assert again != coin
+
+
+def _rebind(w: World) -> MemberState:
+    """A fresh member state over the same uploads (to compare coins)."""
+    fresh = _world()
+    for p, x in zip(fresh.proposers, w.prepared, strict=True):
+        _deliver(fresh, make_part1(p, x)[1])
+    return fresh.members[0]
