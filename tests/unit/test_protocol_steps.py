@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from phalanx.errors import ProtocolViolation, Reject
+from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.parties import SeededSecrets
 from phalanx.mpc.server import Server
 from phalanx.net.envelope import Sender, opener_of
@@ -235,3 +236,90 @@ def _rebind(w: World) -> MemberState:
     for p, x in zip(fresh.proposers, w.prepared, strict=True):
         _deliver(fresh, make_part1(p, x)[1])
     return fresh.members[0]
+
+
+def _to_ready(w: World) -> None:
+    roots = _part1(w)
+    coin1 = {process_commit_deadline(s, CommitDeadline(roots)) for s in w.members}.pop()
+    for p in w.proposers:
+        _deliver(w, make_part2(p, coin1)[1])
+    for s in w.members:
+        process_response_deadline(s, ResponseDeadline())
+
+
+def _route(w: World, msgs: list[Signed], tamper: object = None) -> None:
+    """Deliver member-to-member messages until none is left (a loopback in miniature)."""
+    from phalanx.protocol.committee import process_opening
+
+    queue = list(msgs)
+    while queue:
+        msg = queue.pop(0)
+        if tamper is not None:
+            msg = tamper(msg)  # type: ignore[operator]
+        queue += process_opening(w.members[w.view.seat(msg.header.receiver)], _wire(msg))
+
+
+def test_the_members_open_and_agree_through_signed_messages() -> None:
+    from phalanx.protocol.committee import get_accepted, get_output, process_pass
+
+    # Prepare
+    w = _world()
+    _to_ready(w)
+    # Execute: each member's pass, then the openings, member to member
+    _route(w, [m for s in w.members for m in process_pass(s)])
+    # Assert: every member decoded the same output, equal to the plaintext rule's
+    want = w.rule.aggregate(np.stack(w.prepared), w.ctx).vector  # type: ignore[attr-defined]
+    outs = [get_output(s) for s in w.members]
+    assert all(o is not None for o in outs)
+    assert all(np.array_equal(o, outs[0]) for o in outs)
+    assert np.abs(outs[0] - want).max() < 1e-3
+    assert all(get_accepted(s) == list(range(N)) for s in w.members)
+
+
+def test_a_member_altering_its_final_share_is_identified_by_every_other_member() -> None:
+    from phalanx.protocol.committee import get_output, process_pass
+    from phalanx.protocol.openings import decode_opening, encode_opening
+
+    # Prepare: member 2 adds 1 to its first aggregate share (re-signed: it is its message)
+    w = _world()
+    _to_ready(w)
+    bad = w.members[2].me
+
+    def tamper(msg: Signed) -> Signed:
+        if msg.header.sender != bad.address or w.members[0].phase.name != "FINAL":
+            return msg
+        kind, items = decode_opening(msg.body, "")
+        first = min(items)
+        items[first] = items[first].copy()
+        items[first][0] = (int(items[first][0]) + 1) % ((1 << 61) - 1)
+        return make_signed(bad, task=TASK, rnd=3, kind=Kind.OPENING,
+                           receiver=msg.header.receiver, body=encode_opening(kind, items))
+
+    # Execute
+    _route(w, [m for s in w.members for m in process_pass(s)], tamper)
+    # Assert: the honest members name member 2 and still agree on the right output
+    honest = [s for j, s in enumerate(w.members) if j != 2]
+    assert all(2 in s.server.cheaters for s in honest)
+    want = w.rule.aggregate(np.stack(w.prepared), w.ctx).vector  # type: ignore[attr-defined]
+    assert all(np.abs(get_output(s) - want).max() < 1e-3 for s in honest)
+
+
+def test_an_opening_of_the_wrong_stage_or_twice_is_refused() -> None:
+    from phalanx.protocol.committee import process_opening, process_pass
+    from phalanx.protocol.openings import encode_opening
+
+    w = _world()
+    _to_ready(w)
+    msgs = process_pass(w.members[0])
+    to1 = next(m for m in msgs if m.header.receiver == w.view.committee[1])
+    with pytest.raises(ProtocolViolation) as e:  # member 1 has not run its pass yet
+        process_opening(w.members[1], to1)
+    assert e.value.reason is Reject.WRONG_PHASE
+    process_pass(w.members[1])
+    process_opening(w.members[1], to1)
+    again = make_signed(w.members[0].me, task=TASK, rnd=3, kind=Kind.OPENING,
+                        receiver=w.view.committee[1],
+                        body=encode_opening(OpeningKind.CONSISTENCY, {}))
+    with pytest.raises(ProtocolViolation) as e:
+        process_opening(w.members[1], again)
+    assert e.value.reason is Reject.DUPLICATE

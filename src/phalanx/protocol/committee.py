@@ -9,23 +9,40 @@ Steps are synchronous; deadlines arrive as events carrying what the chain says:
   roots alone — nothing a party chooses after the deadline enters it;
 - ``process_response_deadline``: derive coin2 from coin1 and the part-2 roots, and fix the
   round's public randomness in the server.
-The pass, the openings and the attestation over the network are the next steps (not yet here:
-``mpc.committee`` drives them in process).
+- ``process_pass``: the fused pass over every bound client; its consistency shares go to the
+  other members in one ``OPENING``;
+- ``process_opening`` / ``process_opening_deadline``: collect the other members' shares of the
+  current opening; once all arrived (or at the deadline, the missing as erasures) decode them
+  with this member's own coin — consistency (degree t), then checks (degree 2t,
+  re-randomized), then the final values — reaching the verdicts and the output.
+Not yet here: disputes answered by the proposers' reveals (``mpc.committee`` has them in
+process; here an RS-marked consistency share rejects the client) and the attestation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
-from phalanx.errors import ProtocolViolation, Reject
+import numpy as np
+
+from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
+from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
-from phalanx.mpc.server import Server
+from phalanx.mpc.field import FieldVec
+from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.server import Failure, Server
 from phalanx.protocol.admission import require, verify_message
 from phalanx.protocol.identity import Identity
-from phalanx.protocol.messages import Kind, Signed
+from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
 from phalanx.protocol.round import RoundView
 from phalanx.protocol.uploads import decode_upload
+
+BATCH = 4
+"""Clients per fused pass (as ``rules.secure.backend.SERVER_BATCH``)."""
+ABORT = "committee-abort"
 
 
 class Phase(Enum):
@@ -34,6 +51,10 @@ class Phase(Enum):
     COLLECT_PART1 = 1
     COLLECT_PART2 = 2
     READY = 3
+    CONSISTENCY = 4
+    CHECKS = 5
+    FINAL = 6
+    DONE = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +82,16 @@ class MemberState:
     rejected: dict[int, tuple[Reject, str]] = field(default_factory=dict)
     coin1: bytes | None = None
     coin2: bytes | None = None
+    local: dict[int, tuple[ClientShares, LocalResult]] = field(default_factory=dict)
+    #: the current opening's shares: sender seat → client (or ROUND) → shares
+    inbox: dict[int, dict[int, FieldVec]] = field(default_factory=dict)
+    #: the final values' kinds, in the order the circuit opens them
+    final_kinds: tuple[OpeningKind, ...] = ()
+    final_degrees: tuple[bool, ...] = ()
+    verdicts: dict[int, tuple[Reject, str] | None] = field(default_factory=dict)
+    output: Any = None
+    revealed: dict[str, float] = field(default_factory=dict)
+    aborted: str | None = None
 
 
 def process_upload(state: MemberState, msg: Signed) -> list[Signed]:
@@ -124,3 +155,129 @@ def admitted(state: MemberState, msg: Signed) -> ProtocolViolation | None:
     except ProtocolViolation as e:
         return e
     return None
+
+
+def _opening(state: MemberState, kind: OpeningKind, items: dict[int, FieldVec]) -> list[Signed]:
+    """This member's shares of ``kind`` to every other member; its own go to its inbox."""
+    view, me = state.view, state.server.j
+    state.inbox = {me: items}
+    body = encode_opening(kind, items)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
+                        receiver=member, body=body)
+            for j, member in enumerate(view.committee) if j != me]
+
+
+def process_pass(state: MemberState) -> list[Signed]:
+    """Run the fused pass over every bound client and open their consistency values."""
+    require(state.phase is Phase.READY, Reject.WRONG_PHASE, state.me.address)
+    clients = sorted(state.roots[1])
+    for k in range(0, len(clients), BATCH):
+        batch = clients[k:k + BATCH]
+        for c, got in zip(batch, state.server.local_batch(batch), strict=True):
+            if isinstance(got, Failure):
+                state.verdicts[c] = (Reject.BAD_BUNDLE, f"member {state.server.j}: "
+                                                        f"{got.detail}")
+            else:
+                state.local[c] = got
+    state.phase = Phase.CONSISTENCY
+    return _opening(state, OpeningKind.CONSISTENCY,
+                    {c: Server.consistency_share(r) for c, (_, r) in state.local.items()})
+
+
+def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
+    """Admit another member's shares of the current opening; decode when all are in."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.OPENING},
+                   senders=[a for j, a in enumerate(view.committee)
+                            if j not in state.server.cheaters], seen=state.seen)
+    sender = msg.header.sender
+    kind, items = decode_opening(msg.body, sender)
+    # Verify the shares are of the opening under way
+    require(kind in _expected(state), Reject.WRONG_PHASE, sender,
+            f"{kind.value} shares during {state.phase.name}")
+    seat = view.seat(sender)
+    # Verify the member sends one set of shares per opening
+    require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
+    state.seen.add(msg.header.msg_id)
+    state.inbox[seat] = items
+    active = [j for j in range(view.m) if j not in state.server.cheaters]
+    return _advance(state) if all(j in state.inbox for j in active) else []
+
+
+def process_opening_deadline(state: MemberState) -> list[Signed]:
+    """The opening's deadline: decode with what arrived (missing shares are erasures)."""
+    return _advance(state)
+
+
+def _expected(state: MemberState) -> set[OpeningKind]:
+    return {Phase.CONSISTENCY: {OpeningKind.CONSISTENCY}, Phase.CHECKS: {OpeningKind.CHECKS},
+            Phase.FINAL: set(state.final_kinds)}.get(state.phase, set())
+
+
+def _decode(state: MemberState, key: int, degree: int) -> tuple[FieldVec, tuple[int, ...]]:
+    view = {j: items[key] for j, items in state.inbox.items() if key in items}
+    got = state.server.decode(view, degree)
+    state.server.cheaters.update(got.bad)
+    return got.value, got.bad
+
+
+def _advance(state: MemberState) -> list[Signed]:
+    t = state.view.t
+    try:
+        if state.phase is Phase.CONSISTENCY:
+            for c in list(state.local):
+                _, bad = _decode(state, c, t)
+                if bad:  # the dispute (a reveal by the proposer) is not yet a message step
+                    _reject(state, c, Reject.INCONSISTENT_SHARING,
+                            f"shares of members {list(bad)} disagree (dispute unresolved)")
+            state.phase = Phase.CHECKS
+            return _opening(state, OpeningKind.CHECKS,
+                            {c: state.server.check_share(c, r)
+                             for c, (_, r) in state.local.items()})
+        if state.phase is Phase.CHECKS:
+            for c in list(state.local):
+                values, _ = _decode(state, c, 2 * t)
+                failed = [r for r, v in zip(state.server.circuit.check_reasons, values,
+                                            strict=True) if int(v) != 0]
+                if failed:
+                    _reject(state, c, failed[0], "check value is not 0")
+                else:
+                    state.verdicts[c] = None
+            finals = state.server.final_shares()
+            state.final_kinds = tuple(f.kind for f in finals)
+            state.phase = Phase.FINAL
+            return _opening_finals(state, finals)
+        if state.phase is Phase.FINAL:
+            opened = {}
+            for code, kind in enumerate(state.final_kinds):
+                degree = 2 * t if state.final_degrees[code] else t
+                opened[kind], _ = _decode(state, ROUND - code, degree)
+            accepted = sum(1 for v in state.verdicts.values() if v is None)
+            state.output, state.revealed = state.server.circuit.finish(opened, accepted)
+            state.phase = Phase.DONE
+    except ReconstructionError as e:
+        state.aborted = f"{ABORT}: {state.phase.name.lower()} opening: {e}"
+        state.phase = Phase.DONE
+    return []
+
+
+def _opening_finals(state: MemberState, finals: list[Any]) -> list[Signed]:
+    state.final_degrees = tuple(f.degree_2t for f in finals)
+    items = {ROUND - code: f.values for code, f in enumerate(finals)}
+    return _opening(state, finals[0].kind, items)
+
+
+def _reject(state: MemberState, client: int, reason: Reject, detail: str) -> None:
+    shares, local = state.local.pop(client)
+    state.server.rollback(shares, local)
+    state.verdicts[client] = (reason, detail)
+
+
+def get_accepted(state: MemberState) -> list[int]:
+    """The clients whose inputs are in the aggregate (after DONE)."""
+    return sorted(c for c, v in state.verdicts.items() if v is None)
+
+
+def get_output(state: MemberState) -> np.ndarray | None:
+    """The aggregate this member computed, or None (not done, or aborted)."""
+    return None if state.aborted else state.output
