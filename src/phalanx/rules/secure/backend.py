@@ -134,7 +134,7 @@ class SecureParams:
     t: int = 1
     frac_bits: int = 16
     #: projection rows k, drawn from the post-commitment coin (2^-k soundness per client)
-    rows: int = 40
+    rows: int = 64
     #: "seeded" (protocol.md §2: t seeds + m − t explicit share vectors) or "masked"
     #: (one public masked vector + C(m, t) keys, phalanx.mpc.masked: meets the upload bound)
     sharing: str = "seeded"

@@ -16,14 +16,14 @@ from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules.base import RuleContext
 from phalanx.rules.cc import CenteredClipping, center_of
-from phalanx.rules.secure.vector import NormCircuit
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit
 
 
 class CenteredClippingCircuit(NormCircuit):
     """fedavg-nb's circuit with the public center added to the output."""
 
     def __init__(self, rule: CenteredClipping, ctx: RuleContext, *, frac_bits: int,
-                 rows: int) -> None:
+                 rows: int = MIN_ROWS) -> None:
         super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
                          bound=rule.tau * (1 + rule.slack), floor=None,
                          norm_reason=Reject.NORM_BOUND)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from phalanx.errors import Reject
 from phalanx.rules.base import RuleContext
 from phalanx.rules.fedavg import FedAvgNormBounded
-from phalanx.rules.secure.vector import NormCircuit
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit
 
 
 def make_circuit(rule: FedAvgNormBounded, ctx: RuleContext, *, frac_bits: int,
-                 rows: int) -> NormCircuit:
+                 rows: int = MIN_ROWS) -> NormCircuit:
     """The norm-bounded mean: the rule's own τ and slack are the proof's bound."""
     return NormCircuit(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
                        bound=rule.tau * (1 + rule.slack), floor=None,

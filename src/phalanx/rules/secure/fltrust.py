@@ -25,7 +25,7 @@ from phalanx.mpc.client_kernels import dot_small
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules.base import RuleContext, l2_norm
 from phalanx.rules.fltrust import FLTrust
-from phalanx.rules.secure.vector import NormCircuit, g_norm_bits
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit, g_norm_bits
 
 P = F.P
 
@@ -34,7 +34,8 @@ class FLTrustCircuit(NormCircuit):
     """fltrust compiled to shares; reasons NOT_BINARY, NORM_RANGE, PROJECTION, TRUST_WEIGHT,
     REMAINDER (reported in that order of priority)."""
 
-    def __init__(self, rule: FLTrust, ctx: RuleContext, *, frac_bits: int, rows: int) -> None:
+    def __init__(self, rule: FLTrust, ctx: RuleContext, *, frac_bits: int,
+                 rows: int = MIN_ROWS) -> None:
         super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
                          bound=rule.nu * float(np.sqrt(1 + rule.delta)),
                          floor=rule.nu * float(np.sqrt(max(0.0, 1 - rule.delta))),

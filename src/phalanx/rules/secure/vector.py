@@ -35,6 +35,21 @@ from phalanx.mpc.prg import Prg, derive
 P = F.P
 ROW_SIGMAS = 6
 """T ≥ 6·‖y‖: an honest row exceeds T with probability ≤ 2·exp(−18) (Hoeffding)."""
+MIN_ROWS = 64
+"""k ≥ 64 projection rows: the beacon is public before the commitment deadline, so the last
+client to commit can grind the coin (protocol.md §3.2, v1.1); 2^-64 per attempt."""
+MAX_ROWS = 64
+"""8 groups of 8 rows: the kernels' unrolled four-Russians scatter handles at most 8 groups."""
+
+
+def check_rows(rows: int) -> None:
+    """ConfigError unless ``rows`` is a multiple of 8 in [MIN_ROWS, MAX_ROWS]."""
+    if rows < MIN_ROWS:
+        raise ConfigError(f"rows={rows} is below {MIN_ROWS}: the last client to commit can grind "
+                          "the coin, so protocol.md §3.2 (v1.1) needs k >= 64 projection rows")
+    if rows % 8 or rows > MAX_ROWS:
+        raise ConfigError(f"rows={rows} must be a multiple of 8 (groups of 8 rows) and at most "
+                          f"{MAX_ROWS}")
 
 
 @dataclass(slots=True)
@@ -65,10 +80,9 @@ class NormCircuit:
     vector_labels: tuple[str, ...] = ("x",)
     streams = True  # the fused pass reads x chunk by chunk (mpc.stream)
 
-    def __init__(self, *, dim: int, frac_bits: int, rows: int, bound: float,
-                 floor: float | None, norm_reason: Reject) -> None:
-        if rows % 8 or not 8 <= rows <= 64:
-            raise ConfigError(f"rows={rows} must be a multiple of 8 in [8, 64]")
+    def __init__(self, *, dim: int, frac_bits: int, bound: float, floor: float | None,
+                 norm_reason: Reject, rows: int = MIN_ROWS) -> None:
+        check_rows(rows)
         self.d, self.f, self.k = dim, frac_bits, rows
         n_bound = int(np.ceil(bound * 2.0**frac_bits))
         self.k_row = (ROW_SIGMAS * n_bound - 1).bit_length() + 1
