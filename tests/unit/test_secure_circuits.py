@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def test_circuits_default_to_64_rows_in_8_groups() -> None:
 def test_fewer_than_64_rows_is_a_config_error_naming_the_value(rows: int) -> None:
     with pytest.raises(ConfigError, match=f"rows={rows} is below 64: the last client to commit "
                                           "can grind the coin"):
-        NormCircuit(dim=D, frac_bits=16, rows=rows, bound=1.0, floor=None,
+        NormCircuit(dim=D, frac_bits=16, rows=rows, sq_max=Fraction(1), sq_min=None,
                     norm_reason=Reject.NORM_BOUND)
     with pytest.raises(ConfigError, match=f"rows={rows} is below 64"):
         make_circuit(make_rule("fedavg-nb"), _ctx(), SecureParams(rows=rows), 5)
@@ -49,5 +51,5 @@ def test_fewer_than_64_rows_is_a_config_error_naming_the_value(rows: int) -> Non
 @pytest.mark.parametrize("rows", [65, 72, 128])
 def test_rows_must_be_64_groups_of_8_at_most(rows: int) -> None:
     with pytest.raises(ConfigError, match=f"rows={rows} must be a multiple of 8"):
-        NormCircuit(dim=D, frac_bits=16, rows=rows, bound=1.0, floor=None,
+        NormCircuit(dim=D, frac_bits=16, rows=rows, sq_max=Fraction(1), sq_min=None,
                     norm_reason=Reject.NORM_BOUND)

@@ -6,6 +6,7 @@ does and the output is v + the mean of the accepted y. Same bounds as fedavg-nb.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ class CenteredClippingCircuit(NormCircuit):
     def __init__(self, rule: CenteredClipping, ctx: RuleContext, *, frac_bits: int,
                  rows: int = MIN_ROWS) -> None:
         super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
-                         bound=rule.tau * (1 + rule.slack), floor=None,
+                         sq_max=Fraction(rule.norm_bound()) ** 2, sq_min=None,
                          norm_reason=Reject.NORM_BOUND)
         self.center = center_of(ctx).astype(np.float32)
 

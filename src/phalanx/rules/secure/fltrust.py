@@ -12,6 +12,7 @@ Output: (‖g_0‖/ν)·N/(2^{f+1}·D) in integers; revealed D/2^f (the sum of t
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,9 @@ class FLTrustCircuit(NormCircuit):
 
     def __init__(self, rule: FLTrust, ctx: RuleContext, *, frac_bits: int,
                  rows: int = MIN_ROWS) -> None:
-        super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
-                         bound=rule.nu * float(np.sqrt(1 + rule.delta)),
-                         floor=rule.nu * float(np.sqrt(max(0.0, 1 - rule.delta))),
-                         norm_reason=Reject.NORM_RANGE)
+        lo, hi = rule.norm_sq_range()
+        super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows, sq_max=Fraction(hi),
+                         sq_min=Fraction(max(0.0, lo)), norm_reason=Reject.NORM_RANGE)
         g0 = rule.normalized_reference(ctx).astype(np.float64)
         self.g = np.rint(g0 * 2.0**frac_bits).astype(np.int64)
         self.g_fe = F.from_signed(self.g)
