@@ -39,12 +39,14 @@ def test_streamed_bundle_reads_what_decode_reads(n: int) -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(n=st.integers(1, 3 * CHUNK), k=st.integers(1, 4), weight=st.integers(0, 2**61 - 2))
-def test_pass_over_streams_equals_the_pass_over_the_vectors(n: int, k: int, weight: int) -> None:
+@given(n=st.integers(1, 3 * CHUNK), k=st.integers(1, 4), weight=st.integers(0, 2**61 - 2),
+       groups=st.sampled_from([5, 8]))
+def test_pass_over_streams_equals_the_pass_over_the_vectors(n: int, k: int, weight: int,
+                                                            groups: int) -> None:
     # Prepare: k clients' bundles, a public ĝ_0 and sign patterns, two equal accumulators
     rng = np.random.default_rng(n)
     bundles = [_bundle(n, bytes([i]) * 32) for i in range(k)]
-    patterns = rng.integers(0, 256, (n, 5), dtype=np.uint8)
+    patterns = rng.integers(0, 256, (n, groups), dtype=np.uint8)
     g0 = rng.integers(-1000, 1000, n).astype(np.int32)
     acc_plain = Prg(b"a" * 32).field_elements(n)
     acc_stream = acc_plain.copy()

@@ -20,7 +20,7 @@ import numpy as np
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import masked_share
-from phalanx.mpc.packing import pack_words, packed_words, unpack_words
+from phalanx.mpc.packing import noncanonical, pack_words, packed_words, unpack_words
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded
 
@@ -34,6 +34,9 @@ ShareVector: TypeAlias = (
 or stored (read again on demand: :mod:`phalanx.mpc.stream`)."""
 
 MAGIC = b"PXB1"
+_HEAD = struct.Struct(">4sIIBBB")  # magic, client, server, part, items, mode
+MODES = {0: "seeded", 1: "explicit", 2: "masked"}
+"""The mode byte (``explicit``) of a bundle's header: what its body holds."""
 
 
 class OpeningKind(Enum):
@@ -83,7 +86,9 @@ def packed_of(values: FieldVec) -> Packed61:
 
 
 def unpack61(raw: bytes | memoryview, n: int) -> FieldVec:
-    """Inverse of :func:`pack61` (raises ConfigError on a short buffer)."""
+    """Inverse of :func:`pack61` (raises ConfigError on a short buffer). Lenient: an element
+    equal to p comes back as p (≡ 0); the decoders of uploads (:func:`decode_bundle`,
+    :func:`masked_views`, ``stream.read_bundle``) reject such non-canonical packings."""
     words = np.frombuffer(raw, np.uint64)
     if words.shape[0] < packed_words(n):
         raise ConfigError(f"packed vector has {words.shape[0]} words, needs {packed_words(n)}")
@@ -152,7 +157,7 @@ def encode_bundle(b: ShareBundle, scratch: Scratch | None = None) -> bytes | mem
     """Wire form: magic, header, item table, then a seed, the masked-sharing keys, or (after
     zero padding to a multiple of 8 bytes) the packed vectors."""
     mode = 0 if b.seed is not None else (2 if b.masked_hash is not None else 1)
-    head = struct.pack(">4sIIBBB", MAGIC, b.client, b.server, b.part, len(b.labels), mode)
+    head = _HEAD.pack(MAGIC, b.client, b.server, b.part, len(b.labels), mode)
     table = b"".join(struct.pack(">H", len(lab)) + lab.encode() + struct.pack(">Q", n)
                      for lab, n in zip(b.labels, b.lengths, strict=True))
     body: list[bytes | memoryview]
@@ -177,53 +182,114 @@ def encode_bundle(b: ShareBundle, scratch: Scratch | None = None) -> bytes | mem
     return out[:size]
 
 
+def decode_header(head: bytes | memoryview) -> tuple[int, int, int, int, int]:
+    """(client, server, part, n_items, mode) of a bundle header; ConfigError on a bad magic or
+    an unknown mode."""
+    magic, client, server, part, n_items, mode = _HEAD.unpack(head)
+    if magic != MAGIC:
+        raise ConfigError("bundle magic mismatch")
+    if mode not in MODES:
+        raise ConfigError(f"bundle mode (explicit={mode}) is not one of {sorted(MODES)}")
+    return client, server, part, n_items, mode
+
+
+def decode_item(raw: bytes | memoryview, pos: int, labels: list[str]) -> tuple[str, int, int]:
+    """One entry of a bundle's item table at ``pos``: (label, length, next position); the
+    label must be UTF-8 and not one of ``labels`` (those before it)."""
+    (n_lab,) = struct.unpack_from(">H", raw, pos)
+    if pos + 2 + n_lab + 8 > len(raw):
+        raise ConfigError(f"bundle of {len(raw)} bytes ends inside its item table")
+    label = bytes(raw[pos + 2 : pos + 2 + n_lab]).decode("utf-8")
+    if label in labels:
+        raise ConfigError(f"bundle label {label!r} repeats")
+    (n,) = struct.unpack_from(">Q", raw, pos + 2 + n_lab)
+    return label, n, pos + 2 + n_lab + 8
+
+
+def check_packed(words: FieldVec, n: int, what: str) -> None:
+    """ConfigError unless ``words`` is the one 61-bit packing of n field elements."""
+    why = noncanonical(words, n)
+    if why is not None:
+        raise ConfigError(f"{what}: {why}")
+
+
+def check_padding(raw: bytes | memoryview, what: str) -> None:
+    """ConfigError unless the padding bytes ``raw`` are all zero."""
+    if any(bytes(raw)):
+        raise ConfigError(f"{what}: padding bytes are not zero")
+
+
 def decode_bundle(raw: bytes | memoryview, *, packed: bool = False) -> ShareBundle:
     """Parse :func:`encode_bundle`'s output; ConfigError on a malformed bundle. With ``packed``
-    explicit vectors come back as zero-copy :class:`Packed61` views of ``raw``."""
+    explicit vectors come back as zero-copy :class:`Packed61` views of ``raw``.
+
+    Exactly one byte string decodes to a given bundle (and re-encodes to itself): the payload
+    must be consumed to its last byte, the mode known, labels UTF-8 and distinct, the padding
+    zero, the packed vectors canonical (no element equal to p, no nonzero unused bit) and the
+    masked key sets strictly increasing, each with strictly increasing members."""
     try:
-        magic, client, server, part, n_items, explicit = struct.unpack_from(">4sIIBBB", raw)
-        if magic != MAGIC:
-            raise ConfigError("bundle magic mismatch")
-        pos = struct.calcsize(">4sIIBBB")
-        labels, lengths = [], []
+        client, server, part, n_items, mode = decode_header(raw[:_HEAD.size])
+        pos = _HEAD.size
+        labels: list[str] = []
+        lengths: list[int] = []
         for _ in range(n_items):
-            (n_lab,) = struct.unpack_from(">H", raw, pos)
-            labels.append(bytes(raw[pos + 2 : pos + 2 + n_lab]).decode())
-            (n,) = struct.unpack_from(">Q", raw, pos + 2 + n_lab)
+            label, n, pos = decode_item(raw, pos, labels)
+            labels.append(label)
             lengths.append(n)
-            pos += 2 + n_lab + 8
-        if explicit == 0:
+        if mode == 0:
+            _expect_size(raw, pos + 32)
             return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
                                seed=bytes(raw[pos : pos + 32]))
-        if explicit == 2:
-            masked_hash = bytes(raw[pos : pos + 32])
-            (n_keys,) = struct.unpack_from(">H", raw, pos + 32)
-            pos += 34
-            keys = []
-            for _ in range(n_keys):
-                size = raw[pos]
-                keys.append((tuple(raw[pos + 1 : pos + 1 + size]),
-                             bytes(raw[pos + 1 + size : pos + 33 + size])))
-                pos += 33 + size
-            return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
-                               keys=tuple(keys), masked_hash=masked_hash)
-        view = memoryview(raw)
-        pos += -pos % 8
+        if mode == 2:
+            return _decode_masked_body(raw, pos, client, server, part, labels, lengths)
+        pad = -pos % 8
+        _expect_size(raw, pos + pad + sum(8 * packed_words(n) for n in lengths))
+        check_padding(raw[pos : pos + pad], "bundle header")
+        pos += pad
         vectors: list[FieldVec | Packed61] = []
-        for n in lengths:
+        for label, n in zip(labels, lengths, strict=True):
             size = 8 * packed_words(n)
-            if pos + size > len(raw):
-                raise ConfigError(f"bundle of {len(raw)} bytes is too short for its items")
-            if packed:
-                words = np.frombuffer(raw, np.uint64, count=size // 8, offset=pos)
-                vectors.append(Packed61(words, n))
-            else:
-                vectors.append(unpack61(view[pos : pos + size], n))
+            words = np.frombuffer(raw, np.uint64, count=size // 8, offset=pos)
+            check_packed(words, n, f"bundle item {label!r}")
+            vectors.append(Packed61(words, n) if packed else unpack_words(words, n))
             pos += size
         return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
                            vectors=tuple(vectors))
     except (struct.error, UnicodeDecodeError, ValueError) as e:
         raise ConfigError(f"malformed share bundle: {e}") from e
+
+
+def _expect_size(raw: bytes | memoryview, size: int) -> None:
+    if len(raw) != size:
+        raise ConfigError(f"bundle of {len(raw)} bytes, its items need {size}")
+
+
+def _decode_masked_body(raw: bytes | memoryview, pos: int, client: int, server: int, part: int,
+                        labels: list[str], lengths: list[int]) -> ShareBundle:
+    """The body of a masked bundle: the blob's hash and this server's keys, one per key set
+    (as ``przs.key_sets`` makes them: sets of one size, strictly increasing, their members
+    strictly increasing, each holding the bundle's server)."""
+    masked_hash = bytes(raw[pos : pos + 32])
+    (n_keys,) = struct.unpack_from(">H", raw, pos + 32)
+    pos += 34
+    keys: list[tuple[KeySet, bytes]] = []
+    for _ in range(n_keys):
+        size = raw[pos]
+        if pos + 33 + size > len(raw):
+            raise ConfigError(f"bundle of {len(raw)} bytes ends inside its keys")
+        members = tuple(raw[pos + 1 : pos + 1 + size])
+        if any(a >= b for a, b in zip(members, members[1:], strict=False)):
+            raise ConfigError(f"key set {members} is not strictly increasing")
+        if server not in members:
+            raise ConfigError(f"key set {members} of server {server}'s bundle lacks it")
+        if keys and (len(members) != len(keys[0][0]) or not keys[-1][0] < members):
+            raise ConfigError(f"key set {members} does not follow {keys[-1][0]} (same size, "
+                              "increasing)")
+        keys.append((members, bytes(raw[pos + 1 + size : pos + 33 + size])))
+        pos += 33 + size
+    _expect_size(raw, pos)
+    return ShareBundle(client, server, part, tuple(labels), tuple(lengths),
+                       keys=tuple(keys), masked_hash=masked_hash)
 
 
 def encode_masked(vectors: list[FieldVec]) -> bytes:
@@ -233,27 +299,22 @@ def encode_masked(vectors: list[FieldVec]) -> bytes:
 
 def decode_masked(raw: bytes | memoryview, lengths: tuple[int, ...]) -> list[FieldVec]:
     """Inverse of :func:`encode_masked` given the item lengths (ConfigError on a bad size)."""
-    view = memoryview(raw)
-    out, pos = [], 0
-    for n in lengths:
-        size = 8 * packed_words(n)
-        out.append(unpack61(view[pos : pos + size], n))
-        pos += size
-    if pos != len(raw):
-        raise ConfigError(f"masked blob has {len(raw)} bytes, expected {pos}")
-    return out
+    return [v.unpack() for v in masked_views(raw, lengths)]
 
 
 def masked_views(raw: bytes | memoryview, lengths: tuple[int, ...]) -> list[Packed61]:
     """:func:`decode_masked` without unpacking: each masked vector as a :class:`Packed61` view
-    of the blob (read in place by a server's streamed pass); ConfigError on a bad size."""
+    of the blob (read in place by a server's streamed pass); ConfigError on a bad size or a
+    non-canonical packing (an element equal to p, a nonzero unused bit)."""
     sizes = [packed_words(n) for n in lengths]
     if 8 * sum(sizes) != len(raw):
         raise ConfigError(f"masked blob has {len(raw)} bytes, expected {8 * sum(sizes)}")
     words = np.frombuffer(raw, np.uint64)
     out, pos = [], 0
-    for n, size in zip(lengths, sizes, strict=True):
-        out.append(Packed61(words[pos:pos + size], n))
+    for k, (n, size) in enumerate(zip(lengths, sizes, strict=True)):
+        view = words[pos:pos + size]
+        check_packed(view, n, f"masked blob vector {k}")
+        out.append(Packed61(view, n))
         pos += size
     return out
 

@@ -153,8 +153,7 @@ class _Upload:
         assert self.reader is not None
         try:
             for s in self.streams:
-                if s.done < s.n:
-                    s.drain()
+                s.drain()  # reads what the pass left, and checks the stream's encoding
             self.reader.verify()
         except Exception:  # noqa: BLE001 - any failure to authenticate is the client's claim
             return False
@@ -173,7 +172,9 @@ class _Upload:
     def load(self, label: str) -> FieldVec:
         """Vector ``label`` read again from the stored upload (the bytes the pass read)."""
         _, body = self._read(None)
-        return as_field(dict(zip(body.labels, body.vectors, strict=True))[label])
+        v = dict(zip(body.labels, body.vectors, strict=True))[label]
+        # as the pass read it, canonical or not (a rollback must subtract exactly that)
+        return v.unpack(strict=False) if isinstance(v, PackedStream) else as_field(v)
 
 
 class Server:

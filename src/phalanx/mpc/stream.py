@@ -23,8 +23,23 @@ import numpy as np
 from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.masked import add_masked_words, masked_share, weight
-from phalanx.mpc.messages import MAGIC, Packed61, ShareBundle, decode_bundle
-from phalanx.mpc.packing import packed_words, unpack61_into, unpack_words
+from phalanx.mpc.messages import (
+    Packed61,
+    ShareBundle,
+    check_packed,
+    check_padding,
+    decode_bundle,
+    decode_header,
+    decode_item,
+)
+from phalanx.mpc.packing import (
+    count_p,
+    has_long_run,
+    packed_words,
+    tail_is_zero,
+    unpack61_into,
+    unpack_words,
+)
 from phalanx.mpc.prg import CHUNK_WORDS, ZEROS, Prg, derive, mask61
 from phalanx.mpc.przs import KeySet
 from phalanx.mpc.shamir import expand_seeded, point
@@ -33,7 +48,7 @@ CHUNK = CHUNK_WORDS
 """Coordinates per chunk of a streamed pass (a multiple of 64, so packed chunks start on a word):
 4 clients' chunks, the patterns, ĝ_0 and the accumulator slices stay in L2 (about 1.5 MB)."""
 
-_HEAD = struct.Struct(">4sIIBBB")
+_HEAD = struct.Struct(">4sIIBBB")  # messages' bundle header
 
 
 class Reader(Protocol):
@@ -104,13 +119,21 @@ class _InOrder:
 class PackedStream(_InOrder):
     """The last vector of an explicit bundle, still in its reader: ``chunk(lo, hi)`` reads the
     packed words of coordinates lo … hi − 1 (in order, lo a multiple of 64) into one reused
-    buffer. ``clock`` (injected, like the committee's) times the reads into ``seconds``."""
+    buffer. ``clock`` (injected, like the committee's) times the reads into ``seconds``.
+
+    Each chunk is checked for the one packing of its values while it is in cache (no element
+    equal to p; after the last element, zero bits up to the end): a chunk that fails is still
+    handed to the pass (the pass reads values masked to 61 bits, and p counts as 0), and
+    :meth:`drain` raises, so the upload is rolled back like one whose tag fails."""
 
     def __init__(self, reader: Reader, n: int, clock: Callable[[], float] | None = None) -> None:
         self.reader, self.n = reader, n
         self.clock = clock
         self.seconds = 0.0
         self.done = 0
+        #: why the packing read so far is not canonical (None while it is)
+        self.fault: str | None = None
+        self._empty_read = False
         words = 61 * min(n, CHUNK) // 64 + 2
         self._buf = bytearray(8 * words + 16)
 
@@ -126,21 +149,48 @@ class PackedStream(_InOrder):
             self.seconds += self.clock() - t0
         # the last element of a middle chunk reads one word past it: the masked read ignores it
         words = np.frombuffer(self._buf, np.uint64, count=last - first + 1)
+        if self.fault is None:
+            self._check(words[:last - first], hi - lo, hi == self.n)
         return Packed61(words, hi - lo)
 
+    def _check(self, words: FieldVec, m: int, is_last: bool) -> None:
+        """Record why a chunk's packing of m elements is not canonical (lo is a multiple of 64,
+        so its elements start at bit 0 of ``words`` and, but for the last chunk, fill it)."""
+        if is_last and not tail_is_zero(words, m, words.shape[0]):
+            self.fault = f"nonzero padding bits after the {self.n} packed elements"
+        elif has_long_run(words) and count_p(words, m):
+            self.fault = f"a packed element equals p (not a canonical field element), n={self.n}"
+
     def drain(self) -> None:
-        """Read what is left (unused), so the reader can be verified."""
+        """Read what is left (unused), so the reader can be verified; ConfigError when some
+        chunk was not the canonical packing of its values (call it once the pass is done, also
+        when the pass read everything)."""
         while self.done < self.n:
             self.chunk(self.done, min(self.n, self.done + CHUNK))
+        if self.n == 0 and not self._empty_read:  # no chunk: only the spare word to read
+            self._empty_read = True
+            word = self.reader.read_into(memoryview(self._buf), 8)
+            if any(bytes(word)):
+                self.fault = "nonzero padding bits after the 0 packed elements"
+        if self.fault is not None:
+            raise ConfigError(f"streamed bundle vector: {self.fault}")
 
-    def unpack(self) -> FieldVec:
-        """The whole (unread) vector, unpacked into a fresh array."""
+    def unpack(self, *, strict: bool = True) -> FieldVec:
+        """The whole (unread) vector, unpacked into a fresh array. ``strict=False`` reads a
+        non-canonical packing as the pass read it (an element equal to p counts as 0): what
+        a rollback of an upload that failed its check must subtract."""
         if self.done:
             raise ConfigError("stream already partly read")
         raw = bytearray(8 * packed_words(self.n) + 15)
         self.reader.read_into(memoryview(raw), 8 * packed_words(self.n))
         self.done = self.n
-        return unpack_words(np.frombuffer(raw, np.uint64, count=packed_words(self.n)), self.n)
+        words = np.frombuffer(raw, np.uint64, count=packed_words(self.n))
+        if strict:
+            check_packed(words, self.n, "streamed bundle vector")
+            return unpack_words(words, self.n)
+        out = unpack_words(words, self.n)
+        out[out == np.uint64((1 << 61) - 1)] = 0
+        return out
 
 
 class SeededStream(_InOrder):
@@ -251,35 +301,40 @@ def chunk_of(v: FieldVec | Packed61 | PackedStream | SeededStream | MaskedStream
 def read_bundle(reader: Reader, clock: Callable[[], float] | None = None) -> ShareBundle:
     """``messages.decode_bundle`` over a reader. An explicit bundle's last vector is left in the
     reader as a :class:`PackedStream` (its other items are read and unpacked); seeded and
-    masked bundles are small and read whole. ConfigError on a malformed bundle, including one
-    whose size is not exactly what its table says."""
+    masked bundles are small and read whole. ConfigError on a malformed bundle — whose size is
+    not exactly what its table says, whose mode is unknown, whose labels are not UTF-8 or
+    repeat, whose padding is not zero or whose packed items are not canonical; the streamed
+    vector's canonical form is checked as it is read and reported by ``PackedStream.drain``."""
     head = _read(reader, _HEAD.size)
-    magic, client, server, part, n_items, mode = _HEAD.unpack(head)
-    if magic != MAGIC:
-        raise ConfigError("bundle magic mismatch")
+    client, server, part, n_items, mode = decode_header(head)
     table = bytearray()
-    labels, lengths = [], []
+    labels: list[str] = []
+    lengths: list[int] = []
     for _ in range(n_items):
         raw = _read(reader, 2)
         (n_lab,) = struct.unpack(">H", raw)
-        rest = _read(reader, n_lab + 8)
-        table += raw + rest
+        entry = raw + _read(reader, n_lab + 8)
         try:
-            labels.append(rest[:n_lab].decode())
+            label, n, _ = decode_item(entry, 0, labels)
         except UnicodeDecodeError as e:
             raise ConfigError(f"malformed share bundle: {e}") from e
-        lengths.append(struct.unpack(">Q", rest[n_lab:])[0])
+        table += entry
+        labels.append(label)
+        lengths.append(n)
     pos = _HEAD.size + len(table)
     if mode != 1 or not lengths:
+        if reader.size < pos:
+            raise ConfigError(f"bundle of {reader.size} bytes ends inside its item table")
         return decode_bundle(head + bytes(table) + _read(reader, reader.size - pos))
     pad = -pos % 8
     sizes = [8 * packed_words(n) for n in lengths]
     if pos + pad + sum(sizes) != reader.size:
         raise ConfigError(f"bundle of {reader.size} bytes, its items need {pos + pad + sum(sizes)}")
-    _read(reader, pad)
+    check_padding(_read(reader, pad), "bundle header")
     vectors: list[FieldVec | Packed61 | PackedStream] = []
-    for n, size in zip(lengths[:-1], sizes, strict=False):
+    for label, n, size in zip(labels[:-1], lengths[:-1], sizes, strict=False):
         words = np.frombuffer(_read(reader, size), np.uint64)
+        check_packed(words, n, f"bundle item {label!r}")
         vectors.append(unpack_words(words, n))
     vectors.append(PackedStream(reader, lengths[-1], clock))
     return ShareBundle(client, server, part, tuple(labels), tuple(lengths),

@@ -20,8 +20,8 @@ from phalanx.rules.base import (
     Rule,
     RuleContext,
     check_shape_and_norm,
-    clip_to_norm,
 )
+from phalanx.rules.fedavg import clip_within
 
 
 def center_of(ctx: RuleContext) -> FloatVec:
@@ -48,15 +48,19 @@ class CenteredClipping(Rule):
 
     def prepare(self, update: FloatVec, ctx: RuleContext) -> FloatVec:
         diff = np.asarray(update, dtype=np.float32) - center_of(ctx)
-        return clip_to_norm(diff, self.tau)
+        return clip_within(diff, self.tau)
 
     def check(self, prepared: FloatVec, ctx: RuleContext) -> Rejection | None:
         basic, norm = check_shape_and_norm(prepared, ctx)
         if basic is not None:
             return basic
-        if not norm <= self.tau * (1.0 + self.slack):
+        if not norm <= self.norm_bound():
             return Rejection(-1, Reject.NORM_BOUND, f"norm {norm:.6g} > tau={self.tau}")
         return None
+
+    def norm_bound(self) -> float:
+        """The bound ``check`` puts on ‖y‖: tau·(1 + slack) (the secure circuit's, exactly)."""
+        return self.tau * (1.0 + self.slack)
 
     def combine(self, accepted: FloatMat, ctx: RuleContext) -> FloatVec:
         out: FloatVec = center_of(ctx) + accepted.mean(axis=0, dtype=np.float32)

@@ -23,6 +23,7 @@ from phalanx.rules.base import (
     check_shape_and_norm,
     l2_norm,
 )
+from phalanx.rules.fedavg import accurate_norm
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class FLTrust(Rule):
 
     def prepare(self, update: FloatVec, ctx: RuleContext) -> FloatVec:
         g = np.asarray(update, dtype=np.float32)
-        norm = l2_norm(g)
+        norm = accurate_norm(g)  # float64: the exact ‖x‖ is nu to ~2^-23 (docs/mpc.md)
         if norm == 0.0:
             return np.zeros_like(g)
         if norm < 1e-30:  # nu/norm would overflow float32: scale in float64
@@ -54,10 +55,14 @@ class FLTrust(Rule):
         if basic is not None:
             return basic
         sq = norm**2
-        lo, hi = self.nu**2 * (1 - self.delta), self.nu**2 * (1 + self.delta)
+        lo, hi = self.norm_sq_range()
         if not lo <= sq <= hi:
             return Rejection(-1, Reject.NORM_RANGE, f"‖x‖²={sq:.6g} outside [{lo:.6g}, {hi:.6g}]")
         return None
+
+    def norm_sq_range(self) -> tuple[float, float]:
+        """The range ``check`` puts ‖x‖² in: nu²(1 ± delta) (the secure circuit's, exactly)."""
+        return self.nu**2 * (1 - self.delta), self.nu**2 * (1 + self.delta)
 
     def normalized_reference(self, ctx: RuleContext) -> FloatVec:
         """ĝ_0 = g_0 · nu/‖g_0‖ (zero if g_0 is zero)."""

@@ -64,7 +64,7 @@ from phalanx.rules.secure.fltrust import FLTrustCircuit
 from phalanx.rules.secure.parties import OsSecrets
 from phalanx.rules.secure.rsa import SignCircuit
 from phalanx.rules.secure.spool import SpoolStore
-from phalanx.rules.secure.vector import NormCircuit
+from phalanx.rules.secure.vector import NormCircuit, check_rows
 
 SPOOL_BYTES = 1 << 30
 """Above this many bytes of stored part-1 uploads the simulated servers spool them (and the
@@ -72,9 +72,6 @@ clients their secrets) to files instead of holding them in memory. n = 100 at d 
 (m, t) = (5, 1) would hold 3.1 GB (4.2 GB peak RSS for the secure part) and ran no faster in
 memory than spooled on this VM (14.3 vs 13.5 s and 17.9 vs 17.8 s, side by side), where every
 first touch of fresh memory is slow; it spools now (1.1 GB RSS)."""
-MIN_ROWS = 64
-"""The fewest projection rows: clients can compute the coin before the deadline (grinding), so
-each try must succeed with at most 2^-64 (protocol.md §3.2, v1.1)."""
 SERVER_BATCH = 4
 """Clients a server checks in one fused pass (its accumulator, g_0 and the projection patterns
 are read once per batch: 5.4 instead of 8 ms per client at d = 10^6 here)."""
@@ -176,9 +173,7 @@ class SecureParams:
         validate_committee(self.m, self.t)
         if not 4 <= self.frac_bits <= 24:
             raise ConfigError(f"frac_bits={self.frac_bits} must be in [4, 24]")
-        if self.rows % 8 or not MIN_ROWS <= self.rows <= 64:
-            raise ConfigError(f"rows={self.rows} must be a multiple of 8 in [{MIN_ROWS}, 64]: "
-                              "the last client to commit can grind the coin (2^-rows per try)")
+        check_rows(self.rows)
         if self.sharing not in ("seeded", "masked"):
             raise ConfigError(f"sharing={self.sharing!r} must be 'seeded' or 'masked'")
 

@@ -6,6 +6,7 @@ does and the output is v + the mean of the accepted y. Same bounds as fedavg-nb.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -16,16 +17,16 @@ from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules.base import RuleContext
 from phalanx.rules.cc import CenteredClipping, center_of
-from phalanx.rules.secure.vector import NormCircuit
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit
 
 
 class CenteredClippingCircuit(NormCircuit):
     """fedavg-nb's circuit with the public center added to the output."""
 
     def __init__(self, rule: CenteredClipping, ctx: RuleContext, *, frac_bits: int,
-                 rows: int) -> None:
+                 rows: int = MIN_ROWS) -> None:
         super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
-                         bound=rule.tau * (1 + rule.slack), floor=None,
+                         sq_max=Fraction(rule.norm_bound()) ** 2, sq_min=None,
                          norm_reason=Reject.NORM_BOUND)
         self.center = center_of(ctx).astype(np.float32)
 

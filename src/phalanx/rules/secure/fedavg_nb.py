@@ -8,15 +8,17 @@ averaged), plus float32 rounding.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from phalanx.errors import Reject
 from phalanx.rules.base import RuleContext
 from phalanx.rules.fedavg import FedAvgNormBounded
-from phalanx.rules.secure.vector import NormCircuit
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit
 
 
 def make_circuit(rule: FedAvgNormBounded, ctx: RuleContext, *, frac_bits: int,
-                 rows: int) -> NormCircuit:
-    """The norm-bounded mean: the rule's own τ and slack are the proof's bound."""
+                 rows: int = MIN_ROWS) -> NormCircuit:
+    """The norm-bounded mean: the rule's own bound τ(1 + slack) is the proof's, exactly."""
     return NormCircuit(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
-                       bound=rule.tau * (1 + rule.slack), floor=None,
+                       sq_max=Fraction(rule.norm_bound()) ** 2, sq_min=None,
                        norm_reason=Reject.NORM_BOUND)

@@ -12,6 +12,7 @@ Output: (‖g_0‖/ν)·N/(2^{f+1}·D) in integers; revealed D/2^f (the sum of t
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from phalanx.mpc.client_kernels import dot_small
 from phalanx.mpc.messages import OpeningKind
 from phalanx.rules.base import RuleContext, l2_norm
 from phalanx.rules.fltrust import FLTrust
-from phalanx.rules.secure.vector import NormCircuit, g_norm_bits
+from phalanx.rules.secure.vector import MIN_ROWS, NormCircuit, g_norm_bits
 
 P = F.P
 
@@ -34,11 +35,11 @@ class FLTrustCircuit(NormCircuit):
     """fltrust compiled to shares; reasons NOT_BINARY, NORM_RANGE, PROJECTION, TRUST_WEIGHT,
     REMAINDER (reported in that order of priority)."""
 
-    def __init__(self, rule: FLTrust, ctx: RuleContext, *, frac_bits: int, rows: int) -> None:
-        super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows,
-                         bound=rule.nu * float(np.sqrt(1 + rule.delta)),
-                         floor=rule.nu * float(np.sqrt(max(0.0, 1 - rule.delta))),
-                         norm_reason=Reject.NORM_RANGE)
+    def __init__(self, rule: FLTrust, ctx: RuleContext, *, frac_bits: int,
+                 rows: int = MIN_ROWS) -> None:
+        lo, hi = rule.norm_sq_range()
+        super().__init__(dim=ctx.dim, frac_bits=frac_bits, rows=rows, sq_max=Fraction(hi),
+                         sq_min=Fraction(max(0.0, lo)), norm_reason=Reject.NORM_RANGE)
         g0 = rule.normalized_reference(ctx).astype(np.float64)
         self.g = np.rint(g0 * 2.0**frac_bits).astype(np.int64)
         self.g_fe = F.from_signed(self.g)

@@ -1,7 +1,7 @@
 """The secure form of rules on norm-bounded real vectors: fedavg-nb, cc and fltrust (§3.2–3.3).
 
 Encoding: y = round_stoch(x·2^f) and the shared vector is 2y (even integers, so the projection
-rows with coefficients ±½ are integers: R_l = Σ_j ±y_j). Bounds, with N = ⌈bound·2^f⌉:
+rows with coefficients ±½ are integers: R_l = Σ_j ±y_j). Bounds, with N = ⌊√(hi/4)⌋ + 1:
 - projection: T = 2^(K_row − 1) ≥ 6N (an honest row is a sum of ±y_j, sub-Gaussian with
   variance ‖y‖² ≤ N², so it exceeds T with probability ≤ 2·exp(−18) per row); a coordinate with
   |2y_j| ≥ 2T fails each of the k rows with probability ≥ ½, so it passes all k w.p. ≤ 2^-k.
@@ -9,7 +9,10 @@ rows with coefficients ±½ are integers: R_l = Σ_j ±y_j). Bounds, with N = �
   are the true integers and a range proof cannot be passed by a wrapped value. (protocol.md
   asks for d·(2T)² < 2^59; with a 6σ row bound that would cap d·2^{2f} near 2^47, so we use the
   exact no-wrap condition; honest opened values stay far below 2^59.)
-- norm: Σ(2y_j)² ≤ 4(⌊(bound·2^f)²⌋ + d) (the + d absorbs the stochastic rounding's variance).
+- norm: Σ(2y_j)² ≤ hi = 4⌊sq_max·2^{2f}⌋ (and ≥ lo = 4⌈sq_min·2^{2f}⌉ for fltrust), with no
+  slack: exactly the plaintext rule's ‖x‖² ≤ sq_max on the decoded x = y·2^-f. Honest
+  encodings land inside by construction (``encode``: stochastic rounding, then re-rounding of
+  coordinates toward zero, or away from it for the floor, until within).
 Part 1 scalars: [r, norm-proof bits, rule extras]; part 2: the k·K_row bits of R_l + T.
 """
 
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import isqrt
+from fractions import Fraction
+from math import ceil, floor, isqrt
 from typing import Any
 
 import numpy as np
@@ -35,6 +39,21 @@ from phalanx.mpc.prg import Prg, derive
 P = F.P
 ROW_SIGMAS = 6
 """T ≥ 6·‖y‖: an honest row exceeds T with probability ≤ 2·exp(−18) (Hoeffding)."""
+MIN_ROWS = 64
+"""k ≥ 64 projection rows: the beacon is public before the commitment deadline, so the last
+client to commit can grind the coin (protocol.md §3.2, v1.1); 2^-64 per attempt."""
+MAX_ROWS = 64
+"""8 groups of 8 rows: the kernels' unrolled four-Russians scatter handles at most 8 groups."""
+
+
+def check_rows(rows: int) -> None:
+    """ConfigError unless ``rows`` is a multiple of 8 in [MIN_ROWS, MAX_ROWS]."""
+    if rows < MIN_ROWS:
+        raise ConfigError(f"rows={rows} is below {MIN_ROWS}: the last client to commit can grind "
+                          "the coin, so protocol.md §3.2 (v1.1) needs k >= 64 projection rows")
+    if rows % 8 or rows > MAX_ROWS:
+        raise ConfigError(f"rows={rows} must be a multiple of 8 (groups of 8 rows) and at most "
+                          f"{MAX_ROWS}")
 
 
 @dataclass(slots=True)
@@ -60,30 +79,33 @@ class _Public:
 
 
 class NormCircuit:
-    """Shares 2y, proves |coordinates| bounded (projection) and the norm in range."""
+    """Shares 2y, proves |coordinates| bounded (projection) and the norm in range (exactly)."""
 
     vector_labels: tuple[str, ...] = ("x",)
     streams = True  # the fused pass reads x chunk by chunk (mpc.stream)
 
-    def __init__(self, *, dim: int, frac_bits: int, rows: int, bound: float,
-                 floor: float | None, norm_reason: Reject) -> None:
-        if rows % 8 or not 8 <= rows <= 64:
-            raise ConfigError(f"rows={rows} must be a multiple of 8 in [8, 64]")
+    def __init__(self, *, dim: int, frac_bits: int, sq_max: Fraction, sq_min: Fraction | None,
+                 norm_reason: Reject, rows: int = MIN_ROWS) -> None:
+        """``sq_max`` (and ``sq_min``): the rule's bounds on ‖x‖² as exact rationals (the plaintext
+        rule's floats, converted exactly); the circuit checks them with no slack."""
+        check_rows(rows)
         self.d, self.f, self.k = dim, frac_bits, rows
-        n_bound = int(np.ceil(bound * 2.0**frac_bits))
+        scale = 1 << (2 * frac_bits)
+        #: Σ y_j² ≤ H ⟺ ‖y·2^-f‖² ≤ sq_max exactly (Σ y_j² is an integer); hi = 4H for x = 2y
+        self.hi = 4 * floor(sq_max * scale)
+        n_bound = isqrt(self.hi // 4) + 1  # > ‖y‖ for every y that passes the norm check
         self.k_row = (ROW_SIGMAS * n_bound - 1).bit_length() + 1
         self.T = 1 << (self.k_row - 1)
-        self.hi = 4 * (int((bound * 2.0**frac_bits) ** 2) + dim)
         if dim * (2 * self.T) ** 2 + 2 * self.hi >= P // 2:
             raise ConfigError(
-                f"d={dim} with frac_bits={frac_bits} and norm bound {bound:g} gives "
-                f"d·(2T)^2 = {dim * (2 * self.T) ** 2:.3g} with T={self.T}: squares could wrap "
-                "mod p; lower frac_bits"
+                f"d={dim} with frac_bits={frac_bits} and norm bound {float(sq_max) ** 0.5:g} "
+                f"gives d·(2T)^2 = {dim * (2 * self.T) ** 2:.3g} with T={self.T}: squares could "
+                "wrap mod p; lower frac_bits"
             )
-        self.lo = None if floor is None else 4 * max(0, int(np.ceil((floor * 2.0**frac_bits) ** 2))
-                                                     - dim)
+        #: Σ y_j² ≥ L ⟺ ‖y·2^-f‖² ≥ sq_min exactly; lo = 4L
+        self.lo = None if sq_min is None else 4 * max(0, ceil(sq_min * scale))
         self.k_norm = self.hi.bit_length()
-        self.n_norm = 1 if floor is None else 2
+        self.n_norm = 1 if sq_min is None else 2
         self.norm_reason = norm_reason
         self.check_reasons: tuple[Reject, ...] = (Reject.NOT_BINARY, norm_reason,
                                                   Reject.PROJECTION)
@@ -110,16 +132,50 @@ class NormCircuit:
 
     # -- client ---------------------------------------------------------------------------------
     def encode(self, prepared: NDArray[np.float32], prg: Prg) -> F.FieldVec:
-        """2·round_stoch(x·2^f), re-rounded (≤ 8 times) if rounding pushed ‖x‖² over the bound.
+        """2y, y = round_stoch(x·2^f), moved into the norm range when rounding left it.
 
-        The encoding pass also returns Σ x_j² mod p, so the re-round test costs no extra pass.
+        The encoding pass also returns Σ (2y_j)² mod p, so the test costs no extra pass. When
+        Σ y_j² > H (or < L), :meth:`_nudge` re-rounds coordinates that were rounded away from
+        (toward) zero the other way, in a random order, until it is within: every y_j stays
+        ⌊x_j·2^f⌋ or ⌈x_j·2^f⌉, and rounding every coordinate toward zero gives Σ y_j² ≤
+        ‖x‖²·2^{2f}, so an input with ‖x‖² ≤ sq_max always ends within (docs/mpc.md,
+        "Exact norm check").
         """
         x, sq = encode_fixed_sq(prepared, self.f, prg, lattice=2, saturate=True)
-        for _ in range(8):
-            if F.centered_int(sq) <= self.hi:
-                break
-            x, sq = encode_fixed_sq(prepared, self.f, prg, lattice=2, saturate=True)
+        sq_int = F.centered_int(sq)
+        if sq_int > self.hi or (self.lo is not None and sq_int < self.lo):
+            return self._nudge(prepared, x, prg)
         return x
+
+    def _nudge(self, prepared: NDArray[np.float32], x: F.FieldVec, prg: Prg) -> F.FieldVec:
+        """Re-round coordinates one step toward zero (Σ y² > H) or away from it (Σ y² < L), in
+        a random order, until Σ y² is within [L, H] or no coordinate can move; an input with
+        a coordinate of 2T or more (never honest: it fails the projection test) is left as
+        it is. Exact int64 arithmetic: |y_j| < T, so Σ y_j² < d·T² < 2^60."""
+        v = np.asarray(prepared, np.float64).reshape(-1) * 2.0**self.f  # exact (a power of 2)
+        y = F.centered(x) // 2
+        if y.size == 0 or int(np.abs(y).max()) >= self.T:
+            return x
+        total = int(np.dot(y, y))
+        low = 0 if self.lo is None else self.lo // 4
+        if low <= total <= self.hi // 4:
+            return x
+        mag = np.abs(y)
+        if total > self.hi // 4:  # too long: the coordinates rounded away from zero, back
+            movable = np.flatnonzero(mag > np.abs(v))
+            gains = 2 * mag - 1
+            need = total - self.hi // 4
+            step = -np.sign(y)
+        else:  # too short (fltrust's floor): the coordinates rounded toward zero, out
+            movable = np.flatnonzero(mag < np.abs(v))
+            gains = 2 * mag + 1
+            need = low - total
+            step = np.sign(v).astype(np.int64)
+        order = movable[np.argsort(prg.field_elements(movable.size), kind="stable")]
+        reach = np.cumsum(gains[order])
+        take = order[:int(np.searchsorted(reach, need)) + 1]  # the first prefix reaching need
+        y[take] += step[take]
+        return F.from_signed(2 * y)
 
     def client_secrets(self, prepared: NDArray[np.float32], prg: Prg) -> ClientSecrets:
         return self.witness(self.encode(prepared, prg), prg)
