@@ -10,7 +10,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 
 from phalanx.errors import PhalanxError
@@ -24,7 +23,13 @@ EXIT_INTERRUPTED = 130
 
 def is_debug() -> bool:
     """True when the root command got ``--debug``."""
-    ctx = click.get_current_context(silent=True)
+    # typer vendors click (typer._click): its context stack, not the click package's
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # typer versions that use the click package
+        from click import get_current_context
+
+    ctx = get_current_context(silent=True)
     if ctx is None:
         return False
     root = ctx.find_root()
