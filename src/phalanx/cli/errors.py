@@ -27,7 +27,7 @@ def is_debug() -> bool:
     try:
         from typer._click.globals import get_current_context
     except ImportError:  # typer versions that use the click package
-        from click import get_current_context
+        from click import get_current_context  # type: ignore[no-redef]  # same function
 
     ctx = get_current_context(silent=True)
     if ctx is None:
