@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_cli_run_directory_holds_what_is_promised(tmp_path: Path) -> None:
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("final_accuracy=") and 0.0 <= float(last.split("=")[1]) <= 1.0
     assert {p.name for p in out.iterdir()} == {"config.toml", "metrics.jsonl", "summary.json",
-                                              "accuracy.png"}
+                                              "accuracy.png", "model.npy", "report.html"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2, 3]
     for row in rows:
@@ -47,6 +48,8 @@ def test_cli_run_directory_holds_what_is_promised(tmp_path: Path) -> None:
         assert reasons == ["non-finite", "non-finite", "wrong-length"]
         assert {r["peer"] for r in row["rejected"]} == {6, 7, 8}
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["model_sha256"] == hashlib.sha256((out / "model.npy").read_bytes()).hexdigest()
     assert summary["final_accuracy"] == rows[-1]["accuracy"]
     assert summary["rejected_inputs"] == 9
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

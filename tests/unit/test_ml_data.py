@@ -193,3 +193,48 @@ def test_parse_idx_rejects_bad_magic_and_truncation() -> None:
 def test_unknown_dataset_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cifar"):
         load_dataset("cifar")
+
+
+def write_own_idx(directory: Path, n: int = 10) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, arr in (("train-images-idx3-ubyte", rng.integers(0, 255, (n, 5, 5), np.uint8)),
+                      ("train-labels-idx1-ubyte", (np.arange(n) % 4).astype(np.uint8)),
+                      ("t10k-images-idx3-ubyte", rng.integers(0, 255, (3, 5, 5), np.uint8)),
+                      ("t10k-labels-idx1-ubyte", np.array([0, 1, 2], np.uint8))):
+        (directory / name).write_bytes(make_idx(arr))
+
+
+def test_own_idx_directory_loads_without_checksum(tmp_path: Path) -> None:
+    write_own_idx(tmp_path)
+    ds = load_dataset(f"idx:{tmp_path}")
+    assert ds.x_train.shape == (10, 1, 5, 5) and ds.num_classes == 4
+    assert float(ds.x_train.max()) <= 1.0
+
+
+def test_own_idx_names_the_missing_file(tmp_path: Path) -> None:
+    write_own_idx(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(DataError, match="missing t10k-images-idx3-ubyte"):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_own_npz_validates_arrays(tmp_path: Path) -> None:
+    # Prepare
+    good = dict(x_train=np.zeros((4, 2, 6, 6), np.float32), y_train=np.array([0, 1, 0, 1]),
+                x_test=np.zeros((2, 2, 6, 6), np.float32), y_test=np.array([1, 0]))
+    np.savez(tmp_path / "ok.npz", **good)
+    # Execute / Assert
+    ds = load_dataset(f"npz:{tmp_path / 'ok.npz'}")
+    assert ds.input_shape == (2, 6, 6) and ds.num_classes == 2
+    for change, match in ((dict(y_train=np.array([0, 1, 0])), "y_train"),
+                          (dict(y_test=np.array([0.5, 1.0])), "y_test has dtype float64"),
+                          (dict(x_test=np.zeros((2, 3, 6, 6), np.float32)), "differ in shape"),
+                          (dict(x_train=np.full((4, 2, 6, 6), np.nan, np.float32)), "NaN"),
+                          (dict(x_train=np.zeros((4, 6), np.float32)), "x_train has shape")):
+        np.savez(tmp_path / "bad.npz", **{**good, **change})
+        with pytest.raises(DataError, match=match):
+            load_dataset(f"npz:{tmp_path / 'bad.npz'}")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not a readable"):
+        load_dataset(f"npz:{tmp_path / 'junk.npz'}")

@@ -54,3 +54,21 @@ def test_same_seed_same_weights_and_global_rng_untouched() -> None:
 def test_bad_model_arguments_are_config_errors(args: tuple, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         make_model(*args)
+
+
+def tiny_builder(shape: tuple[int, int, int], classes: int) -> torch.nn.Module:
+    c, h, w = shape
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * h * w, classes))
+
+
+def test_user_model_from_module_function() -> None:
+    build = make_model
+    a = build(f"{__name__}:tiny_builder", (1, 4, 4), 3, seed=5)
+    b = build(f"{__name__}:tiny_builder", (1, 4, 4), 3, seed=5)
+    assert count_parameters(a) == 51 and (get_flat_params(a) == get_flat_params(b)).all()
+    with pytest.raises(ConfigError, match="cannot import"):
+        build("no_such_module_xyz:f", (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match="has no function"):
+        build("math:nope", (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match="not a torch.nn.Module"):
+        build("builtins:print", (1, 8, 8), 10)

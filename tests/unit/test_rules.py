@@ -137,6 +137,44 @@ def test_multi_krum_averages_the_selected() -> None:
     np.testing.assert_allclose(out, [0.1, 0.1], atol=1e-6)
 
 
+def exact_krum_order(x: np.ndarray, f: int) -> np.ndarray:
+    """Reference: Krum scores from explicit float64 differences, ranked (stable)."""
+    wide = x.astype(np.float64)
+    dist = ((wide[:, None, :] - wide[None, :, :]) ** 2).sum(axis=-1)
+    np.fill_diagonal(dist, np.inf)
+    scores = np.sort(dist, axis=1)[:, : x.shape[0] - f - 2].sum(axis=1)
+    return np.argsort(scores, kind="stable")
+
+
+def float32_gram_krum(x: np.ndarray, f: int) -> int:
+    """What Krum did before: the Gram matrix in float32, then cast to float64."""
+    gram = (x @ x.T).astype(np.float64)
+    sq = np.diag(gram)
+    dist = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
+    np.fill_diagonal(dist, np.inf)
+    return int(np.argsort(np.sort(dist, axis=1)[:, : x.shape[0] - f - 2].sum(axis=1))[0])
+
+
+def test_krum_is_exact_on_nearly_parallel_updates() -> None:
+    # Prepare: honest updates sharing a large common component (pairwise cosine >= 0.997)
+    wrong_in_float32 = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        common = 100 * (1 + 0.1 * rng.standard_normal(1000))
+        xs = (common + 0.01 * rng.standard_normal((7, 1000))).astype(np.float32)
+        norms = np.linalg.norm(xs, axis=1)
+        assert ((xs @ xs.T) / np.outer(norms, norms)).min() >= 0.997
+        order = exact_krum_order(xs, f=1)
+        # Execute
+        krum = int(krum_select(xs, f=1)[0])
+        multi = sorted(int(i) for i in krum_select(xs, f=1, m=4))
+        # Assert: the same choice as exact arithmetic, where the float32 Gram matrix errs
+        assert krum == int(order[0])
+        assert multi == sorted(int(i) for i in order[:4])
+        wrong_in_float32 += float32_gram_krum(xs, f=1) != int(order[0])
+    assert wrong_in_float32 >= 10  # the old float32 Gram matrix picked another update
+
+
 def test_median_and_trimmed_mean() -> None:
     xs = vecs([1, -5], [2, 0], [3, 1], [100, 2], [4, 3])
     ctx = RuleContext(dim=2, num_byzantine=1)

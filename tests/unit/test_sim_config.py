@@ -47,6 +47,14 @@ def test_toml_round_trip_and_overrides(tmp_path: Path) -> None:
         ("[rule_params]\ntau = -1\n", "bad parameters"),
         ("rule = 'fedavg-nb'\n[rule_params]\ntau = -1\n", "tau=-1"),
         ("peers = [", "not valid TOML"),
+        ('secure = "false"', "secure='false' must be a boolean"),
+        ("data_dir = 5", "data_dir=5 must be a string"),
+        ("committee = 7", "committee=7 needs secure=true"),
+        ("secure = true\nrule = 'fedavg'", "fedavg-nb"),
+        ("attack = 'scaling'\n[attack_params]\nscal = 20", "scal=20 is not read"),
+        ("attack = 'gaussian'\n[attack_params]\nscale = 2", "scale=2 is not read"),
+        ("model = 'a b:c'", "package.module:function"),
+        ("dataset = 'idx:'", "needs a path"),
     ],
 )
 def test_bad_config_names_the_key_and_value(tmp_path: Path, text: str, match: str) -> None:

@@ -57,6 +57,33 @@ FREE_RIDER_MODES = ("zero", "stale")
 MIN_MAX_DIRECTIONS = ("unit", "std", "sign")
 
 
+#: The parameters each attack reads (``AttackSpec`` fields); any other is a ConfigError.
+ATTACK_PARAMS: dict[Attack, tuple[str, ...]] = {
+    Attack.NONE: (),
+    Attack.LABEL_FLIP: (),
+    Attack.SIGN_FLIP: ("flip_scale",),
+    Attack.SCALING: ("scale",),
+    Attack.GAUSSIAN: ("sigma",),
+    Attack.ALIE: ("alie_z",),
+    Attack.IPM: ("ipm_epsilon",),
+    Attack.MIN_MAX: ("min_max_direction",),
+    Attack.BACKDOOR: ("backdoor_target", "backdoor_fraction", "backdoor_boost"),
+    Attack.FREE_RIDER: ("free_rider",),
+}
+
+
+def validate_attack_params(attack: Attack | str, params: dict[str, object]) -> None:
+    """ConfigError unless every name in ``params`` is a parameter ``attack`` reads."""
+    kind = coerce_enum(Attack, attack, "attack")
+    reads = ATTACK_PARAMS[kind]
+    for name in params:
+        if name not in reads:
+            value = params[name]
+            known = f"it reads {list(reads)}" if reads else "it takes no parameters"
+            raise ConfigError(f"attack parameter {name}={value!r} is not read by "
+                              f"attack={kind.value!r}: {known}")
+
+
 @dataclass(frozen=True)
 class AttackSpec:
     """An attack and its parameters (validated; ConfigError names the field).
@@ -97,14 +124,18 @@ class AttackSpec:
         object.__setattr__(self, "attack", coerce_enum(Attack, self.attack, "attack"))
         object.__setattr__(self, "knowledge", coerce_enum(Knowledge, self.knowledge, "knowledge"))
         for name in ("scale", "flip_scale", "sigma", "ipm_epsilon", "backdoor_boost"):
+            require_number(name, getattr(self, name))
             require_positive(name, getattr(self, name))
         if self.alie_z is not None:
+            require_number("alie_z", self.alie_z)
             require_positive("alie_z", self.alie_z)
         if self.min_max_direction not in MIN_MAX_DIRECTIONS:
             raise ConfigError(
                 f"min_max_direction={self.min_max_direction!r} must be one of {MIN_MAX_DIRECTIONS}"
             )
-        if not isinstance(self.backdoor_target, int) or self.backdoor_target < 0:
+        require_number("backdoor_fraction", self.backdoor_fraction)
+        if (isinstance(self.backdoor_target, bool) or not isinstance(self.backdoor_target, int)
+                or self.backdoor_target < 0):
             raise ConfigError(f"backdoor_target={self.backdoor_target} must be an integer >= 0")
         if not (math.isfinite(self.backdoor_fraction) and 0 < self.backdoor_fraction <= 1):
             raise ConfigError(f"backdoor_fraction={self.backdoor_fraction} must be in (0, 1]")
@@ -115,6 +146,12 @@ class AttackSpec:
     def is_data_attack(self) -> bool:
         """True when the attack poisons training data (label-flip, backdoor)."""
         return self.attack in DATA_ATTACKS
+
+
+def require_number(name: str, value: object) -> None:
+    """A real number (not a bool, not a string); else ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name}={value!r} must be a number")
 
 
 def coerce_enum(cls: type[E], value: E | str, field: str) -> E:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from phalanx.cli.errors import one_line_errors
+
 if TYPE_CHECKING:
     from fractions import Fraction
 
@@ -21,6 +23,7 @@ def register(app: typer.Typer) -> None:
     app.command("committee")(committee)
 
 
+@one_line_errors
 def committee(
     corrupt: Annotated[
         str, typer.Option(help="Corrupt (stake) fraction f in [0, 1): a decimal or a ratio: 1/10.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from phalanx.cli.errors import one_line_errors
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to app (a ``bench`` group with ``mpc``)."""
@@ -12,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bench, name="bench")
 
 
+@one_line_errors
 def bench_mpc(
     rule: str = typer.Option("fltrust", help="fedavg-nb, cc, rsa or fltrust"),
     clients: int = typer.Option(50, min=1, help="number of clients n"),
@@ -30,12 +33,15 @@ def bench_mpc(
     """Run one secure aggregation of random updates and the plaintext rule on the same updates."""
     import json
 
+    from phalanx.errors import ConfigError
     from phalanx.net.envelope import x25519_envelope
     from phalanx.rules.secure.bench import run_bench
 
     modes = {"auto": None, "memory": False, "files": True}
     if spool not in modes:
-        raise typer.BadParameter(f"spool={spool!r} must be one of {sorted(modes)}")
+        raise ConfigError(f"spool={spool!r} must be one of {sorted(modes)}")
+    if sharing not in ("seeded", "masked"):
+        raise ConfigError(f"sharing={sharing!r} must be 'seeded' or 'masked'")
     out = run_bench(rule, clients=clients, dim=dim, committee=committee, threshold=threshold,
                     frac_bits=frac_bits, seed=seed, envelope=x25519_envelope, sharing=sharing,
                     workers=workers, spool=modes[spool])

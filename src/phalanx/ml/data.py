@@ -33,6 +33,10 @@ from numpy.typing import NDArray
 from phalanx.errors import ConfigError, DataError
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist")
+#: A user's own data: ``idx:DIR`` (the four standard IDX names, no checksum) or ``npz:FILE``.
+IDX_PREFIX, NPZ_PREFIX = "idx:", "npz:"
+#: The four arrays of an ``npz:FILE`` dataset.
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 #: The share of digits examples held out as the test split (seeded, stratified).
 DIGITS_TEST_FRACTION = 0.2
@@ -116,12 +120,17 @@ def load_dataset(
 ) -> Dataset:
     """Load ``name`` (one of :data:`DATASETS`).
 
+    ``idx:DIR`` and ``npz:FILE`` load a user's own files (:func:`load_idx_dir`, :func:`load_npz`).
     ``seed`` drives the digits train/test split (MNIST-style sets have a fixed split).
     ``mirrors`` and ``fetch`` override the download source (tests pass ``file://`` URLs or a fake).
     Raises DataError when the files are missing and cannot be downloaded, or fail verification.
     """
     if name == "digits":
         return load_digits(seed=seed)
+    if name.startswith(IDX_PREFIX):
+        return load_idx_dir(Path(name[len(IDX_PREFIX):]).expanduser())
+    if name.startswith(NPZ_PREFIX):
+        return load_npz(Path(name[len(NPZ_PREFIX):]).expanduser())
     if name not in IDX_FILES:
         raise ConfigError(f"dataset name={name!r} is unknown; choose one of {DATASETS}")
     directory = get_data_dir(name, data_dir)
@@ -191,11 +200,15 @@ def ensure_files(
     mirrors: Sequence[str] | None = None,
     fetch: Fetch | None = None,
 ) -> list[Path]:
-    """Paths of the four IDX files of ``name``, downloading the missing ones if allowed."""
+    """Paths of the four IDX files of ``name``, downloading the missing ones if allowed.
+
+    When a download fails, the DataError says in one short line which files to put where; the
+    mirrors' individual failures are chained (``__cause__``) for ``--debug``.
+    """
     specs = IDX_FILES[name]
     missing = [s for s in specs if find_file(directory, s) is None]
     if missing and not download:
-        raise DataError(missing_message(name, directory, missing, "download=False"))
+        raise DataError(missing_message(name, directory, missing, "offline: download=False"))
     errors: list[str] = []
     for spec in missing:
         try:
@@ -204,18 +217,16 @@ def ensure_files(
             errors.append(str(e))
     if errors:
         still = [s for s in specs if find_file(directory, s) is None]
-        raise DataError(missing_message(name, directory, still, "; ".join(errors)))
+        cause = DataError(" | ".join(errors))
+        raise DataError(missing_message(name, directory, still, "download failed")) from cause
     return [p for p in (find_file(directory, s) for s in specs) if p is not None]
 
 
 def missing_message(name: str, directory: Path, missing: Sequence[IdxFile], why: str) -> str:
-    """A DataError message that says where to put which files."""
+    """One short line: which files are missing, where to put them."""
     files = ", ".join(f"{s.name}.gz" for s in missing)
-    return (
-        f"dataset {name!r}: missing {files} in {directory} ({why}). Put the original IDX files "
-        f"(gzipped or not) in {directory}, or pass data_dir / set PHALANX_DATA; they are served "
-        f"by {MIRRORS[name][0]}"
-    )
+    return (f"dataset {name!r}: put {files} (gzipped or not) in {directory}, or pass "
+            f"--data-dir / set PHALANX_DATA ({why})")
 
 
 def fetch_url(url: str) -> bytes:
@@ -269,12 +280,15 @@ def verify_bytes(data: bytes, spec: IdxFile, *, compressed: bool, origin: str) -
     if compressed and spec.gz_sha256 is not None:
         got = hashlib.sha256(data).hexdigest()
         if got != spec.gz_sha256:
-            raise DataError(f"{origin}: sha256 {got} != published {spec.gz_sha256}")
+            raise DataError(f"{origin}: sha256 {got[:12]}… != the published {spec.gz_sha256[:12]}… "
+                            "(truncated or corrupt: replace the file)")
     raw = decompress(data, origin) if compressed else data
     if spec.raw_sha256 is not None:
         got = hashlib.sha256(raw).hexdigest()
         if got != spec.raw_sha256:
-            raise DataError(f"{origin}: sha256 of uncompressed data {got} != {spec.raw_sha256}")
+            raise DataError(f"{origin}: sha256 {got[:12]}… of the uncompressed data != the "
+                            f"published {spec.raw_sha256[:12]}… (truncated or corrupt: replace "
+                            "the file, or load your own files with --dataset idx:DIR)")
     return raw
 
 
@@ -283,7 +297,7 @@ def decompress(data: bytes, origin: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError) as e:
-        raise DataError(f"{origin}: not a valid gzip stream: {e}") from e
+        raise DataError(f"{origin}: not a valid gzip stream ({e}): replace the file") from e
 
 
 def read_idx(path: Path, spec: IdxFile) -> NDArray[np.uint8]:
@@ -300,5 +314,98 @@ def parse_idx(raw: bytes, origin: str) -> NDArray[np.uint8]:
     header = 4 + 4 * ndim
     dims = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
     if len(raw) != header + int(np.prod(dims)):
-        raise DataError(f"{origin}: IDX dims {dims} do not match its {len(raw)} bytes")
+        raise DataError(f"{origin}: IDX dims {dims} do not match its {len(raw)} bytes "
+                        "(truncated?)")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own data
+
+
+def load_idx_dir(directory: Path) -> Dataset:
+    """The four standard IDX files (``.gz`` or not) of ``directory``, without checksums.
+
+    Images are ``uint8`` IDX of shape (N, H, W) scaled by 1/255; labels ``uint8`` of shape (N,);
+    the number of classes is the largest label + 1.
+    """
+    specs = [IdxFile(f.name, None, None) for f in _MNIST_FILES]
+    if not directory.is_dir():
+        raise DataError(f"dataset=idx:{directory}: no such directory")
+    missing = [s for s in specs if find_file(directory, s) is None]
+    if missing:
+        files = ", ".join(f"{s.name}[.gz]" for s in missing)
+        raise DataError(f"dataset=idx:{directory}: missing {files} (the four standard IDX "
+                        "names: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)")
+    arrays = [read_idx(p, s) for s, p in ((s, find_file(directory, s)) for s in specs)
+              if p is not None]
+    origin = f"dataset=idx:{directory}"
+    return make_own_dataset(origin, arrays[0], arrays[1], arrays[2], arrays[3], 255.0)
+
+
+def load_npz(path: Path) -> Dataset:
+    """``x_train, y_train, x_test, y_test`` from an ``.npz`` file (no pickles).
+
+    Images (N, H, W) or (N, C, H, W): ``uint8`` (scaled by 1/255) or finite floats (as they are);
+    labels: integers in [0, C) of shape (N,).
+    """
+    origin = f"dataset=npz:{path}"
+    if not path.is_file():
+        raise DataError(f"{origin}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in NPZ_ARRAYS if k not in npz.files]
+            if missing:
+                raise DataError(f"{origin}: missing array(s) {missing}; it holds {npz.files}, "
+                                f"and needs {list(NPZ_ARRAYS)}")
+            x_tr, y_tr, x_te, y_te = (np.asarray(npz[k]) for k in NPZ_ARRAYS)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{origin}: not a readable .npz file ({e})") from e
+    return make_own_dataset(origin, x_tr, y_tr, x_te, y_te, None)
+
+
+def make_own_dataset(origin: str, x_tr: NDArray[np.generic], y_tr: NDArray[np.generic],
+                     x_te: NDArray[np.generic], y_te: NDArray[np.generic],
+                     max_value: float | None) -> Dataset:
+    """Validate shapes and dtypes, then build the Dataset (``max_value``: uint8 scale)."""
+    x_train = own_images(origin, "x_train", x_tr, max_value)
+    x_test = own_images(origin, "x_test", x_te, max_value)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{origin}: x_train images {tuple(x_train.shape[1:])} and x_test images "
+                        f"{tuple(x_test.shape[1:])} differ in shape")
+    y_train = own_labels(origin, "y_train", y_tr, x_train.shape[0])
+    y_test = own_labels(origin, "y_test", y_te, x_test.shape[0])
+    num_classes = int(max(int(y_train.max()), int(y_test.max()))) + 1
+    if num_classes < 2:
+        raise DataError(f"{origin}: labels must span at least 2 classes (max label 0)")
+    return Dataset(origin.split("=", 1)[1], x_train, y_train, x_test, y_test, num_classes)
+
+
+def own_images(origin: str, key: str, x: NDArray[np.generic],
+               max_value: float | None) -> torch.Tensor:
+    """(N, H, W) or (N, C, H, W) images as a (N, C, H, W) float32 tensor."""
+    if x.ndim not in (3, 4) or x.shape[0] == 0:
+        raise DataError(f"{origin}: {key} has shape {x.shape}; expected (N, H, W) or "
+                        "(N, C, H, W) with N >= 1")
+    if x.dtype == np.uint8:
+        scaled = x.astype(np.float32) / np.float32(max_value or 255.0)
+    elif np.issubdtype(x.dtype, np.floating):
+        scaled = x.astype(np.float32)
+        if not np.isfinite(scaled).all():
+            raise DataError(f"{origin}: {key} holds NaN or inf")
+    else:
+        raise DataError(f"{origin}: {key} has dtype {x.dtype}; expected uint8 or float")
+    if scaled.ndim == 3:
+        scaled = scaled[:, None]
+    return torch.from_numpy(np.ascontiguousarray(scaled))
+
+
+def own_labels(origin: str, key: str, y: NDArray[np.generic], n: int) -> torch.Tensor:
+    """Integer labels >= 0 of shape (n,) as an int64 tensor."""
+    if not np.issubdtype(y.dtype, np.integer) or y.shape != (n,):
+        raise DataError(f"{origin}: {key} has dtype {y.dtype} and shape {y.shape}; expected "
+                        f"integers of shape ({n},)")
+    if y.min() < 0:
+        raise DataError(f"{origin}: {key} has a negative label {int(y.min())}")
+    return torch.from_numpy(np.ascontiguousarray(y.astype(np.int64)))

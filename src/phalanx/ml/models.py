@@ -24,17 +24,57 @@ def make_model(
 ) -> nn.Module:
     """Build model ``name`` for ``(C, H, W)`` inputs, initialised from ``seed``.
 
+    ``name`` is one of :data:`MODELS` or ``package.module:function`` (:func:`make_user_model`).
+
     The global torch RNG is forked, so building a model never changes the caller's RNG state.
     """
     c, h, w = validate_shape(input_shape)
     if num_classes < 2:
         raise ConfigError(f"num_classes={num_classes} must be >= 2")
+    if ":" in name:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return make_user_model(name, (c, h, w), num_classes)
     builders = {"logreg": make_logreg, "mlp": make_mlp, "cnn": make_lenet, "cnn1m": make_cnn1m}
     if name not in builders:
         raise ConfigError(f"model name={name!r} is unknown; choose one of {MODELS}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return builders[name](c, h, w, num_classes)
+
+
+def make_user_model(spec: str, input_shape: tuple[int, int, int],
+                    num_classes: int) -> nn.Module:
+    """``package.module:function`` called as ``function(input_shape, num_classes)``.
+
+    The function must return a ``torch.nn.Module`` with trainable parameters and no buffers that
+    training changes (batch norm): local training runs the model functionally
+    (``torch.func``), so its output must depend on its parameters and input only.
+    """
+    import importlib
+
+    module_name, _, func_name = spec.partition(":")
+    if not module_name or not func_name:
+        raise ConfigError(f"model={spec!r} must look like package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import failure of user code is a configuration error
+        raise ConfigError(f"model={spec!r}: cannot import {module_name!r} "
+                          f"({type(e).__name__}: {e})") from e
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ConfigError(f"model={spec!r}: {module_name!r} has no function {func_name!r}")
+    try:
+        model = func(input_shape, num_classes)
+    except Exception as e:  # the user's builder failed: say so in one line
+        raise ConfigError(f"model={spec!r}: {func_name}({input_shape}, {num_classes}) raised "
+                          f"{type(e).__name__}: {e}") from e
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model={spec!r} returned {type(model).__name__}, not a "
+                          "torch.nn.Module")
+    if count_parameters(model) == 0:
+        raise ConfigError(f"model={spec!r} has no trainable parameters")
+    return model
 
 
 def validate_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -17,8 +17,16 @@ from phalanx.rules.base import FloatMat, FloatVec, Rule, RuleContext
 
 
 def pairwise_sq_distances(x: FloatMat) -> NDArray[np.float64]:
-    """‖x_i − x_j‖² for all pairs, from one Gram matrix (float64 to limit cancellation)."""
-    gram = (x @ x.T).astype(np.float64)
+    """‖x_i − x_j‖² for all pairs, from the Gram matrix of the centred rows, in float64.
+
+    Centring first (distances are translation-invariant) removes the common component that
+    honest updates share; without it, ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩ cancels catastrophically for
+    nearly parallel inputs, and a float32 Gram matrix picked the wrong update at cosine 0.999999
+    (tests/unit/test_rules.py).
+    """
+    centred = np.asarray(x, dtype=np.float64)
+    centred = centred - centred.mean(axis=0)
+    gram = centred @ centred.T
     sq = np.diag(gram)
     dist = sq[:, None] + sq[None, :] - 2.0 * gram
     out: NDArray[np.float64] = np.maximum(dist, 0.0)

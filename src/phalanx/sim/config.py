@@ -20,6 +20,10 @@ PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("logreg", "mlp", "cnn", "cnn1m")
 MALFORMED_KINDS = ("nan", "inf", "wrong-length")
 LEDGERS = ("none", "embedded", "model")
+#: the fixed-point fractional bits SecureParams accepts
+FRAC_BITS_RANGE = (4, 24)
+#: prefixes of a user's own dataset (ml/data.py) and the form of a user's own model
+OWN_DATASET_PREFIXES = ("idx:", "npz:")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class SimConfig:
     secure: bool = False
     committee: int = 5
     threshold: int = 1
+    #: fixed-point fractional bits of the secure encoding (None = automatic: the largest f in
+    #: [4, 16] the rule's circuit accepts for the model's d and the number of clients;
+    #: sim/secure_params.py)
+    frac_bits: int | None = None
+    #: secure runs derive every party's secrets from ``seed`` (reproducible, hence NOT secret)
+    reproducible_secrets: bool = False
     # ledger (protocol.md §4): "none" = no chain, "embedded" = the contract on an in-process
     # EVM, "model" = its pure-Python mirror (fast, bit-identical integer math)
     ledger: str = "none"
@@ -76,6 +86,8 @@ class SimConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
+        for name in ("secure", "voting_attack", "reproducible_secrets"):
+            check_bool(name, getattr(self, name))
         check_int("peers", self.peers, 1)
         check_fraction("malicious", self.malicious, hi_open=True)
         check_choice("knowledge", self.knowledge, ("omniscient", "partial"))
@@ -88,15 +100,20 @@ class SimConfig:
             raise ConfigError(
                 f"committee={self.committee} must be >= 3*threshold+1={3 * self.threshold + 1}"
             )
+        if self.frac_bits is not None:
+            check_int("frac_bits", self.frac_bits, FRAC_BITS_RANGE[0], FRAC_BITS_RANGE[1])
         check_choice("ledger", self.ledger, LEDGERS)
+        check_secure_only(self)
         check_int("voters", self.voters, 0)
         check_fraction("epsilon", self.epsilon, hi_open=True)
         check_fraction("validation_fraction", self.validation_fraction, hi_open=True)
         if self.ledger != "none":
             check_roles(self)
         check_int("rounds", self.rounds, 1)
-        check_choice("model", self.model, MODELS)
-        check_choice("dataset", self.dataset, DATASETS)
+        check_model(self.model)
+        check_dataset(self.dataset)
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ConfigError(f"data_dir={self.data_dir!r} must be a string (a directory)")
         check_choice("partition", self.partition, PARTITIONS)
         check_positive("alpha", self.alpha)
         check_int("shards_per_client", self.shards_per_client, 1)
@@ -109,12 +126,8 @@ class SimConfig:
         check_int("threads", self.threads, 0)
         if self.rule == "fltrust" and self.root_size < 1:
             raise ConfigError(f"root_size={self.root_size}: fltrust needs a root dataset (>= 1)")
-        # rule and attack names and parameters are validated by building them
-        from phalanx.attacks.poisoning import Attack
-        from phalanx.rules import make_rule
-
-        make_rule(self.rule, secure=self.secure, **dict(self.rule_params))
-        check_choice("attack", self.attack, tuple(a.value for a in Attack))
+        check_rule(self)
+        check_attack(self)
 
     @property
     def num_malicious(self) -> int:
@@ -201,6 +214,72 @@ def check_roles(cfg: SimConfig) -> None:
     if not 0 < cfg.validation_fraction:
         raise ConfigError(f"validation_fraction={cfg.validation_fraction} must be > 0 "
                           f"when ledger={cfg.ledger!r} (voters need held-out data)")
+
+
+def check_secure_only(cfg: SimConfig) -> None:
+    """Committee settings without a committee are an error, not silently ignored.
+
+    A plaintext run without a ledger has no committee: a committee, threshold, frac_bits or
+    reproducible_secrets other than the default would have no effect.
+    """
+    if cfg.secure or cfg.ledger != "none":
+        return
+    defaults = SimConfig.__dataclass_fields__
+    for name in ("committee", "threshold", "frac_bits", "reproducible_secrets"):
+        value = getattr(cfg, name)
+        if value != defaults[name].default:
+            raise ConfigError(f"{name}={value!r} needs secure=true (--secure) or a ledger: a "
+                              "plaintext run without a ledger has no committee")
+
+
+def check_rule(cfg: SimConfig) -> None:
+    """The rule exists, takes these parameters, and has a secure form when ``cfg.secure``."""
+    from phalanx.rules import RULES, make_rule
+
+    if cfg.secure and cfg.rule == "fedavg":
+        secure = sorted(n for n, c in RULES.items() if c.secure_compatible)
+        raise ConfigError(
+            "rule='fedavg' has no secure form: the plain mean checks nothing, so one unbounded "
+            f"input moves it anywhere; use 'fedavg-nb' (the norm-bounded mean). Secure rules: "
+            f"{secure}"
+        )
+    make_rule(cfg.rule, secure=cfg.secure, **dict(cfg.rule_params))
+
+
+def check_attack(cfg: SimConfig) -> None:
+    """The attack exists and reads exactly the parameters given (values validated too)."""
+    from phalanx.attacks.poisoning import Attack, AttackSpec, Knowledge, validate_attack_params
+
+    check_choice("attack", cfg.attack, tuple(a.value for a in Attack))
+    validate_attack_params(cfg.attack, dict(cfg.attack_params))
+    AttackSpec(attack=Attack(cfg.attack), knowledge=Knowledge(cfg.knowledge),
+               **dict(cfg.attack_params))
+
+
+def check_model(name: Any) -> None:
+    """A built-in model or ``package.module:function``."""
+    if isinstance(name, str) and ":" in name:
+        module, _, func = name.partition(":")
+        if module and func and all(p.isidentifier() for p in [*module.split("."), func]):
+            return
+        raise ConfigError(f"model={name!r} must look like package.module:function")
+    check_choice("model", name, MODELS)
+
+
+def check_dataset(name: Any) -> None:
+    """A named dataset, ``idx:DIR`` or ``npz:FILE``."""
+    if isinstance(name, str) and name.startswith(OWN_DATASET_PREFIXES):
+        if len(name) > 4:
+            return
+        raise ConfigError(f"dataset={name!r} needs a path after {name[:4]!r}")
+    if name not in DATASETS:
+        raise ConfigError(f"dataset={name!r} is unknown; choose one of {list(DATASETS)}, "
+                          "idx:DIR or npz:FILE")
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be a boolean (true or false, unquoted)")
 
 
 def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:

@@ -1,0 +1,5 @@
+"""``python -m phalanx.cli``."""
+
+from phalanx.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""Every expected failure of simulate / experiment / report / bench mpc / committee: one
+``error:`` line naming the parameter and value, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from phalanx.cli import app
+from phalanx.errors import DataError
+
+FAST = ["--peers", "5", "--rounds", "1", "--model", "logreg", "--no-progress"]
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, result.output
+
+
+def assert_one_line_error(code: int, output: str, *fragments: str) -> None:
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert code == 2, output
+    assert len(errors) == 1 and "Traceback" not in output, output
+    assert len(errors[0]) < 400, errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def write_idx(directory: Path, *, truncate: str | None = None, garbage: str | None = None,
+              skip: str | None = None) -> None:
+    """A tiny valid IDX dataset (8x8 images, 2 classes), optionally broken."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 255, (20, 8, 8), dtype=np.uint8),
+              "train-labels-idx1-ubyte": (np.arange(20) % 2).astype(np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 255, (6, 8, 8), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": (np.arange(6) % 2).astype(np.uint8)}
+    for name, arr in arrays.items():
+        if name == skip:
+            continue
+        raw = bytes([0, 0, 8, arr.ndim]) + b"".join(
+            int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+        if name == truncate:
+            raw = raw[:-3]
+        if name == garbage:
+            (directory / f"{name}.gz").write_bytes(b"this is not gzip")
+            continue
+        (directory / f"{name}.gz").write_bytes(gzip.compress(raw))
+
+
+@pytest.mark.parametrize(
+    ("args", "toml", "fragments"),
+    [
+        (["--attack", "scaling", "--attack-param", "scal=20"], None,
+         ["scal=20", "attack='scaling'", "scale"]),
+        (["--attack", "sign-flip", "--attack-param", "scale=20"], None,
+         ["scale=20", "attack='sign-flip'", "flip_scale"]),
+        (["--attack", "scaling", "--attack-param", "scale=abc"], None, ["scale='abc'"]),
+        (["--attack-param", "noequals"], None, ["--attack-param='noequals'"]),
+        ([], "data_dir = 5", ["data_dir=5"]),
+        ([], 'secure = "false"', ["secure='false'", "boolean"]),
+        ([], "voting_attack = 1", ["voting_attack=1"]),
+        (["--committee", "7"], None, ["committee=7", "secure"]),
+        (["--threshold", "2"], None, ["threshold=2", "secure"]),
+        (["--secure", "--rule", "fedavg"], None, ["rule='fedavg'", "fedavg-nb", "fltrust"]),
+        (["--secure", "--rule", "krum"], None, ["rule='krum'", "no secure form"]),
+        (["--secure", "--frac-bits", "30"], None, ["frac_bits=30"]),
+        (["--rule", "cc", "--rule-param", "taux=1"], None, ["taux"]),
+        (["--model", "no_such_pkg.mod:build"], None, ["model='no_such_pkg.mod:build'"]),
+        (["--model", "builtins:print"], None, ["builtins:print", "not a torch.nn.Module"]),
+        (["--model", "not a model"], None, ["model='not a model'"]),
+        (["--dataset", "cifar"], None, ["dataset='cifar'", "idx:DIR"]),
+        (["--peers", "0"], None, ["peers=0"]),
+    ],
+)
+def test_bad_simulate_input_is_one_line(tmp_path: Path, args: list[str], toml: str | None,
+                                        fragments: list[str]) -> None:
+    # Prepare
+    extra = []
+    if toml is not None:
+        (tmp_path / "run.toml").write_text(toml + "\n")
+        extra = ["--config", str(tmp_path / "run.toml")]
+    # Execute
+    code, output = run_cli(["simulate", *FAST, *extra, *args, "--out", str(tmp_path / "o")])
+    # Assert
+    assert_one_line_error(code, output, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("broken", "fragments"),
+    [
+        (dict(skip="t10k-labels-idx1-ubyte"), ["missing t10k-labels-idx1-ubyte"]),
+        (dict(truncate="train-images-idx3-ubyte"), ["train-images-idx3-ubyte", "truncated"]),
+        (dict(garbage="train-labels-idx1-ubyte"), ["train-labels-idx1-ubyte", "gzip"]),
+    ],
+)
+def test_broken_own_idx_files_are_one_line(tmp_path: Path, broken: dict[str, str],
+                                           fragments: list[str]) -> None:
+    write_idx(tmp_path / "data", **broken)
+    code, output = run_cli(["simulate", *FAST, "--dataset", f"idx:{tmp_path / 'data'}",
+                            "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, output, *fragments)
+
+
+def test_bad_npz_is_one_line(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 8, 8), np.uint8))
+    code, output = run_cli(["simulate", *FAST, "--dataset", f"npz:{tmp_path / 'd.npz'}",
+                            "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, output, "y_train", "x_test")
+
+
+def test_named_dataset_offline_says_which_files_to_put_where(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    # Prepare: every mirror fails as a machine without network does (DNS failure)
+    def offline(url: str) -> bytes:
+        raise DataError(f"cannot fetch {url}: <urlopen error [Errno -3] Temporary failure "
+                        "in name resolution>" * 5)
+
+    monkeypatch.setattr("phalanx.ml.data.fetch_url", offline)
+    # Execute
+    code, output = run_cli(["simulate", *FAST, "--dataset", "mnist", "--data-dir",
+                            str(tmp_path / "mnist"), "--out", str(tmp_path / "o")])
+    # Assert: a short line naming the files and the directory, not the mirrors' errors
+    assert_one_line_error(code, output, "train-images-idx3-ubyte.gz", str(tmp_path / "mnist"))
+    assert "name resolution" not in output
+
+
+def test_unwritable_and_non_empty_out(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    code, output = run_cli(["simulate", *FAST, "--out", str(tmp_path / "file" / "run")])
+    assert_one_line_error(code, output, "out=", "cannot be created")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "summary.json").write_text("{}")
+    code, output = run_cli(["simulate", *FAST, "--out", str(tmp_path / "used")])
+    assert_one_line_error(code, output, "is not empty", "--overwrite")
+
+
+def test_resume_refusals(tmp_path: Path) -> None:
+    code, output = run_cli(["simulate", "--resume", str(tmp_path / "nothing")])
+    assert_one_line_error(code, output, "config.toml")
+    run = tmp_path / "ledger"
+    run.mkdir()
+    (run / "config.toml").write_text('ledger = "model"\npeers = 20\n')
+    (run / "summary.json").write_text('{"status": "interrupted"}')
+    code, output = run_cli(["simulate", "--resume", str(run)])
+    assert_one_line_error(code, output, "ledger='model'", "cannot be resumed")
+    code, output = run_cli(["simulate", "--resume", str(run), "--peers", "3"])
+    assert_one_line_error(code, output, "peers")
+
+
+def test_experiment_errors(tmp_path: Path) -> None:
+    code, output = run_cli(["experiment", "--rules", "fedavg,median", "--rule-param", "tau=1",
+                            "--out", str(tmp_path / "g")])
+    assert_one_line_error(code, output, "tau=1", "none of the grid")
+    code, output = run_cli(["experiment", "--seeds", "a,b", "--out", str(tmp_path / "h")])
+    assert_one_line_error(code, output, "seeds='a,b'")
+
+
+def test_report_and_bench_and_committee_errors(tmp_path: Path) -> None:
+    assert_one_line_error(*run_cli(["report", str(tmp_path)]), "not a run directory")
+    assert_one_line_error(*run_cli(["bench", "mpc", "--rule", "krum", "--dim", "8",
+                                    "--clients", "3"]), "krum")
+    assert_one_line_error(*run_cli(["bench", "mpc", "--spool", "disk", "--dim", "8"]),
+                          "spool='disk'")
+    assert_one_line_error(*run_cli(["bench", "mpc", "--committee", "3", "--dim", "8"]),
+                          "3")
+    assert_one_line_error(*run_cli(["committee", "--corrupt", "2"]), "corrupt")
+
+
+def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--debug", "simulate", *FAST, "--peers", "0"])
+    assert result.exit_code != 2 and result.exception is not None
+
+
+def test_version() -> None:
+    code, output = run_cli(["--version"])
+    assert code == 0 and output.startswith("phalanx ")
