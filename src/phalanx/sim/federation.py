@@ -135,16 +135,34 @@ def make_aggregate_fn(
     """The plaintext backend, or the committee MPC when ``cfg.secure``."""
     if not cfg.secure:
         return lambda rule, inputs, ctx, rnd: AggregateOutcome(rule.aggregate(inputs, ctx))
+    from phalanx.mpc.parties import SeededSecrets
+    from phalanx.mpc.prg import derive
     from phalanx.net.envelope import x25519_envelope
     from phalanx.rules.secure import SecureBackend, SecureParams
+    from phalanx.sim.secure_params import choose_frac_bits
 
-    backend = SecureBackend(SecureParams(m=cfg.committee, t=cfg.threshold),
-                            envelope=x25519_envelope)
+    # every party's secrets from the OS, unless the run asked for reproducible (not secret) ones
+    secrets = (SeededSecrets(derive(cfg.seed.to_bytes(8, "big"), "sim-party-secrets"))
+               if cfg.reproducible_secrets else None)
+    backends: dict[int, SecureBackend] = {}
 
     def secure(rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int) -> AggregateOutcome:
+        n = len(inputs)
+        f = cfg.frac_bits if cfg.frac_bits is not None else choose_frac_bits(
+            cfg.rule, dict(cfg.rule_params), ctx.dim, max(n, cfg.peers + cfg.malformed_peers),
+            m=cfg.committee, t=cfg.threshold)
+        backend = backends.get(f)
+        if backend is None:
+            backend = backends[f] = SecureBackend(
+                SecureParams(m=cfg.committee, t=cfg.threshold, frac_bits=f),
+                envelope=x25519_envelope, secrets=secrets)
+        # the round's public beacon stand-in: nothing secret derives from it
         seed = np.random.default_rng([cfg.seed, rnd, 7]).bytes(32)
         res = backend.aggregate(rule, list(inputs), ctx, seed=seed)
-        extra = {"cheating_servers": list(res.cheating_servers), "aborted": res.aborted}
+        extra = {"cheating_servers": list(res.cheating_servers), "aborted": res.aborted,
+                 "frac_bits": f, "reproducible_secrets": res.stats["reproducible_secrets"],
+                 "server_evidence": res.stats["server_evidence"],
+                 "protocol_violations": res.stats["protocol_violations"]}
         return AggregateOutcome(res.aggregate, extra)
 
     return secure
