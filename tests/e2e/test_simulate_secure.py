@@ -28,7 +28,10 @@ def test_secure_run_follows_the_plaintext_run(tmp_path: Path, rule: str, attack:
     for p, s in zip(rows(tmp_path / "plain"), rows(tmp_path / "secure"), strict=True):
         assert p["accepted"] == s["accepted"]
         assert p["rejected"] == s["rejected"]
-        assert s["extra"] == {"cheating_servers": [], "aborted": None}
+        assert s["extra"]["cheating_servers"] == [] and s["extra"]["aborted"] is None
+        assert s["extra"]["server_evidence"] == {} and s["extra"]["protocol_violations"] == []
+        assert s["extra"]["reproducible_secrets"] is False  # the OS's, by default
+        assert s["extra"]["frac_bits"] == 16
         assert {r["reason"] for r in s["rejected"]} == {"non-finite", "wrong-length"}
         for key, value in p["revealed"].items():
             assert s["revealed"][key] == pytest.approx(value, rel=1e-3)
