@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from phalanx.errors import ConfigError
+from phalanx.ml.data import write_atomic
 
 #: every file a run writes (``--overwrite`` removes these and nothing else)
 RUN_FILES = ("config.toml", "metrics.jsonl", "summary.json", "accuracy.png", "report.html",
@@ -113,14 +114,7 @@ def dumps_finite(record: Mapping[str, Any], **kw: Any) -> str:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` next to ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode())
 
 
 def save_model(path: Path, params: np.ndarray) -> str:
