@@ -23,7 +23,6 @@ be named (docs/protocol.md, "Identified abort").
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -136,11 +135,6 @@ class Outcome:
     evidence: dict[int, str] = field(default_factory=dict)
 
 
-def _unpacked(shares: ClientShares) -> ClientShares:
-    return ClientShares(tuple(as_field(v) for v in shares.vectors), shares.scalars1,
-                        shares.scalars2)
-
-
 class Committee:
     """m servers running one secure aggregation, each its own :class:`Server`."""
 
@@ -190,7 +184,6 @@ class Committee:
         self.silent: set[int] = set()
         self.accepted: list[int] = []
         self.verdicts: list[Verdict] = []
-        self._lock = threading.Lock()
 
     # -- 1. set-up --------------------------------------------------------------------------
     def setup(self) -> None:

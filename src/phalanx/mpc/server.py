@@ -42,7 +42,7 @@ from phalanx.mpc.messages import (
     decode_masked,
     masked_views,
 )
-from phalanx.mpc.parties import SecretSource
+from phalanx.mpc.parties import SecretSource, SeededSecrets
 from phalanx.mpc.przs import KeySet, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.stream import (
@@ -376,7 +376,7 @@ class Server:
         if b2 is None or committed2 is None:
             return Failure(2, "no part-2 upload")
         try:
-            body2 = self.open_part2(client, b2)
+            body2 = self.open_committed(client, self.j, 2, b2, self.opener)
         except Exception as e:  # noqa: BLE001 - any failure to open is the claim
             return Failure(2, f"part-2 upload does not open: {e}")
         try:
@@ -390,18 +390,18 @@ class Server:
         vectors = tuple(items[0][label] for label in self.circuit.vector_labels)
         return ClientShares(vectors, as_field(items[0]["s1"]), as_field(items[1]["s2"])), upload
 
-    def open_part2(self, client: int, sealed: bytes | memoryview,
-                   opener: Opener | None = None) -> ShareBundle:
-        """Open, hash-check and parse a part-2 bundle addressed to this server (``opener``: a
-        verifier's, for a bundle another server claimed does not open)."""
+    def open_committed(self, client: int, server: int, part: int,
+                       sealed: bytes | memoryview, opener: Opener) -> ShareBundle:
+        """Open, hash-check and parse the client's whole part-``part`` bundle to ``server``:
+        ConfigError (or the envelope's error) unless it is the committed one, authenticates
+        and is well formed (part 2 here; any part for a dispute's re-sent envelope)."""
         hasher = commitment_hasher()
-        reader = (opener or self.opener)(sealed, context_of(self.session, client, self.j, 2),
-                                          hasher.update)
-        raw = read_all(reader)
-        if hasher.digest() != self.committed(client, 2):
-            raise ConfigError("part-2 upload is not the committed one")
+        raw = read_all(opener(sealed, context_of(self.session, client, server, part),
+                              hasher.update))
+        if hasher.digest() != self.committed(client, part, server):
+            raise ConfigError(f"part-{part} upload is not the committed one")
         body = decode_bundle(raw, packed=True)
-        check_layout(self.circuit, body, client, self.j, 2)
+        check_layout(self.circuit, body, client, server, part)
         return body
 
     def _items(self, body: ShareBundle, slot: int) -> list[ShareVector]:
@@ -477,17 +477,10 @@ class Server:
         True (the claim holds, the client is to blame) unless ``sealed`` — as the client
         re-sent it, with ``opener`` built from the ephemeral secret it revealed — is the
         committed bundle, authenticates and parses as a well-formed bundle for ``server``."""
-        committed = self.committed(client, part, server)
-        if sealed is None or committed is None:
+        if sealed is None or self.committed(client, part, server) is None:
             return True
-        hasher = commitment_hasher()
         try:
-            raw = read_all(opener(sealed, context_of(self.session, client, server, part),
-                                  hasher.update))
-            if hasher.digest() != committed:
-                return True
-            body = decode_bundle(raw, packed=True)
-            check_layout(self.circuit, body, client, server, part)
+            self.open_committed(client, server, part, sealed, opener)
         except Exception:  # noqa: BLE001 - it does not open: the claim holds
             return True
         return False
@@ -505,7 +498,7 @@ class Server:
 
         try:
             other = Server(server, self.circuit, m=self.m, t=self.t, session=self.session,
-                           secrets=_NoSecrets(), sealer=self.sealer, opener=opener)
+                           secrets=_REPLAY, sealer=self.sealer, opener=opener)
             for part in (1, 2):
                 other.commitments[(client, part)] = self.commitments[(client, part)]
             blob1 = self.store.get((client, -1, 1))
@@ -528,18 +521,9 @@ class Server:
             return None
 
 
-class _NoSecrets:
-    """A verifier's stand-in for a server it replays: never deals keys or decodes."""
-
-    reproducible = True
-
-    def prg(self, party: str, *purpose: str | int | bytes) -> Any:
-        from phalanx.mpc.prg import Prg
-
-        return Prg(bytes(32))
-
-    def token(self, party: str, *purpose: str | int | bytes) -> bytes:
-        return bytes(32)
+_REPLAY = SeededSecrets(bytes(32))
+"""A verifier's replay of another server's bundle deals no keys and decodes nothing: its
+secrets are never used, so a fixed public source serves."""
 
 
 def opening_kind_charge(kind: OpeningKind) -> str:

@@ -234,13 +234,39 @@ def revealed_key(sealed: bytes | memoryview, ephemeral: bytes, recipient: bytes,
     return _key(eph.exchange(rcpt), eph_pub, recipient, context, check_aead(aead))
 
 
+class Sender:
+    """One party's sealing to registered public keys: a fresh ephemeral per envelope (from
+    ``ephemeral``, the OS by default), kept for the round so that the party can reveal it in
+    a dispute (protocol.md §3.4)."""
+
+    def __init__(self, ephemeral: Ephemerals | None = None, *,
+                 aead: str = DEFAULT_AEAD) -> None:
+        self.aead = check_aead(aead)
+        self._ephemeral = ephemeral or os_ephemeral
+        self._sent: dict[tuple[bytes, bytes], bytes] = {}
+        self._lock = threading.Lock()  # clients may seal from several threads
+
+    def seal_to(self, recipient: bytes, payload: bytes | memoryview, context: bytes,
+                observe: Observer | None = None) -> bytes | memoryview:
+        """Seal ``payload`` to the X25519 public key ``recipient``, binding ``context``."""
+        eph = self._ephemeral(context, payload)
+        with self._lock:
+            self._sent[(recipient, context)] = eph
+        return seal(payload, X25519PublicKey.from_public_bytes(recipient), eph, context,
+                    aead=self.aead, observe=observe)
+
+    def reveal(self, recipient: bytes, context: bytes) -> bytes | None:
+        """The ephemeral of the envelope sealed to ``recipient`` under ``context``."""
+        return self._sent.get((recipient, context))
+
+
 class X25519Envelope:
     """Seals to m servers, each with its own X25519 secret (drawn by that server).
 
     Implements the ``Envelope`` interface of ``phalanx.rules.secure`` (``seal``/``open_stream``
-    by server index). Every envelope gets its own ephemeral from ``ephemeral`` (default: the
-    OS); the sender keeps it for the round, so that in a dispute it can ``reveal`` it and
-    anyone can ``open_revealed`` that one envelope with the server's public key.
+    by server index): the clients' side is one :class:`Sender` (a fresh ephemeral per envelope,
+    default the OS, kept so that in a dispute it can be revealed), the servers' side their
+    private keys; ``open_revealed`` opens one envelope with a revealed ephemeral.
     """
 
     def __init__(self, server_secrets: Sequence[bytes], ephemeral: Ephemerals | None = None,
@@ -248,22 +274,16 @@ class X25519Envelope:
         self.aead = check_aead(aead)
         self._keys = [private_key(sk) for sk in server_secrets]
         self.public = [public_bytes(k.public_key()) for k in self._keys]
-        self._ephemeral = ephemeral or os_ephemeral
-        self._sent: dict[tuple[int, bytes], bytes] = {}
-        self._lock = threading.Lock()
+        self.sender = Sender(ephemeral, aead=aead)
 
     def seal(self, server: int, payload: bytes | memoryview, context: bytes,
              observe: Observer | None = None) -> bytes | memoryview:
         """Seal ``payload`` to server ``server``, binding ``context``."""
-        eph = self._ephemeral(context, payload)
-        with self._lock:
-            self._sent[(server, context)] = eph
-        return seal(payload, self._keys[server].public_key(), eph, context, aead=self.aead,
-                    observe=observe)
+        return self.sender.seal_to(self.public[server], payload, context, observe)
 
     def reveal(self, server: int, context: bytes) -> bytes | None:
         """The ephemeral secret of the envelope sealed to ``server`` under ``context``."""
-        return self._sent.get((server, context))
+        return self.sender.reveal(self.public[server], context)
 
     def open(self, server: int, sealed: bytes | bytearray | memoryview, context: bytes) -> bytes:
         """Open an envelope as server ``server``."""
@@ -286,30 +306,6 @@ def x25519_envelope(server_secrets: Sequence[bytes],
                     ephemeral: Ephemerals | None = None) -> X25519Envelope:
     """The factory the secure backend takes: real sealing, each server its own key."""
     return X25519Envelope(server_secrets, ephemeral)
-
-
-class Sender:
-    """One party's sealing to registered public keys: a fresh ephemeral per envelope (from
-    ``ephemeral``, the OS by default), kept for the round so that the party can reveal it in
-    a dispute (protocol.md §3.4)."""
-
-    def __init__(self, ephemeral: Ephemerals | None = None, *,
-                 aead: str = DEFAULT_AEAD) -> None:
-        self.aead = check_aead(aead)
-        self._ephemeral = ephemeral or os_ephemeral
-        self._sent: dict[tuple[bytes, bytes], bytes] = {}
-
-    def seal_to(self, recipient: bytes, payload: bytes | memoryview, context: bytes,
-                observe: Observer | None = None) -> bytes | memoryview:
-        """Seal ``payload`` to the X25519 public key ``recipient``, binding ``context``."""
-        eph = self._ephemeral(context, payload)
-        self._sent[(recipient, context)] = eph
-        return seal(payload, X25519PublicKey.from_public_bytes(recipient), eph, context,
-                    aead=self.aead, observe=observe)
-
-    def reveal(self, recipient: bytes, context: bytes) -> bytes | None:
-        """The ephemeral of the envelope sealed to ``recipient`` under ``context``."""
-        return self._sent.get((recipient, context))
 
 
 def opener_of(secret: bytes, *, aead: str = DEFAULT_AEAD) -> Callable[

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
+from phalanx.errors import ReconstructionError, Reject
 from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.field import FieldVec
@@ -146,15 +146,6 @@ def process_response_deadline(state: MemberState, event: ResponseDeadline) -> by
     state.server.begin(sorted(state.roots[1]))
     state.phase = Phase.READY
     return state.coin2
-
-
-def admitted(state: MemberState, msg: Signed) -> ProtocolViolation | None:
-    """``process_upload`` as a node calls it: the violation instead of raising."""
-    try:
-        process_upload(state, msg)
-    except ProtocolViolation as e:
-        return e
-    return None
 
 
 def _opening(state: MemberState, kind: OpeningKind, items: dict[int, FieldVec]) -> list[Signed]:

@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
+from eth_utils.address import to_checksum_address
+
 from phalanx.errors import ProtocolViolation, Reject
 from phalanx.protocol.identity import SIGNATURE_BYTES, Identity
 
@@ -67,8 +69,6 @@ def _addr(a: str) -> bytes:
 
 
 def _checksum(raw: bytes) -> str:
-    from eth_utils.address import to_checksum_address
-
     return str(to_checksum_address(raw))
 
 
