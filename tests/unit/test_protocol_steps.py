@@ -93,6 +93,15 @@ def _part1(w: World) -> dict[str, bytes]:
     return roots
 
 
+def _part2(w: World, coin1: bytes) -> dict[str, bytes]:
+    roots = {}
+    for p in w.proposers:
+        root, msgs = make_part2(p, coin1)
+        roots[p.me.address] = root
+        _deliver(w, msgs)
+    return roots
+
+
 def _finish(w: World) -> np.ndarray:
     """The MPC after the coins, each member's server on its own (openings by hand)."""
     servers = [s.server for s in w.members]
@@ -120,9 +129,8 @@ def test_honest_round_through_the_protocol_steps_gives_the_rule_output() -> None
     coins1 = {process_commit_deadline(s, CommitDeadline(roots)) for s in w.members}
     assert len(coins1) == 1
     (coin1,) = coins1
-    for p in w.proposers:
-        _deliver(w, make_part2(p, coin1)[1])
-    coins2 = {process_response_deadline(s, ResponseDeadline()) for s in w.members}
+    roots2 = _part2(w, coin1)
+    coins2 = {process_response_deadline(s, ResponseDeadline(roots2)) for s in w.members}
     got = _finish(w)
     # Assert: every member derived the same coins; the output is the plaintext rule's
     assert len(coins2) == 1
@@ -241,10 +249,9 @@ def _rebind(w: World) -> MemberState:
 def _to_ready(w: World) -> None:
     roots = _part1(w)
     coin1 = {process_commit_deadline(s, CommitDeadline(roots)) for s in w.members}.pop()
-    for p in w.proposers:
-        _deliver(w, make_part2(p, coin1)[1])
+    roots2 = _part2(w, coin1)
     for s in w.members:
-        process_response_deadline(s, ResponseDeadline())
+        process_response_deadline(s, ResponseDeadline(roots2))
 
 
 def _route(w: World, msgs: list[Signed], tamper: object = None) -> None:

@@ -85,6 +85,8 @@ class MirrorLedger(ContractLedger):
         if fn in ("x25519_of", "endpoint_of"):
             default = b"\x00" * 32 if fn == "x25519_of" else ""
             return getattr(m, fn).get(checksum(args[0]), default)
+        if fn == "ev_result":
+            return m.evidence[args[0]].result
         if fn == "bundle_of":
             return m.bundle_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "compute_sortition":

@@ -7,16 +7,24 @@ Steps are synchronous; deadlines arrive as events carrying what the chain says:
 - ``process_commit_deadline``: keep only the part-1 uploads whose commitments hash to the root
   the proposer posted on chain before the deadline, and derive coin1 from the beacon and those
   roots alone — nothing a party chooses after the deadline enters it;
-- ``process_response_deadline``: derive coin2 from coin1 and the part-2 roots, and fix the
-  round's public randomness in the server.
+- ``start_member`` / ``process_przs_key``: deal this member's PRZS keys (sealed, one
+  ``PRZS_KEY`` message per key and receiver) and keep the ones dealt to it;
+- ``process_response_deadline``: bind part 2 to the part-2 roots on chain, derive coin2 from
+  coin1 and those roots, and fix the round's public randomness in the server. The clients of
+  the round are those the chain bound (both roots posted): every member computes over the
+  same list, whatever reached it, so the PRZS masks and the openings line up;
 - ``process_pass``: the fused pass over every bound client; its consistency shares go to the
   other members in one ``OPENING``;
 - ``process_opening`` / ``process_opening_deadline``: collect the other members' shares of the
   current opening; once all arrived (or at the deadline, the missing as erasures) decode them
   with this member's own coin — consistency (degree t), then checks (degree 2t,
   re-randomized), then the final values — reaching the verdicts and the output.
-Not yet here: disputes answered by the proposers' reveals (``mpc.committee`` has them in
-process; here an RS-marked consistency share rejects the client) and the attestation.
+A member that lacks a bound client's upload is an erasure in that client's openings, and if
+the client is accepted it abstains from the final opening (it cannot hold its share of the
+sum): it is reported as not delivering, never as cheating. ``make_attestation``: what the
+member signs on chain once done. Not yet here: disputes answered by the proposers' reveals
+(``mpc.committee`` has them in process; here an RS-marked consistency share rejects the
+client).
 """
 
 from __future__ import annotations
@@ -66,7 +74,9 @@ class CommitDeadline:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDeadline:
-    """The part-2 deadline passed."""
+    """The part-2 deadline passed; ``roots``: proposer → the part-2 root it posted on chain."""
+
+    roots: dict[str, bytes]
 
 
 @dataclass(slots=True)
@@ -92,6 +102,36 @@ class MemberState:
     output: Any = None
     revealed: dict[str, float] = field(default_factory=dict)
     aborted: str | None = None
+    #: the clients the chain bound for both parts, in client order (set at the response
+    #: deadline): the list every member computes over
+    bound: tuple[int, ...] = ()
+    #: proposer → the part-1 root it posted on chain (at the commitment deadline)
+    posted: dict[str, bytes] = field(default_factory=dict)
+    #: clients whose upload this member holds but cannot open (its claim, §3.4)
+    claims: dict[int, str] = field(default_factory=dict)
+    #: accepted clients whose upload never reached this member (it abstains from the final)
+    missing: tuple[int, ...] = ()
+
+
+def start_member(state: MemberState) -> list[Signed]:
+    """Deal the PRZS keys this member leads (protocol.md §3.1): one message per key."""
+    view = state.view
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.PRZS_KEY,
+                        receiver=view.committee[r], body=bytes(sealed))
+            for r, sealed in state.server.deal_przs()]
+
+
+def process_przs_key(state: MemberState, msg: Signed) -> list[Signed]:
+    """Keep a PRZS key another member dealt to this one (before the pass)."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.PRZS_KEY},
+                   senders=view.committee, seen=state.seen)
+    # Verify keys arrive before the pass that uses them
+    require(state.phase.value < Phase.READY.value, Reject.WRONG_PHASE, msg.header.sender,
+            "PRZS key after the pass began")
+    state.server.receive_przs(view.seat(msg.header.sender), msg.body)
+    state.seen.add(msg.header.msg_id)
+    return []
 
 
 def process_upload(state: MemberState, msg: Signed) -> list[Signed]:
@@ -129,9 +169,19 @@ def process_commit_deadline(state: MemberState, event: CommitDeadline) -> bytes:
             state.rejected[client] = (Reject.HASH_MISMATCH,
                                       "commitments differ from the root posted on chain"
                                       if posted else "no root posted on chain")
-    state.coin1 = compute_coin(view.session, view.beacon, 1, state.roots[1].items())
+    state.posted = dict(event.roots)
+    state.coin1 = compute_coin(view.session, view.beacon, 1, posted_roots(view, event.roots))
     state.phase = Phase.COLLECT_PART2
     return state.coin1
+
+
+def posted_roots(view: RoundView, roots: dict[str, bytes]) -> list[tuple[int, bytes]]:
+    """(client, root) of every proposer of the round that posted one: what the coins hash.
+
+    Only the chain decides: every party (members, proposers, anyone) computes the same coin,
+    whatever uploads reached it.
+    """
+    return [(c, roots[p]) for c, p in enumerate(view.proposers) if roots.get(p)]
 
 
 def process_response_deadline(state: MemberState, event: ResponseDeadline) -> bytes:
@@ -139,11 +189,26 @@ def process_response_deadline(state: MemberState, event: ResponseDeadline) -> by
     require(state.phase is Phase.COLLECT_PART2 and state.coin1 is not None, Reject.WRONG_PHASE,
             state.me.address)
     assert state.coin1 is not None
-    bound = {c: r for c, r in state.roots[2].items() if c in state.roots[1]}
-    state.coin2 = compute_coin(state.view.session, state.view.beacon, 2, bound.items(),
+    view = state.view
+    for client, root in list(state.roots[2].items()):
+        posted = event.roots.get(view.proposers[client])
+        if posted != root and client in state.roots[1]:
+            state.server.drop(client)
+            del state.roots[1][client]
+            state.rejected[client] = (Reject.HASH_MISMATCH,
+                                      "part-2 commitments differ from the root posted on chain"
+                                      if posted else "no part-2 root posted on chain")
+    for client in [c for c in state.roots[1] if c not in state.roots[2]]:
+        state.server.drop(client)
+        del state.roots[1][client]
+        state.rejected[client] = (Reject.MISSED_DEADLINE, "no part 2 before the deadline")
+    state.bound = tuple(c for c, p in enumerate(view.proposers)
+                        if state.posted.get(p) and event.roots.get(p))
+    state.coin2 = compute_coin(view.session, view.beacon, 2,
+                               [(c, event.roots[view.proposers[c]]) for c in state.bound],
                                state.coin1)
     state.server.circuit.begin(state.coin1, state.coin2)
-    state.server.begin(sorted(state.roots[1]))
+    state.server.begin(list(state.bound))
     state.phase = Phase.READY
     return state.coin2
 
@@ -159,15 +224,15 @@ def _opening(state: MemberState, kind: OpeningKind, items: dict[int, FieldVec]) 
 
 
 def process_pass(state: MemberState) -> list[Signed]:
-    """Run the fused pass over every bound client and open their consistency values."""
+    """Run the fused pass over every bound client this member holds, and open their
+    consistency values."""
     require(state.phase is Phase.READY, Reject.WRONG_PHASE, state.me.address)
-    clients = sorted(state.roots[1])
-    for k in range(0, len(clients), BATCH):
-        batch = clients[k:k + BATCH]
+    held = [c for c in state.bound if c in state.roots[1] and c in state.roots[2]]
+    for k in range(0, len(held), BATCH):
+        batch = held[k:k + BATCH]
         for c, got in zip(batch, state.server.local_batch(batch), strict=True):
-            if isinstance(got, Failure):
-                state.verdicts[c] = (Reject.BAD_BUNDLE, f"member {state.server.j}: "
-                                                        f"{got.detail}")
+            if isinstance(got, Failure):  # its claim; an erasure in the client's openings
+                state.claims[c] = f"member {state.server.j}: {got.detail}"
             else:
                 state.local[c] = got
     state.phase = Phase.CONSISTENCY
@@ -189,6 +254,9 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     seat = view.seat(sender)
     # Verify the member sends one set of shares per opening
     require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
+    # Verify it covers only the round's bound clients (or the round-level values)
+    allowed = set(state.bound) if state.phase is not Phase.FINAL else set(_final_keys(state))
+    require(set(items) <= allowed, Reject.MALFORMED, sender, "shares of clients not bound")
     state.seen.add(msg.header.msg_id)
     state.inbox[seat] = items
     active = [j for j in range(view.m) if j not in state.server.cheaters]
@@ -197,12 +265,18 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
 
 def process_opening_deadline(state: MemberState) -> list[Signed]:
     """The opening's deadline: decode with what arrived (missing shares are erasures)."""
+    if state.phase not in (Phase.CONSISTENCY, Phase.CHECKS, Phase.FINAL):
+        return []
     return _advance(state)
 
 
 def _expected(state: MemberState) -> set[OpeningKind]:
     return {Phase.CONSISTENCY: {OpeningKind.CONSISTENCY}, Phase.CHECKS: {OpeningKind.CHECKS},
             Phase.FINAL: set(state.final_kinds)}.get(state.phase, set())
+
+
+def _final_keys(state: MemberState) -> list[int]:
+    return [ROUND - code for code in range(len(state.final_kinds))]
 
 
 def _decode(state: MemberState, key: int, degree: int) -> tuple[FieldVec, tuple[int, ...]]:
@@ -212,11 +286,27 @@ def _decode(state: MemberState, key: int, degree: int) -> tuple[FieldVec, tuple[
     return got.value, got.bad
 
 
+def _pending(state: MemberState) -> list[int]:
+    """Bound clients without a verdict yet."""
+    return [c for c in state.bound if c not in state.verdicts]
+
+
+def _delivered(state: MemberState, client: int) -> bool:
+    """Whether enough members hold the client's upload to open its values: all but t (at
+    most t members may withhold shares, so an honest client always gets there)."""
+    have = sum(1 for items in state.inbox.values() if client in items)
+    return have >= state.view.m - state.view.t
+
+
 def _advance(state: MemberState) -> list[Signed]:
     t = state.view.t
     try:
         if state.phase is Phase.CONSISTENCY:
-            for c in list(state.local):
+            for c in _pending(state):
+                if not _delivered(state, c):
+                    _reject(state, c, Reject.MISSED_DEADLINE,
+                            "its upload reached fewer than m - t members")
+                    continue
                 _, bad = _decode(state, c, t)
                 if bad:  # the dispute (a reveal by the proposer) is not yet a message step
                     _reject(state, c, Reject.INCONSISTENT_SHARING,
@@ -226,7 +316,11 @@ def _advance(state: MemberState) -> list[Signed]:
                             {c: state.server.check_share(c, r)
                              for c, (_, r) in state.local.items()})
         if state.phase is Phase.CHECKS:
-            for c in list(state.local):
+            for c in _pending(state):
+                if not _delivered(state, c):
+                    _reject(state, c, Reject.MISSED_DEADLINE,
+                            "its check shares reached fewer than m - t members")
+                    continue
                 values, _ = _decode(state, c, 2 * t)
                 failed = [r for r, v in zip(state.server.circuit.check_reasons, values,
                                             strict=True) if int(v) != 0]
@@ -234,16 +328,22 @@ def _advance(state: MemberState) -> list[Signed]:
                     _reject(state, c, failed[0], "check value is not 0")
                 else:
                     state.verdicts[c] = None
+            state.missing = tuple(c for c in get_accepted(state) if c not in state.local)
             finals = state.server.final_shares()
             state.final_kinds = tuple(f.kind for f in finals)
+            state.final_degrees = tuple(f.degree_2t for f in finals)
             state.phase = Phase.FINAL
-            return _opening_finals(state, finals)
+            if state.missing:  # it cannot hold its share of the sum: it abstains
+                state.inbox = {}
+                return _opening_to_others(state, finals[0].kind, None)
+            items = {ROUND - code: f.values for code, f in enumerate(finals)}
+            return _opening(state, finals[0].kind, items)
         if state.phase is Phase.FINAL:
             opened = {}
             for code, kind in enumerate(state.final_kinds):
                 degree = 2 * t if state.final_degrees[code] else t
                 opened[kind], _ = _decode(state, ROUND - code, degree)
-            accepted = sum(1 for v in state.verdicts.values() if v is None)
+            accepted = len(get_accepted(state))
             state.output, state.revealed = state.server.circuit.finish(opened, accepted)
             state.phase = Phase.DONE
     except ReconstructionError as e:
@@ -252,20 +352,26 @@ def _advance(state: MemberState) -> list[Signed]:
     return []
 
 
-def _opening_finals(state: MemberState, finals: list[Any]) -> list[Signed]:
-    state.final_degrees = tuple(f.degree_2t for f in finals)
-    items = {ROUND - code: f.values for code, f in enumerate(finals)}
-    return _opening(state, finals[0].kind, items)
+def _opening_to_others(state: MemberState, kind: OpeningKind,
+                       items: dict[int, FieldVec] | None) -> list[Signed]:
+    """An abstaining member still tells the others it has no shares (an empty opening), so
+    they need not wait for its deadline."""
+    view, me = state.view, state.server.j
+    body = encode_opening(kind, items or {})
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
+                        receiver=member, body=body)
+            for j, member in enumerate(view.committee) if j != me]
 
 
 def _reject(state: MemberState, client: int, reason: Reject, detail: str) -> None:
-    shares, local = state.local.pop(client)
-    state.server.rollback(shares, local)
+    if client in state.local:
+        shares, local = state.local.pop(client)
+        state.server.rollback(shares, local)
     state.verdicts[client] = (reason, detail)
 
 
 def get_accepted(state: MemberState) -> list[int]:
-    """The clients whose inputs are in the aggregate (after DONE)."""
+    """The clients whose inputs are in the aggregate (after the checks)."""
     return sorted(c for c, v in state.verdicts.items() if v is None)
 
 

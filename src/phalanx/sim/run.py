@@ -191,6 +191,11 @@ def make_round_player(cfg: SimConfig, data: Dataset | None = None) -> RoundPlaye
     The result is callable as ``play(round) -> RoundMetrics``; ``play.fed`` is the federation
     whose :data:`STATE_FIELDS` a checkpoint holds.
     """
+    if cfg.ledger != "none" and cfg.secure:
+        from phalanx.sim.peers import build_peer_run, run_peer_round
+
+        peers = build_peer_run(cfg, data)
+        return RoundPlayer(lambda rnd: run_peer_round(peers, rnd), peers.fed)
     if cfg.ledger != "none":
         from phalanx.sim.chained import build_chained, run_chained_round
 

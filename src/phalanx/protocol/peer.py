@@ -1,0 +1,325 @@
+"""One peer's round: its roles composed into one state machine (architecture.md, protocol).
+
+The same code runs in the simulator (``sim.peers``: N of these over a loopback transport and
+the embedded chain) and in a real peer process (``node``: over gRPC and a JSON-RPC chain).
+It is pure: ``on_event`` / ``on_message`` take the peer's state and one event or message and
+return :class:`~phalanx.protocol.actions.Actions`. What the peer computes locally (training,
+evaluation, the rule's public context, fetching a model by its hash) comes in as
+:class:`Work`; how it seals (X25519 envelopes from ``net``) as :class:`Runtime` — ``protocol``
+imports neither ``net`` nor ``ml``.
+
+Events, in the order a round delivers them (protocol.md §2–4):
+``RoundOpened`` (roles drawn; the member keys read from chain) → ``CommitDeadline`` (the
+part-1 roots on chain) → ``ResponseDeadline`` (the part-2 roots on chain) →
+``OpeningDeadline`` (as often as the driver's clock says an opening timed out) →
+``VoteOpened`` (a result stands) → ``RevealOpened``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from phalanx.chain.ledger import Attestation
+from phalanx.errors import ProtocolViolation, Reject
+from phalanx.mpc.coins import compute_coin, compute_root
+from phalanx.mpc.committee_client import commitment_of
+from phalanx.mpc.parties import SecretSource
+from phalanx.mpc.server import Opener, Server
+from phalanx.protocol import committee as member_steps
+from phalanx.protocol.actions import Actions, Attest, PostBundle, PostResponse
+from phalanx.protocol.committee import CommitDeadline, MemberState, Phase, ResponseDeadline
+from phalanx.protocol.identity import Identity
+from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.models import encode_model, hash_model
+from phalanx.protocol.proposer import ProposerState, SealTo, make_part1, make_part2
+from phalanx.protocol.round import RoundView
+from phalanx.protocol.uploads import Upload, encode_upload
+from phalanx.protocol.voter import VoterState, process_reveal_opened, process_vote_opened
+from phalanx.rules import Rule, RuleContext
+from phalanx.rules.base import check_shape_and_finite
+from phalanx.rules.secure import SecureParams, make_circuit
+
+
+class Work(Protocol):
+    """A peer's local computation (its data never leaves it)."""
+
+    def fetch(self, address: bytes) -> NDArray[np.float32] | None:
+        """The model at this content address (hash-checked), or None if no one serves it."""
+
+    def train(self, params: NDArray[np.float32], rnd: int) -> NDArray[np.float32]:
+        """Local training from ``params``: the raw update."""
+
+    def context(self, params: NDArray[np.float32], rnd: int) -> RuleContext:
+        """The rule's public context of the round (g_0 from the public root data, ...)."""
+
+    def evaluate(self, params: NDArray[np.float32]) -> float:
+        """Accuracy on this peer's own held-out data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """How a peer seals and opens envelopes (``net.envelope``), and its CPU clock."""
+
+    #: a fresh sealer for one round (it keeps the round's ephemerals for disputes)
+    new_sealer: Callable[[], SealTo]
+    #: how the holder of an X25519 secret opens envelopes addressed to it
+    opener: Callable[[bytes], Opener]
+    clock: Callable[[], float] = lambda: 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """The task's public configuration every peer shares (the rule and its encoding)."""
+
+    rule: Rule
+    params: SecureParams
+    epsilon_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """How a malicious peer deviates (the adversary models of ``attacks``; honest: none).
+
+    ``flip_ballot``: votes the opposite of its judgement; ``garbage_upload``: commits to and
+    sends random bytes instead of a sharing (a broken or malicious client).
+    """
+
+    flip_ballot: bool = False
+    garbage_upload: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOpened:
+    """The roles are drawn: the round's view and the current global model's hash."""
+
+    view: RoundView
+    model: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningDeadline:
+    """An opening among the members timed out (missing shares become erasures)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoteOpened:
+    """A result stands on chain: voters judge ``candidate``."""
+
+    candidate: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RevealOpened:
+    """The vote-reveal window opened."""
+
+
+Event = (RoundOpened | CommitDeadline | ResponseDeadline | OpeningDeadline | VoteOpened
+         | RevealOpened)
+
+
+@dataclass(slots=True)
+class PeerState:
+    """One peer: its identity and secrets, and its state in the current round."""
+
+    me: Identity
+    secrets: SecretSource
+    task: Task
+    work: Work
+    runtime: Runtime
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    view: RoundView | None = None
+    model: bytes = b""
+    params: NDArray[np.float32] | None = None
+    proposer: ProposerState | None = None
+    member: MemberState | None = None
+    voter: VoterState | None = None
+    attested: bool = False
+
+
+def on_event(state: PeerState, event: Event) -> Actions:
+    """One event of the round (see the module docstring for their order)."""
+    if isinstance(event, RoundOpened):
+        return _open_round(state, event)
+    if state.view is None:
+        return Actions()
+    if isinstance(event, CommitDeadline):
+        return _commit_deadline(state, event)
+    if isinstance(event, ResponseDeadline):
+        return _response_deadline(state, event)
+    if isinstance(event, OpeningDeadline):
+        if state.member is None:
+            return Actions()
+        return _after_member_step(state, member_steps.process_opening_deadline(state.member))
+    if isinstance(event, VoteOpened):
+        return _vote(state, event)
+    if isinstance(event, RevealOpened) and state.voter is not None:
+        tx = process_reveal_opened(state.voter)
+        return Actions(txs=[tx] if tx is not None else [])
+    return Actions()
+
+
+def on_message(state: PeerState, msg: Signed) -> Actions:
+    """One admitted message (ProtocolViolation names a refused one and its sender)."""
+    kind, member = msg.header.kind, state.member
+    if member is None or state.view is None:
+        raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender,
+                                f"{kind.name} to a peer that is not a member this round")
+    if kind is Kind.UPLOAD:
+        return _after_member_step(state, member_steps.process_upload(member, msg))
+    if kind is Kind.PRZS_KEY:
+        return _after_member_step(state, member_steps.process_przs_key(member, msg))
+    if kind is Kind.OPENING:
+        return _after_member_step(state, member_steps.process_opening(member, msg))
+    raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender, f"{kind.name} not handled")
+
+
+# -- round start ----------------------------------------------------------------------------
+def _open_round(state: PeerState, event: RoundOpened) -> Actions:
+    view, me = event.view, state.me.address
+    state.view, state.model, state.params = view, event.model, None
+    state.proposer = state.member = state.voter = None
+    state.attested = False
+    if me in view.committee:
+        return _start_member(state, view)
+    if me in view.proposers:
+        return _start_proposer(state, view)
+    if me in view.voters:
+        state.voter = VoterState(state.me, view, state.secrets, state.task.epsilon_bps)
+    return Actions()
+
+
+def _global(state: PeerState) -> NDArray[np.float32] | None:
+    if state.params is None:
+        state.params = state.work.fetch(state.model)
+    return state.params
+
+
+def _start_member(state: PeerState, view: RoundView) -> Actions:
+    params = _global(state)
+    if params is None:
+        return Actions(notes=[{"event": "no-model", "model": state.model.hex()}])
+    ctx = state.work.context(params, view.round)
+    circuit = make_circuit(state.task.rule, ctx, state.task.params, len(view.proposers))
+    seal_to = state.runtime.new_sealer()
+
+    def sealer(r: int, payload: bytes | memoryview, context: bytes,
+               observe: object) -> bytes | memoryview:
+        return seal_to(view.member_keys[r], payload, context, observe)  # type: ignore[arg-type]
+
+    server = Server(view.seat(state.me.address), circuit, m=view.m, t=view.t,
+                    session=view.session, secrets=state.secrets, party=state.me.address,
+                    sealer=sealer, opener=state.runtime.opener(state.me.x25519_secret),
+                    clock=state.runtime.clock)
+    state.member = MemberState(state.me, view, server)
+    return Actions(messages=member_steps.start_member(state.member))
+
+
+def _start_proposer(state: PeerState, view: RoundView) -> Actions:
+    params = _global(state)
+    if params is None:
+        return Actions(notes=[{"event": "no-model", "model": state.model.hex()}])
+    ctx = state.work.context(params, view.round)
+    circuit = make_circuit(state.task.rule, ctx, state.task.params, len(view.proposers))
+    state.proposer = ProposerState(state.me, view, circuit, state.secrets,
+                                   state.runtime.new_sealer())
+    if state.behaviour.garbage_upload:
+        root, msgs = _garbage(state, 1)
+        return Actions(messages=msgs, txs=[PostBundle(root)])
+    update = state.work.train(params, view.round)
+    prepared = state.task.rule.prepare(update, ctx)
+    bad = check_shape_and_finite(np.asarray(prepared), ctx)
+    if bad is not None:  # an honest client refuses to encode it (protocol.md §1)
+        return Actions(notes=[{"event": "not-proposed", "reason": bad.reason.value,
+                               "detail": bad.detail}])
+    root, msgs = make_part1(state.proposer, prepared)
+    return Actions(messages=msgs, txs=[PostBundle(root)])
+
+
+def _garbage(state: PeerState, part: int) -> tuple[bytes, list[Signed]]:
+    """Random bytes to every member, committed to (the hash matches, nothing opens)."""
+    assert state.proposer is not None
+    view = state.view
+    assert view is not None
+    prg = state.secrets.prg(state.me.address, "garbage", part, view.session)
+    sealed = [prg.random_bytes(256) for _ in view.committee]
+    commitments = tuple(commitment_of(s) for s in sealed)
+    state.proposer.roots[part] = root = compute_root(commitments)
+    msgs = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
+                        receiver=member, body=encode_upload(Upload(part, commitments, s)))
+            for member, s in zip(view.committee, sealed, strict=True)]
+    return root, msgs
+
+
+# -- deadlines ------------------------------------------------------------------------------
+def _commit_deadline(state: PeerState, event: CommitDeadline) -> Actions:
+    view = state.view
+    assert view is not None
+    if state.member is not None:
+        member_steps.process_commit_deadline(state.member, event)
+        return Actions()
+    prop = state.proposer
+    if prop is None or event.roots.get(state.me.address) != prop.roots.get(1):
+        return Actions()  # not a proposer, or its part 1 is not bound: it sends no part 2
+    coin1 = compute_coin(view.session, view.beacon, 1,
+                         member_steps.posted_roots(view, event.roots))
+    if state.behaviour.garbage_upload:
+        root, msgs = _garbage(state, 2)
+    else:
+        root, msgs = make_part2(prop, coin1)
+    return Actions(messages=msgs, txs=[PostResponse(root)])
+
+
+def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
+    if state.member is None:
+        return Actions()
+    member_steps.process_response_deadline(state.member, event)
+    return _after_member_step(state, member_steps.process_pass(state.member))
+
+
+def _after_member_step(state: PeerState, messages: list[Signed]) -> Actions:
+    """Send what the step produced; once the MPC is done, attest (once)."""
+    out = Actions(messages=list(messages))
+    member = state.member
+    if member is None or member.phase is not Phase.DONE or state.attested:
+        return out
+    state.attested = True
+    if member.aborted is not None:
+        out.notes.append({"event": "aborted", "reason": member.aborted})
+        return out
+    params = _global(state)
+    vector = member_steps.get_output(member)
+    if params is None or vector is None:
+        return out
+    candidate = (params + vector).astype(np.float32)
+    address = hash_model(candidate)
+    out.blobs[address] = encode_model(candidate)
+    out.txs.append(Attest(make_attestation(member, address)))
+    return out
+
+
+def make_attestation(member: MemberState, result: bytes) -> Attestation:
+    """The result hash and the evidence this member signs (protocol.md §3.4, §4): the
+    rejected clients with their reasons, and the servers it identified."""
+    view = member.view
+    rejected = tuple((view.proposers[c], v[0]) for c, v in sorted(member.verdicts.items())
+                     if v is not None)
+    servers = tuple(view.committee[j] for j in sorted(member.server.cheaters))
+    return Attestation(result, rejected, servers)
+
+
+# -- voting ---------------------------------------------------------------------------------
+def _vote(state: PeerState, event: VoteOpened) -> Actions:
+    if state.voter is None:
+        return Actions()
+    tx = process_vote_opened(state.voter, event.candidate, state.model, state.work.fetch,
+                             state.work.evaluate)
+    if state.behaviour.flip_ballot:
+        state.voter.accept = not tx.accept
+        tx = type(tx)(state.voter.accept, tx.salt)
+    return Actions(txs=[tx], notes=[{"event": "ballot", "accept": tx.accept,
+                                     "scores": state.voter.scores}])
