@@ -9,10 +9,13 @@ evaluation, the rule's public context, fetching a model by its hash) comes in as
 imports neither ``net`` nor ``ml``.
 
 Events, in the order a round delivers them (protocol.md §2–4):
-``RoundOpened`` (roles drawn; the member keys read from chain) → ``CommitDeadline`` (the
-part-1 roots on chain) → ``ResponseDeadline`` (the part-2 roots on chain) →
+``BeaconOpened`` (reveal last round's beacon secret, commit a new one) → ``BeaconDeadline``
+(close the beacon) → ``RoundOpened`` (roles drawn; the member keys read from chain) →
+``CommitDeadline`` (the part-1 roots on chain) → ``ResponseDeadline`` (the part-2 roots on chain) →
 ``OpeningDeadline`` (as often as the driver's clock says an opening timed out) →
-``VoteOpened`` (a result stands) → ``RevealOpened``.
+``VoteOpened`` (a result stands) → ``RevealOpened`` → ``SettleOpened``. Several peers may
+send the same closing transaction (close the beacon, settle): the first one counts and the
+driver treats the contract's "already done" as done.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.parties import SecretSource
 from phalanx.mpc.server import Opener, Server
 from phalanx.protocol import committee as member_steps
-from phalanx.protocol.actions import Actions, Attest, PostBundle, PostResponse
+from phalanx.protocol.actions import (
+    Actions,
+    Attest,
+    CloseBeacon,
+    CommitBeacon,
+    PostBundle,
+    PostResponse,
+    RevealBeacon,
+    Settle,
+)
 from phalanx.protocol.committee import CommitDeadline, MemberState, Phase, ResponseDeadline
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
@@ -94,6 +106,25 @@ class Behaviour:
 
 
 @dataclass(frozen=True, slots=True)
+class BeaconOpened:
+    """The beacon window of ``round`` opened; ``eligible``: this peer's stake is at least the
+    minimum (only then may it commit a secret for the next draw)."""
+
+    round: int
+    eligible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconDeadline:
+    """The beacon window closed: the seed can be fixed and the roles drawn."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOpened:
+    """The round can be settled."""
+
+
+@dataclass(frozen=True, slots=True)
 class RoundOpened:
     """The roles are drawn: the round's view and the current global model's hash."""
 
@@ -118,8 +149,8 @@ class RevealOpened:
     """The vote-reveal window opened."""
 
 
-Event = (RoundOpened | CommitDeadline | ResponseDeadline | OpeningDeadline | VoteOpened
-         | RevealOpened)
+Event = (BeaconOpened | BeaconDeadline | RoundOpened | CommitDeadline | ResponseDeadline
+         | OpeningDeadline | VoteOpened | RevealOpened | SettleOpened)
 
 
 @dataclass(slots=True)
@@ -139,10 +170,18 @@ class PeerState:
     member: MemberState | None = None
     voter: VoterState | None = None
     attested: bool = False
+    #: the beacon secret this peer committed and has not revealed yet
+    beacon_secret: bytes | None = None
 
 
 def on_event(state: PeerState, event: Event) -> Actions:
     """One event of the round (see the module docstring for their order)."""
+    if isinstance(event, BeaconOpened):
+        return _beacon(state, event)
+    if isinstance(event, BeaconDeadline):
+        return Actions(txs=[CloseBeacon()])
+    if isinstance(event, SettleOpened):
+        return Actions(txs=[Settle()])
     if isinstance(event, RoundOpened):
         return _open_round(state, event)
     if state.view is None:
@@ -176,6 +215,26 @@ def on_message(state: PeerState, msg: Signed) -> Actions:
     if kind is Kind.OPENING:
         return _after_member_step(state, member_steps.process_opening(member, msg))
     raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender, f"{kind.name} not handled")
+
+
+# -- beacon (protocol.md §4) ----------------------------------------------------------------
+def _beacon(state: PeerState, event: BeaconOpened) -> Actions:
+    """Reveal the secret committed for this draw; commit a fresh one (own secrets) for the
+    next, if eligible."""
+    out = Actions()
+    if state.beacon_secret is not None:
+        out.txs.append(RevealBeacon(state.beacon_secret))
+        state.beacon_secret = None
+    if event.eligible:
+        state.beacon_secret = state.secrets.token(state.me.address, "beacon", event.round)
+        out.txs.append(CommitBeacon(state.beacon_secret))
+    return out
+
+
+def commit_first_beacon(state: PeerState) -> CommitBeacon:
+    """At registration: the secret for the first draw."""
+    state.beacon_secret = state.secrets.token(state.me.address, "beacon", 0)
+    return CommitBeacon(state.beacon_secret)
 
 
 # -- round start ----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from phalanx.net.envelope import Sender, opener_of
 from phalanx.net.loopback import LoopbackHub, LoopbackTransport
 from phalanx.net.transport import Delivery
 from phalanx.protocol import actions as tx
+from phalanx.protocol.actions import Actions
 from phalanx.protocol.chain_view import read_roots, read_view
 from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
 from phalanx.protocol.committee import Phase as MemberPhase
@@ -44,14 +45,18 @@ from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import decode, encode
 from phalanx.protocol.models import decode_model, encode_model, hash_model
 from phalanx.protocol.peer import (
+    BeaconDeadline,
+    BeaconOpened,
     Behaviour,
     OpeningDeadline,
     PeerState,
     RevealOpened,
     RoundOpened,
     Runtime,
+    SettleOpened,
     Task,
     VoteOpened,
+    commit_first_beacon,
     on_event,
     on_message,
 )
@@ -123,7 +128,7 @@ class PeerRun:
     blobs: dict[bytes, bytes] = field(default_factory=dict)
     #: this round's raw updates of the proposers (batched training; attacks applied)
     updates: dict[int, np.ndarray] = field(default_factory=dict)
-    beacon_secrets: dict[int, bytes] = field(default_factory=dict)
+    settlement: Settlement | None = None
     responses: dict[str, bytes] = field(default_factory=dict)
     refused: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
@@ -180,7 +185,7 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     for i, p in enumerate(run.peers):
         ledger.faucet(p.me.address, STAKE + ETHER)
         ledger.register(p.me.account, STAKE, p.me.x25519_public, f"loop:{p.me.address}")
-        commit_beacon(run, i)
+        perform(run, i, Actions(txs=[commit_first_beacon(p)]))
     return run
 
 
@@ -232,25 +237,16 @@ def hold_out_validation(fed: Federation, rng: np.random.Generator,
 
 
 # -- the driver: network and clock --------------------------------------------------------------
-def commit_beacon(run: PeerRun, i: int) -> None:
-    peer = run.peers[i]
-    secret = peer.secrets.token(peer.me.address, "beacon", run.ledger.get_round_state().round)
-    run.ledger.commit_beacon(peer.me.account, secret)
-    run.beacon_secrets[i] = secret
-
-
 def draw_roles(run: PeerRun) -> RoundView:
-    """Reveal last round's beacon secrets, commit new ones, close the beacon, read the view."""
+    """The beacon as the peers play it (reveal, commit the next, one peer closes); the view."""
     led = run.ledger
     led.advance_to(Phase.BEACON)
-    pending, run.beacon_secrets = run.beacon_secrets, {}
-    for i, secret in pending.items():
-        led.reveal_beacon(run.peers[i].me.account, secret)
+    rnd = led.get_round_state().round
     for i, p in enumerate(run.peers):
-        if led.get_stake(p.me.address) >= led.params.min_stake:
-            commit_beacon(run, i)
+        eligible = led.get_stake(p.me.address) >= led.params.min_stake
+        perform(run, i, on_event(p, BeaconOpened(rnd, eligible)))
     led.advance_to(Phase.PROPOSE)
-    led.close_beacon(run.peers[0].me.account)
+    perform(run, 0, on_event(run.peers[0], BeaconDeadline()))
     return read_view(led)
 
 
@@ -262,7 +258,15 @@ def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
     for note in actions.notes:
         run.notes.append({"peer": i, **note})
     for t in actions.txs:
-        if isinstance(t, tx.PostBundle):
+        if isinstance(t, tx.CommitBeacon):
+            led.commit_beacon(acct, t.secret)
+        elif isinstance(t, tx.RevealBeacon):
+            led.reveal_beacon(acct, t.secret)
+        elif isinstance(t, tx.CloseBeacon):
+            led.close_beacon(acct)
+        elif isinstance(t, tx.Settle):
+            run.settlement = led.settle(acct)
+        elif isinstance(t, tx.PostBundle):
             led.post_bundle(acct, t.root)
         elif isinstance(t, tx.PostResponse):
             run.responses[peer.me.address] = t.root  # until the contract holds part-2 roots
@@ -348,7 +352,10 @@ def run_peer_round(run: PeerRun, rnd: int) -> RoundMetrics:
                        if (accept := _ballot(run.peers[i])) is not None}
     with timed(seconds, "chain"):
         led.advance_to(Phase.SETTLE)
-        settlement = led.settle(run.peers[members[0]].me.account)
+        run.settlement = None
+        perform(run, members[0], on_event(run.peers[members[0]], SettleOpened()))
+        settlement = run.settlement
+        assert settlement is not None
     proposal = describe(run, view, proposer_ids)
     if settlement.accepted and settlement.model != EMPTY:
         moved = SimWork(run, -1).fetch(settlement.model)
