@@ -51,6 +51,9 @@ from phalanx.protocol.uploads import decode_upload
 BATCH = 4
 """Clients per fused pass (as ``rules.secure.backend.SERVER_BATCH``)."""
 ABORT = "committee-abort"
+CLAIM: FieldVec = np.zeros(0, np.uint64)
+"""A consistency item of length 0: the member holds the client's upload and it does not open
+(its claim; more than t claims blame the client, since at most t members lie)."""
 
 
 class Phase(Enum):
@@ -236,8 +239,9 @@ def process_pass(state: MemberState) -> list[Signed]:
             else:
                 state.local[c] = got
     state.phase = Phase.CONSISTENCY
-    return _opening(state, OpeningKind.CONSISTENCY,
-                    {c: Server.consistency_share(r) for c, (_, r) in state.local.items()})
+    items = {c: Server.consistency_share(r) for c, (_, r) in state.local.items()}
+    items.update({c: CLAIM for c in state.claims})  # "I hold it and it does not open"
+    return _opening(state, OpeningKind.CONSISTENCY, items)
 
 
 def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
@@ -279,8 +283,14 @@ def _final_keys(state: MemberState) -> list[int]:
     return [ROUND - code for code in range(len(state.final_kinds))]
 
 
+def _claims(state: MemberState, client: int) -> int:
+    return sum(1 for items in state.inbox.values()
+               if client in items and items[client].shape[0] == 0)
+
+
 def _decode(state: MemberState, key: int, degree: int) -> tuple[FieldVec, tuple[int, ...]]:
-    view = {j: items[key] for j, items in state.inbox.items() if key in items}
+    view = {j: items[key] for j, items in state.inbox.items()
+            if key in items and items[key].shape[0]}
     got = state.server.decode(view, degree)
     state.server.cheaters.update(got.bad)
     return got.value, got.bad
@@ -294,7 +304,7 @@ def _pending(state: MemberState) -> list[int]:
 def _delivered(state: MemberState, client: int) -> bool:
     """Whether enough members hold the client's upload to open its values: all but t (at
     most t members may withhold shares, so an honest client always gets there)."""
-    have = sum(1 for items in state.inbox.values() if client in items)
+    have = sum(1 for items in state.inbox.values() if client in items and items[client].shape[0])
     return have >= state.view.m - state.view.t
 
 
@@ -303,6 +313,11 @@ def _advance(state: MemberState) -> list[Signed]:
     try:
         if state.phase is Phase.CONSISTENCY:
             for c in _pending(state):
+                if _claims(state, c) > t:
+                    _reject(state, c, Reject.BAD_BUNDLE,
+                            f"{_claims(state, c)} members (more than t) hold an upload that "
+                            "does not open")
+                    continue
                 if not _delivered(state, c):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its upload reached fewer than m - t members")
