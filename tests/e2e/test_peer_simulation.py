@@ -93,8 +93,8 @@ def test_a_forged_or_unelected_message_is_refused_and_named() -> None:
                                                       .model_hash))
     msg = make_signed(run.peers[outsider].me, task=view.task, rnd=view.round,
                       kind=Kind.OPENING, receiver=view.committee[0], body=b"\x00" * 5)
-    other_round = make_signed(run.peers[run.index[view.committee[1]]].me, task=view.task,
-                              rnd=view.round + 1, kind=Kind.OPENING,
+    other_round = make_signed(run.peers[run.index[view.committee[1]]].me, task="0x" + "11" * 20,
+                              rnd=view.round, kind=Kind.OPENING,
                               receiver=view.committee[0], body=b"\x00" * 5)
     # Execute
     run.endpoints[outsider].send(view.committee[0], msg.header.msg_id, encode(msg))

@@ -311,7 +311,7 @@ def test_a_member_altering_its_final_share_is_identified_by_every_other_member()
     assert all(np.abs(get_output(s) - want).max() < 1e-3 for s in honest)
 
 
-def test_an_opening_of_the_wrong_stage_or_twice_is_refused() -> None:
+def test_an_early_opening_is_kept_a_late_or_second_one_refused() -> None:
     from phalanx.protocol.committee import process_opening, process_pass
     from phalanx.protocol.openings import encode_opening
 
@@ -319,14 +319,22 @@ def test_an_opening_of_the_wrong_stage_or_twice_is_refused() -> None:
     _to_ready(w)
     msgs = process_pass(w.members[0])
     to1 = next(m for m in msgs if m.header.receiver == w.view.committee[1])
-    with pytest.raises(ProtocolViolation) as e:  # member 1 has not run its pass yet
-        process_opening(w.members[1], to1)
-    assert e.value.reason is Reject.WRONG_PHASE
+    # member 1 has not run its pass yet: the shares are kept, and taken in by its pass
+    assert process_opening(w.members[1], to1) == []
+    assert len(w.members[1].early) == 1
     process_pass(w.members[1])
-    process_opening(w.members[1], to1)
+    assert w.members[1].early == {} and 0 in w.members[1].inbox
     again = make_signed(w.members[0].me, task=TASK, rnd=3, kind=Kind.OPENING,
                         receiver=w.view.committee[1],
                         body=encode_opening(OpeningKind.CONSISTENCY, {}))
     with pytest.raises(ProtocolViolation) as e:
         process_opening(w.members[1], again)
     assert e.value.reason is Reject.DUPLICATE
+    # once past the consistency opening, consistency shares are of the wrong stage
+    _route(w, [m for s in w.members[2:] for m in process_pass(s)])
+    late = make_signed(w.members[0].me, task=TASK, rnd=3, kind=Kind.OPENING,
+                       receiver=w.view.committee[1],
+                       body=encode_opening(OpeningKind.CONSISTENCY, {0: np.zeros(1, np.uint64)}))
+    with pytest.raises(ProtocolViolation) as e:
+        process_opening(w.members[1], late)
+    assert e.value.reason is Reject.WRONG_PHASE

@@ -302,6 +302,19 @@ class X25519Envelope:
         return SealedReader(sealed, None, context, aead=self.aead, observe=observe, key=key)
 
 
+def revealed_opener(ephemeral: bytes, recipient: bytes, *, aead: str = DEFAULT_AEAD) -> Callable[
+        [bytes | memoryview, bytes, Observer | None], SealedReader]:
+    """How anyone opens an envelope sealed to ``recipient`` (public key) from the ephemeral
+    secret its sender revealed in a dispute (protocol.md §3.4)."""
+
+    def opener(sealed: bytes | memoryview, context: bytes,
+               observe: Observer | None) -> SealedReader:
+        key = revealed_key(sealed, ephemeral, recipient, context, aead)
+        return SealedReader(sealed, None, context, aead=aead, observe=observe, key=key)
+
+    return opener
+
+
 def x25519_envelope(server_secrets: Sequence[bytes],
                     ephemeral: Ephemerals | None = None) -> X25519Envelope:
     """The factory the secure backend takes: real sealing, each server its own key."""

@@ -29,19 +29,21 @@ client).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
-from phalanx.errors import ReconstructionError, Reject
+from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
 from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
-from phalanx.mpc.server import Failure, Server
+from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
+from phalanx.protocol.disputes import RevealedPart, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
@@ -66,6 +68,7 @@ class Phase(Enum):
     CHECKS = 5
     FINAL = 6
     DONE = 7
+    DISPUTE = 8  # after the consistency opening, while reveals are awaited
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class ResponseDeadline:
     """The part-2 deadline passed; ``roots``: proposer → the part-2 root it posted on chain."""
 
     roots: dict[str, bytes]
+
+
+def _no_reveals(ephemeral: bytes, recipient: bytes) -> Opener:
+    raise ProtocolViolation(Reject.WRONG_PHASE, "?", "this member cannot open revealed envelopes")
 
 
 @dataclass(slots=True)
@@ -112,6 +119,22 @@ class MemberState:
     posted: dict[str, bytes] = field(default_factory=dict)
     #: clients whose upload this member holds but cannot open (its claim, §3.4)
     claims: dict[int, str] = field(default_factory=dict)
+    #: open disputes: client → the seats whose envelopes its proposer must reveal
+    disputes: dict[int, set[int]] = field(default_factory=dict)
+    #: client → the seats that claimed its upload does not open
+    claimed: dict[int, set[int]] = field(default_factory=dict)
+    #: the consistency opening's shares (kept while disputes are judged)
+    consistency: dict[int, dict[int, FieldVec]] = field(default_factory=dict)
+    #: proposer → the part-2 root it posted on chain (at the response deadline)
+    posted2: dict[str, bytes] = field(default_factory=dict)
+    #: members this one identified, and how
+    evidence: dict[int, str] = field(default_factory=dict)
+    #: how anyone opens one envelope from its revealed ephemeral and recipient key (net)
+    revealed_opener: Callable[[bytes, bytes], Opener] = field(default=_no_reveals)
+    #: openings other members sent before this one reached them: (seat, stage) → message
+    early: dict[tuple[int, int], Signed] = field(default_factory=dict)
+    #: messages refused when they were taken in late: (peer, reason, detail)
+    refusals: list[tuple[str, Reject, str]] = field(default_factory=list)
     #: accepted clients whose upload never reached this member (it abstains from the final)
     missing: tuple[int, ...] = ()
 
@@ -205,6 +228,7 @@ def process_response_deadline(state: MemberState, event: ResponseDeadline) -> by
         state.server.drop(client)
         del state.roots[1][client]
         state.rejected[client] = (Reject.MISSED_DEADLINE, "no part 2 before the deadline")
+    state.posted2 = dict(event.roots)
     state.bound = tuple(c for c, p in enumerate(view.proposers)
                         if state.posted.get(p) and event.roots.get(p))
     state.coin2 = compute_coin(view.session, view.beacon, 2,
@@ -217,13 +241,40 @@ def process_response_deadline(state: MemberState, event: ResponseDeadline) -> by
 
 
 def _opening(state: MemberState, kind: OpeningKind, items: dict[int, FieldVec]) -> list[Signed]:
-    """This member's shares of ``kind`` to every other member; its own go to its inbox."""
+    """This member's shares of ``kind`` to every other member; its own go to its inbox (an
+    abstaining member sends an empty opening and keeps nothing). Then the shares other
+    members sent early for this opening are taken in."""
     view, me = state.view, state.server.j
     state.inbox = {me: items}
     body = encode_opening(kind, items)
-    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
-                        receiver=member, body=body)
-            for j, member in enumerate(view.committee) if j != me]
+    out = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
+                       receiver=member, body=body)
+           for j, member in enumerate(view.committee) if j != me]
+    return out + _replay_early(state)
+
+
+def _kind_rank(kind: OpeningKind) -> int:
+    return {OpeningKind.CONSISTENCY: 0, OpeningKind.CHECKS: 1}.get(kind, 2)
+
+
+def _phase_rank(phase: Phase) -> int:
+    return {Phase.CONSISTENCY: 0, Phase.DISPUTE: 0, Phase.CHECKS: 1, Phase.FINAL: 2,
+            Phase.DONE: 3}.get(phase, -1)
+
+
+def _replay_early(state: MemberState) -> list[Signed]:
+    rank = _phase_rank(state.phase)
+    out: list[Signed] = []
+    for key in sorted(k for k in state.early if k[1] == rank):
+        msg = state.early.pop(key)
+        if _phase_rank(state.phase) != rank:  # an earlier replay completed this opening
+            state.early[key] = msg
+            continue
+        try:
+            out += process_opening(state, msg)
+        except ProtocolViolation as e:
+            state.refusals.append((str(e.peer), e.reason, e.detail))
+    return out
 
 
 def process_pass(state: MemberState) -> list[Signed]:
@@ -252,10 +303,17 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
                             if j not in state.server.cheaters], seen=state.seen)
     sender = msg.header.sender
     kind, items = decode_opening(msg.body, sender)
+    seat = view.seat(sender)
+    if _kind_rank(kind) > _phase_rank(state.phase) and state.phase is not Phase.DONE:
+        # a faster member's next opening: kept (one per member and stage) until this one
+        # gets there, so that arrival order between members never loses a share
+        require((seat, _kind_rank(kind)) not in state.early, Reject.DUPLICATE, sender,
+                f"second early {kind.value} shares")
+        state.early[(seat, _kind_rank(kind))] = msg
+        return []
     # Verify the shares are of the opening under way
     require(kind in _expected(state), Reject.WRONG_PHASE, sender,
             f"{kind.value} shares during {state.phase.name}")
-    seat = view.seat(sender)
     # Verify the member sends one set of shares per opening
     require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
     # Verify it covers only the round's bound clients (or the round-level values)
@@ -268,8 +326,9 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
 
 
 def process_opening_deadline(state: MemberState) -> list[Signed]:
-    """The opening's deadline: decode with what arrived (missing shares are erasures)."""
-    if state.phase not in (Phase.CONSISTENCY, Phase.CHECKS, Phase.FINAL):
+    """The opening's (or the dispute's) deadline: decode with what arrived (missing shares
+    are erasures; unanswered disputes blame their clients)."""
+    if state.phase not in (Phase.CONSISTENCY, Phase.DISPUTE, Phase.CHECKS, Phase.FINAL):
         return []
     return _advance(state)
 
@@ -283,16 +342,19 @@ def _final_keys(state: MemberState) -> list[int]:
     return [ROUND - code for code in range(len(state.final_kinds))]
 
 
-def _claims(state: MemberState, client: int) -> int:
-    return sum(1 for items in state.inbox.values()
-               if client in items and items[client].shape[0] == 0)
+def _claimers(state: MemberState, client: int) -> set[int]:
+    """Members whose consistency item for ``client`` is a claim (empty)."""
+    return {j for j, items in state.inbox.items()
+            if client in items and items[client].shape[0] == 0}
 
 
-def _decode(state: MemberState, key: int, degree: int) -> tuple[FieldVec, tuple[int, ...]]:
+def _decode(state: MemberState, key: int, degree: int,
+            mark: bool = True) -> tuple[FieldVec, tuple[int, ...]]:
     view = {j: items[key] for j, items in state.inbox.items()
             if key in items and items[key].shape[0]}
     got = state.server.decode(view, degree)
-    state.server.cheaters.update(got.bad)
+    if mark:
+        state.server.cheaters.update(got.bad)
     return got.value, got.bad
 
 
@@ -313,23 +375,29 @@ def _advance(state: MemberState) -> list[Signed]:
     try:
         if state.phase is Phase.CONSISTENCY:
             for c in _pending(state):
-                if _claims(state, c) > t:
+                claims = _claimers(state, c)
+                if len(claims) > t:
                     _reject(state, c, Reject.BAD_BUNDLE,
-                            f"{_claims(state, c)} members (more than t) hold an upload that "
+                            f"{len(claims)} members (more than t) hold an upload that "
                             "does not open")
                     continue
                 if not _delivered(state, c):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its upload reached fewer than m - t members")
                     continue
-                _, bad = _decode(state, c, t)
-                if bad:  # the dispute (a reveal by the proposer) is not yet a message step
-                    _reject(state, c, Reject.INCONSISTENT_SHARING,
-                            f"shares of members {list(bad)} disagree (dispute unresolved)")
-            state.phase = Phase.CHECKS
-            return _opening(state, OpeningKind.CHECKS,
-                            {c: state.server.check_share(c, r)
-                             for c, (_, r) in state.local.items()})
+                _, bad = _decode(state, c, t, mark=False)  # suspects until the dispute
+                if bad or claims:
+                    state.disputes[c] = set(bad) | claims
+                    state.claimed[c] = claims
+            if state.disputes:
+                return _open_disputes(state)
+            return _start_checks(state)
+        if state.phase is Phase.DISPUTE:  # the deadline: an unanswered dispute blames the client
+            for c in list(state.disputes):
+                _reject(state, c, Reject.INCONSISTENT_SHARING if not state.claimed.get(c)
+                        else Reject.BAD_BUNDLE, "no reveal answered the dispute in time")
+            state.disputes.clear()
+            return _start_checks(state)
         if state.phase is Phase.CHECKS:
             for c in _pending(state):
                 if not _delivered(state, c):
@@ -349,8 +417,7 @@ def _advance(state: MemberState) -> list[Signed]:
             state.final_degrees = tuple(f.degree_2t for f in finals)
             state.phase = Phase.FINAL
             if state.missing:  # it cannot hold its share of the sum: it abstains
-                state.inbox = {}
-                return _opening_to_others(state, finals[0].kind, None)
+                return _opening(state, finals[0].kind, {})
             items = {ROUND - code: f.values for code, f in enumerate(finals)}
             return _opening(state, finals[0].kind, items)
         if state.phase is Phase.FINAL:
@@ -367,15 +434,81 @@ def _advance(state: MemberState) -> list[Signed]:
     return []
 
 
-def _opening_to_others(state: MemberState, kind: OpeningKind,
-                       items: dict[int, FieldVec] | None) -> list[Signed]:
-    """An abstaining member still tells the others it has no shares (an empty opening), so
-    they need not wait for its deadline."""
-    view, me = state.view, state.server.j
-    body = encode_opening(kind, items or {})
-    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
-                        receiver=member, body=body)
-            for j, member in enumerate(view.committee) if j != me]
+def _start_checks(state: MemberState) -> list[Signed]:
+    state.phase = Phase.CHECKS
+    return _opening(state, OpeningKind.CHECKS,
+                    {c: state.server.check_share(c, r) for c, (_, r) in state.local.items()})
+
+
+def _open_disputes(state: MemberState) -> list[Signed]:
+    """Ask each disputed client's proposer to reveal the suspects' envelopes (§3.4)."""
+    view = state.view
+    state.phase = Phase.DISPUTE
+    state.consistency = dict(state.inbox)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
+                        receiver=view.proposers[c], body=encode_dispute(sorted(seats)))
+            for c, seats in sorted(state.disputes.items())]
+
+
+def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
+    """Judge a dispute from the envelopes the proposer re-sent with their ephemerals: a claim
+    that holds, or a consistency share the committed bundle confirms, blames the client; a
+    story that fails blames the member (identified, protocol.md §3.4)."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.REVEAL}, senders=view.proposers,
+                   seen=state.seen)
+    sender = msg.header.sender
+    client = view.client(sender)
+    # Verify a dispute about this client is open
+    require(state.phase is Phase.DISPUTE and client in state.disputes, Reject.WRONG_PHASE,
+            sender, "no open dispute about this client")
+    parts = decode_reveal(msg.body, sender)
+    state.seen.add(msg.header.msg_id)
+    for j, (p1, p2) in sorted(parts.items()):
+        if j not in state.disputes.get(client, ()):
+            continue
+        # Verify the re-sent commitments are the ones the chain bound
+        require(compute_root(p1.commitments) == state.posted.get(sender)
+                and compute_root(p2.commitments) == state.posted2.get(sender),
+                Reject.HASH_MISMATCH, sender, "revealed commitments are not the posted roots")
+        if _judge(state, client, j, p1, p2):
+            state.disputes.pop(client, None)
+            break
+        state.disputes[client].discard(j)
+    if client in state.disputes and not state.disputes[client]:
+        del state.disputes[client]
+    return [] if state.disputes else _start_checks(state)
+
+
+def _judge(state: MemberState, client: int, j: int, p1: RevealedPart,
+           p2: RevealedPart) -> bool:
+    """True when the client is to blame (and rejected); otherwise member ``j`` is identified."""
+    server, key = state.server, state.view.member_keys[j]
+    for part, p in ((1, p1), (2, p2)):
+        if server.committed(client, part) is None:  # it never held the upload: bind it now
+            server.accept_upload(client, part, p.commitments, None)
+    openers = {1: state.revealed_opener(p1.ephemeral, key),
+               2: state.revealed_opener(p2.ephemeral, key)}
+    if j in state.claimed.get(client, ()):
+        holds = any(server.verify_claim(client, part, j, p.sealed, openers[part])
+                    for part, p in ((1, p1), (2, p2)))
+        if holds:
+            _reject(state, client, Reject.BAD_BUNDLE,
+                    f"member {j}'s claim holds: its revealed envelope does not open")
+            return True
+        server.cheaters.add(j)
+        state.evidence[j] = f"false claim that client {client}'s upload does not open"
+        return False
+    value = server.recompute_consistency(client, j, {1: p1.sealed, 2: p2.sealed}, openers)
+    sent = int(state.consistency[j][client][0])
+    if value is None or value == sent:
+        _reject(state, client, Reject.INCONSISTENT_SHARING,
+                f"member {j}'s share is what the client's committed bundle gives"
+                if value is not None else "its revealed envelope does not open")
+        return True
+    server.cheaters.add(j)
+    state.evidence[j] = f"consistency share for client {client} is not its committed bundle's"
+    return False
 
 
 def _reject(state: MemberState, client: int, reason: Reject, detail: str) -> None:

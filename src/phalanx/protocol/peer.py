@@ -27,10 +27,11 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from phalanx.attacks import protocol as deviations
 from phalanx.chain.ledger import Attestation
 from phalanx.errors import ProtocolViolation, Reject
 from phalanx.mpc.coins import compute_coin, compute_root
-from phalanx.mpc.committee_client import commitment_of
+from phalanx.mpc.committee_client import Observer, commitment_of
 from phalanx.mpc.parties import SecretSource
 from phalanx.mpc.server import Opener, Server
 from phalanx.protocol import committee as member_steps
@@ -44,11 +45,12 @@ from phalanx.protocol.actions import (
     RevealBeacon,
     Settle,
 )
+from phalanx.protocol.admission import require
 from phalanx.protocol.committee import CommitDeadline, MemberState, Phase, ResponseDeadline
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.models import encode_model, hash_model
-from phalanx.protocol.proposer import ProposerState, SealTo, make_part1, make_part2
+from phalanx.protocol.proposer import ProposerState, make_part1, make_part2, process_dispute
 from phalanx.protocol.round import RoundView
 from phalanx.protocol.uploads import Upload, encode_upload
 from phalanx.protocol.voter import VoterState, process_reveal_opened, process_vote_opened
@@ -73,14 +75,25 @@ class Work(Protocol):
         """Accuracy on this peer's own held-out data."""
 
 
+class Sealing(Protocol):
+    """One party's sealing for one round (``net.envelope.Sender``)."""
+
+    def seal_to(self, recipient: bytes, payload: bytes | memoryview, context: bytes,
+                observe: Observer | None = None) -> bytes | memoryview: ...
+
+    def reveal(self, recipient: bytes, context: bytes) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """How a peer seals and opens envelopes (``net.envelope``), and its CPU clock."""
 
-    #: a fresh sealer for one round (it keeps the round's ephemerals for disputes)
-    new_sealer: Callable[[], SealTo]
+    #: a fresh sender for one round (it keeps the round's ephemerals for disputes)
+    new_sender: Callable[[], Sealing]
     #: how the holder of an X25519 secret opens envelopes addressed to it
     opener: Callable[[bytes], Opener]
+    #: how anyone opens one envelope from its revealed ephemeral and recipient key (§3.4)
+    revealed_opener: Callable[[bytes, bytes], Opener]
     clock: Callable[[], float] = lambda: 0.0
 
 
@@ -98,11 +111,17 @@ class Behaviour:
     """How a malicious peer deviates (the adversary models of ``attacks``; honest: none).
 
     ``flip_ballot``: votes the opposite of its judgement; ``garbage_upload``: commits to and
-    sends random bytes instead of a sharing (a broken or malicious client).
+    sends random bytes instead of a sharing (a broken or malicious client);
+    ``withhold_reveal``: answers no dispute; ``tamper_consistency`` / ``false_claim``: as a
+    member, alters its consistency share of, or falsely claims it cannot open, one client's
+    upload (``attacks.protocol``).
     """
 
     flip_ballot: bool = False
     garbage_upload: bool = False
+    withhold_reveal: bool = False
+    tamper_consistency: bool = False
+    false_claim: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +168,9 @@ class RevealOpened:
     """The vote-reveal window opened."""
 
 
+MAX_EARLY = 4096
+"""Messages a peer keeps for a round it has not opened yet (a bound on what it buffers)."""
+
 Event = (BeaconOpened | BeaconDeadline | RoundOpened | CommitDeadline | ResponseDeadline
          | OpeningDeadline | VoteOpened | RevealOpened | SettleOpened)
 
@@ -170,6 +192,8 @@ class PeerState:
     member: MemberState | None = None
     voter: VoterState | None = None
     attested: bool = False
+    #: messages of a round not opened yet (taken in when it opens)
+    early: list[Signed] = field(default_factory=list)
     #: the beacon secret this peer committed and has not revealed yet
     beacon_secret: bytes | None = None
 
@@ -203,11 +227,24 @@ def on_event(state: PeerState, event: Event) -> Actions:
 
 
 def on_message(state: PeerState, msg: Signed) -> Actions:
-    """One admitted message (ProtocolViolation names a refused one and its sender)."""
+    """One admitted message (ProtocolViolation names a refused one and its sender).
+
+    A message of a round this peer has not opened yet (peers learn of a round at slightly
+    different times) is kept, a bounded number, and taken in when the round opens.
+    """
     kind, member = msg.header.kind, state.member
-    if member is None or state.view is None:
+    if state.view is None or msg.header.round > state.view.round:
+        require(len(state.early) < MAX_EARLY, Reject.WRONG_PHASE, msg.header.sender,
+                "too many messages for a round not opened yet")
+        state.early.append(msg)
+        return Actions()
+    if kind is Kind.DISPUTE and state.proposer is not None:
+        return Actions(messages=process_dispute(state.proposer, msg))
+    if member is None:
         raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender,
                                 f"{kind.name} to a peer that is not a member this round")
+    if kind is Kind.REVEAL:
+        return _after_member_step(state, member_steps.process_reveal(member, msg))
     if kind is Kind.UPLOAD:
         return _after_member_step(state, member_steps.process_upload(member, msg))
     if kind is Kind.PRZS_KEY:
@@ -239,6 +276,20 @@ def commit_first_beacon(state: PeerState) -> CommitBeacon:
 
 # -- round start ----------------------------------------------------------------------------
 def _open_round(state: PeerState, event: RoundOpened) -> Actions:
+    out = _open_roles(state, event)
+    early, state.early = state.early, []
+    for msg in early:
+        if msg.header.round != event.view.round:
+            continue  # of another round: dropped (a replay is refused anyway)
+        try:
+            out.extend(on_message(state, msg))
+        except ProtocolViolation as e:
+            out.notes.append({"event": "refused", "from": str(e.peer),
+                              "reason": e.reason.value, "detail": e.detail})
+    return out
+
+
+def _open_roles(state: PeerState, event: RoundOpened) -> Actions:
     view, me = event.view, state.me.address
     state.view, state.model, state.params = view, event.model, None
     state.proposer = state.member = state.voter = None
@@ -264,17 +315,18 @@ def _start_member(state: PeerState, view: RoundView) -> Actions:
         return Actions(notes=[{"event": "no-model", "model": state.model.hex()}])
     ctx = state.work.context(params, view.round)
     circuit = make_circuit(state.task.rule, ctx, state.task.params, len(view.proposers))
-    seal_to = state.runtime.new_sealer()
+    sender = state.runtime.new_sender()
 
     def sealer(r: int, payload: bytes | memoryview, context: bytes,
-               observe: object) -> bytes | memoryview:
-        return seal_to(view.member_keys[r], payload, context, observe)  # type: ignore[arg-type]
+               observe: Observer | None) -> bytes | memoryview:
+        return sender.seal_to(view.member_keys[r], payload, context, observe)
 
     server = Server(view.seat(state.me.address), circuit, m=view.m, t=view.t,
                     session=view.session, secrets=state.secrets, party=state.me.address,
                     sealer=sealer, opener=state.runtime.opener(state.me.x25519_secret),
                     clock=state.runtime.clock)
-    state.member = MemberState(state.me, view, server)
+    state.member = MemberState(state.me, view, server,
+                               revealed_opener=state.runtime.revealed_opener)
     return Actions(messages=member_steps.start_member(state.member))
 
 
@@ -284,8 +336,9 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
         return Actions(notes=[{"event": "no-model", "model": state.model.hex()}])
     ctx = state.work.context(params, view.round)
     circuit = make_circuit(state.task.rule, ctx, state.task.params, len(view.proposers))
-    state.proposer = ProposerState(state.me, view, circuit, state.secrets,
-                                   state.runtime.new_sealer())
+    sender = state.runtime.new_sender()
+    state.proposer = ProposerState(state.me, view, circuit, state.secrets, sender.seal_to,
+                                   None if state.behaviour.withhold_reveal else sender.reveal)
     if state.behaviour.garbage_upload:
         root, msgs = _garbage(state, 1)
         return Actions(messages=msgs, txs=[PostBundle(root)])
@@ -337,7 +390,12 @@ def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
     if state.member is None:
         return Actions()
     member_steps.process_response_deadline(state.member, event)
-    return _after_member_step(state, member_steps.process_pass(state.member))
+    msgs = member_steps.process_pass(state.member)
+    if state.behaviour.tamper_consistency:
+        msgs = deviations.tamper_consistency(state.member, msgs)
+    if state.behaviour.false_claim:
+        msgs = deviations.false_claim(state.member, msgs)
+    return _after_member_step(state, msgs)
 
 
 def _after_member_step(state: PeerState, messages: list[Signed]) -> Actions:

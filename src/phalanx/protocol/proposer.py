@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from phalanx.errors import ConfigError
+from phalanx.errors import ConfigError, Reject
 from phalanx.mpc.circuit import Circuit, ClientSecrets
 from phalanx.mpc.coins import compute_root
-from phalanx.mpc.committee_client import Observer, make_bundles, seal_bundles
+from phalanx.mpc.committee_client import Observer, context_of, make_bundles, seal_bundles
 from phalanx.mpc.parties import SecretSource
+from phalanx.protocol.admission import require, verify_message
+from phalanx.protocol.disputes import RevealedPart, decode_dispute, encode_reveal
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.round import RoundView
@@ -30,6 +32,8 @@ from phalanx.protocol.uploads import Upload, encode_upload
 SealTo = Callable[[bytes, bytes | memoryview, bytes, Observer | None], bytes | memoryview]
 """seal_to(recipient_public, payload, context, observe) → sealed (``net.envelope``); the sealer
 draws the envelope's ephemeral from the sender's own secrets and remembers it for disputes."""
+RevealOf = Callable[[bytes, bytes], "bytes | None"]
+"""reveal(recipient_public, context) → the ephemeral secret of the envelope sealed under it."""
 
 
 @dataclass(slots=True)
@@ -41,9 +45,15 @@ class ProposerState:
     circuit: Circuit
     secrets: SecretSource
     seal_to: SealTo
+    #: how it reveals an envelope's ephemeral in a dispute (None: it never answers one)
+    reveal: RevealOf | None = None
     roots: dict[int, bytes] = field(default_factory=dict)
     kept: ClientSecrets | None = None
-    sent: dict[int, list[Any]] = field(default_factory=dict)
+    #: part → (its commitments, each member's sealed bundle): kept for disputes (§3.4)
+    sent: dict[int, tuple[tuple[bytes, ...], list[bytes]]] = field(default_factory=dict)
+    #: seats whose envelopes it already revealed this round
+    revealed: set[int] = field(default_factory=set)
+    seen: set[bytes] = field(default_factory=set)
 
 
 def _uploads(state: ProposerState, part: int,
@@ -59,6 +69,7 @@ def _uploads(state: ProposerState, part: int,
     sealed = seal_bundles(bundles, sealer, view.session)
     commitments = tuple(sealed[j].commitment for j in range(view.m))
     state.roots[part] = root = compute_root(commitments)
+    state.sent[part] = (commitments, [bytes(sealed[j].sealed) for j in range(view.m)])
     msgs = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
                         receiver=member,
                         body=encode_upload(Upload(part, commitments, bytes(sealed[j].sealed))))
@@ -84,3 +95,36 @@ def make_part2(state: ProposerState, coin1: bytes) -> tuple[bytes, list[Signed]]
         raise ConfigError("part 2 needs part 1 first, and is made once")
     response = state.circuit.client_response(state.kept, coin1)
     return _uploads(state, 2, {"s2": response})
+
+
+def process_dispute(state: ProposerState, msg: Signed) -> list[Signed]:
+    """A member disputes some members' shares of this proposer's input (protocol.md §3.4):
+    reveal those envelopes — re-sent, with their ephemerals — to every member, once per seat.
+    Safe: either the disputed member is honest (and the dispute is about this client's own
+    sharing) or it is corrupt and already holds that bundle."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
+                   seen=state.seen)
+    seats = decode_dispute(msg.body, msg.header.sender)
+    state.seen.add(msg.header.msg_id)
+    # Verify the disputed seats exist and both parts were sent
+    require(all(j < view.m for j in seats) and 1 in state.sent and 2 in state.sent,
+            Reject.MALFORMED, msg.header.sender, f"dispute of seats {seats}")
+    new = [j for j in seats if j not in state.revealed]
+    if state.reveal is None or not new:
+        return []
+    client = view.client(state.me.address)
+    parts: dict[int, tuple[RevealedPart, RevealedPart]] = {}
+    for j in new:
+        pair = []
+        for part in (1, 2):
+            commitments, sealed = state.sent[part]
+            eph = state.reveal(view.member_keys[j], context_of(view.session, client, j, part))
+            if eph is None:
+                return []
+            pair.append(RevealedPart(commitments, sealed[j], eph))
+        parts[j] = (pair[0], pair[1])
+        state.revealed.add(j)
+    body = encode_reveal(parts)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.REVEAL,
+                        receiver=member, body=body) for member in view.committee]

@@ -33,7 +33,7 @@ from phalanx.ml.data import Dataset
 from phalanx.ml.train import evaluate, set_flat_params
 from phalanx.mpc.parties import SecretSource, SeededSecrets
 from phalanx.mpc.prg import derive
-from phalanx.net.envelope import Sender, opener_of
+from phalanx.net.envelope import Sender, opener_of, revealed_opener
 from phalanx.net.loopback import LoopbackHub, LoopbackTransport
 from phalanx.net.transport import Delivery
 from phalanx.protocol import actions as tx
@@ -177,8 +177,9 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
         behaviour = Behaviour(
             flip_ballot=i in fed.malicious and cfg.voting_attack and cfg.attack != "none",
             garbage_upload=i >= cfg.peers)
-        runtime = Runtime(new_sealer=_sealer_factory(source, me, cfg.reproducible_secrets),
-                          opener=opener_of, clock=time.thread_time)
+        runtime = Runtime(new_sender=_sender_factory(source, me, cfg.reproducible_secrets),
+                          opener=opener_of, revealed_opener=revealed_opener,
+                          clock=time.thread_time)
         run.peers.append(PeerState(me, source, task, SimWork(run, i), runtime, behaviour))
         run.endpoints.append(hub.endpoint(me.address, admit=_admit(me.address)))
     run.blobs[hash_model(fed.global_params)] = encode_model(fed.global_params)
@@ -197,11 +198,11 @@ def party_sources(cfg: SimConfig, n: int) -> list[SecretSource]:
     return [SeededSecrets(derive(root, "peer", i)) for i in range(n)]
 
 
-def _sealer_factory(source: SecretSource, me: Identity, reproducible: bool) -> Any:
+def _sender_factory(source: SecretSource, me: Identity, reproducible: bool) -> Any:
     """A fresh ``Sender`` per round; with seeded secrets its ephemerals hash the context and
     payload, so no key ever seals two plaintexts (docs/protocol.md)."""
     if not reproducible:
-        return lambda: Sender().seal_to
+        return Sender
 
     def ephemeral(context: bytes, payload: bytes | memoryview) -> bytes:
         import hashlib
@@ -209,7 +210,7 @@ def _sealer_factory(source: SecretSource, me: Identity, reproducible: bool) -> A
         return source.token(me.address, "ephemeral", context,
                             hashlib.sha256(payload).digest())
 
-    return lambda: Sender(ephemeral).seal_to
+    return lambda: Sender(ephemeral)
 
 
 def _admit(me: str) -> Any:

@@ -1,0 +1,53 @@
+"""Misbehaviour at the message level: what a malicious committee member or proposer does with
+its own signed messages (issue 9's attacks, run through the protocol code).
+
+Each deviation rewrites messages the party itself signs (it holds its key, so re-signing is
+within its power) or withholds an answer; nothing here reads another party's secrets.
+"""
+
+from __future__ import annotations
+
+from phalanx.mpc.field import P
+from phalanx.protocol.committee import CLAIM, MemberState
+from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.openings import decode_opening, encode_opening
+
+
+def first_bound_client(state: MemberState) -> int | None:
+    """The victim of a targeted deviation: the first client this member holds."""
+    held = [c for c in state.bound if c in state.local]
+    return held[0] if held else None
+
+
+def tamper_consistency(state: MemberState, msgs: list[Signed]) -> list[Signed]:
+    """Add 1 to this member's consistency share of the first client it holds (to every other
+    member), hoping to get an honest client excluded."""
+    victim = first_bound_client(state)
+    if victim is None:
+        return msgs
+    return [_rewrite(state, m, victim, lambda v: (v + 1) % P) for m in msgs]
+
+
+def false_claim(state: MemberState, msgs: list[Signed]) -> list[Signed]:
+    """Claim that the first client's upload does not open (it does), hoping to exclude it."""
+    victim = first_bound_client(state)
+    if victim is None:
+        return msgs
+    return [_rewrite(state, m, victim, None) for m in msgs]
+
+
+def _rewrite(state: MemberState, msg: Signed, victim: int, change: object) -> Signed:
+    if msg.header.kind is not Kind.OPENING:
+        return msg
+    kind, items = decode_opening(msg.body, msg.header.sender)
+    if victim not in items:
+        return msg
+    if change is None:
+        items[victim] = CLAIM
+    else:
+        vec = items[victim].copy()
+        vec[0] = change(int(vec[0]))  # type: ignore[operator]
+        items[victim] = vec
+    view = state.view
+    return make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
+                       receiver=msg.header.receiver, body=encode_opening(kind, items))
