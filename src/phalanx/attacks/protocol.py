@@ -7,10 +7,14 @@ within its power) or withholds an answer; nothing here reads another party's sec
 
 from __future__ import annotations
 
+from phalanx.mpc.coins import compute_root
+from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import P
 from phalanx.protocol.committee import CLAIM, MemberState
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import decode_opening, encode_opening
+from phalanx.protocol.proposer import ProposerState
+from phalanx.protocol.uploads import Upload, encode_upload
 
 
 def first_bound_client(state: MemberState) -> int | None:
@@ -51,3 +55,20 @@ def _rewrite(state: MemberState, msg: Signed, victim: int, change: object) -> Si
     view = state.view
     return make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
                        receiver=msg.header.receiver, body=encode_opening(kind, items))
+
+
+def garbage_to(state: ProposerState, msgs: list[Signed], seat: int) -> tuple[bytes, list[Signed]]:
+    """A client's part 1 with committed random bytes as member ``seat``'s envelope (the hash
+    matches, the envelope does not open): re-rooted and re-signed to every member."""
+    view = state.view
+    commitments, sealed = state.sent[1]
+    junk = state.secrets.prg(state.me.address, "junk", view.session).random_bytes(
+        len(sealed[seat]))
+    new = tuple(commitment_of(junk) if j == seat else c for j, c in enumerate(commitments))
+    sealed = [junk if j == seat else s for j, s in enumerate(sealed)]
+    state.sent[1] = (new, sealed)
+    state.roots[1] = root = compute_root(new)
+    out = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
+                       receiver=member, body=encode_upload(Upload(1, new, sealed[j])))
+           for j, member in enumerate(view.committee)]
+    return root, out

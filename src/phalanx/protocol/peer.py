@@ -122,6 +122,9 @@ class Behaviour:
     withhold_reveal: bool = False
     tamper_consistency: bool = False
     false_claim: bool = False
+    #: as a proposer, sends member ``garbage_to`` committed random bytes (the others get
+    #: their true envelopes)
+    garbage_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,8 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
         return Actions(notes=[{"event": "not-proposed", "reason": bad.reason.value,
                                "detail": bad.detail}])
     root, msgs = make_part1(state.proposer, prepared)
+    if state.behaviour.garbage_to is not None:
+        root, msgs = deviations.garbage_to(state.proposer, msgs, state.behaviour.garbage_to)
     return Actions(messages=msgs, txs=[PostBundle(root)])
 
 

@@ -310,13 +310,15 @@ def broadcast(run: PeerRun, event: Any, peers: Sequence[int]) -> None:
     pump(run)
 
 
-def run_peer_round(run: PeerRun, rnd: int) -> RoundMetrics:
-    """One full round played by the peers; the simulator only moves bytes and time."""
+def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> RoundMetrics:
+    """One full round played by the peers; the simulator only moves bytes and time.
+    ``view``: the roles already drawn (``draw_roles``), e.g. by a test that then chooses who
+    misbehaves."""
     fed, led = run.fed, run.ledger
     seconds: dict[str, float] = {}
     run.refused, run.notes, run.responses = [], [], {}
     with timed(seconds, "chain"):
-        view = draw_roles(run)
+        view = view if view is not None else draw_roles(run)
     index = run.index
     roles = [index[a] for a in (*view.committee, *view.proposers, *view.voters)]
     proposer_ids = [index[a] for a in view.proposers]
