@@ -171,6 +171,78 @@ def test_report_and_bench_and_committee_errors(tmp_path: Path) -> None:
     assert_one_line_error(*run_cli(["committee", "--corrupt", "2"]), "corrupt")
 
 
+#: a local port nothing listens on (connections are refused at once)
+DEAD_RPC = "http://127.0.0.1:9"
+ADDRESS = "0x" + "12" * 20
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    # chain deploy: options checked before any node is contacted
+    (["deploy"], ["rpc is missing", "--rpc"]),
+    (["deploy", "--rpc", "not a url"], ["rpc='not a url'", "http"]),
+    (["deploy", "--rpc", DEAD_RPC], ["no JSON-RPC node answers", DEAD_RPC]),
+    (["deploy", "--rpc", DEAD_RPC, "--key", "zz"], ["--key", "private key", "2 characters"]),
+    (["deploy", "--rpc", DEAD_RPC, "--key", "0x" + "ab" * 31], ["--key", "64 hex digits"]),
+    (["deploy", "--rpc", DEAD_RPC, "--committee", "3"], ["committee=3", "3*threshold+1=4"]),
+    (["deploy", "--rpc", DEAD_RPC, "--committee", "17"], ["committee=17", "16"]),
+    (["deploy", "--rpc", DEAD_RPC, "--threshold", "0"], ["threshold=0"]),
+    (["deploy", "--rpc", DEAD_RPC, "--pool", "-1"], ["pool=-1.0"]),
+    (["deploy", "--rpc", DEAD_RPC, "--min-stake", "0"], ["min_stake=0.0"]),
+    (["deploy", "--rpc", DEAD_RPC, "--proposers", "0"], ["proposers=0"]),
+    (["deploy", "--rpc", DEAD_RPC, "--voters", "40"], ["voters=40", "32"]),
+    (["deploy", "--rpc", DEAD_RPC, "--committee", "16", "--proposers", "32", "--voters", "32"],
+     ["committee=16 + proposers=32 + voters=32", "64 seats"]),
+    (["deploy", "--rpc", DEAD_RPC, "--rounds", "0"], ["rounds=0"]),
+    (["deploy", "--rpc", DEAD_RPC, "--phase-blocks", "0"], ["phase_blocks=0"]),
+    # chain status: a node's task, or the embedded demo
+    (["status", "--rpc", DEAD_RPC], ["--address", DEAD_RPC]),
+    (["status", "--rpc", DEAD_RPC, "--address", "0xabc"], ["address='0xabc'", "40 hex"]),
+    (["status", "--rpc", "ftp://x", "--address", ADDRESS], ["rpc='ftp://x'"]),
+    (["status", "--rpc", DEAD_RPC, "--address", ADDRESS], ["no JSON-RPC node answers"]),
+    (["status", "--address", ADDRESS], ["needs --rpc"]),
+    (["status", "--peers", "0"], ["peers=0", "36 seats"]),
+    (["status", "--peers", "300"], ["peers=300", "256"]),
+    (["status", "--demo-rounds", "-1"], ["demo_rounds=-1"]),
+    (["status", "--demo-rounds", "11"], ["demo_rounds=11", "[0, 10]"]),
+    (["status", "--seed", "-1"], ["seed=-1"]),
+])
+def test_bad_chain_input_is_one_line(args: list[str], fragments: list[str]) -> None:
+    code, output = run_cli(["chain", *args])
+    assert_one_line_error(code, output, *fragments)
+
+
+def test_a_bad_key_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "not-a-key-but-secret-" + "9" * 20
+    monkeypatch.setenv("PHALANX_KEY", secret)
+    code, output = run_cli(["chain", "deploy", "--rpc", DEAD_RPC])
+    assert_one_line_error(code, output, "$PHALANX_KEY", "private key")
+    assert secret not in output
+
+
+TINY = ["--dim", "8", "--clients", "3"]
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["--rule", "nope", *TINY], ["rule='nope'", "fltrust"]),
+    (["--rule", "fedavg", *TINY], ["fedavg", "no secure form"]),
+    (["--rule", "krum", *TINY], ["krum"]),
+    (["--sharing", "foo", *TINY], ["sharing='foo'"]),
+    (["--spool", "disk", *TINY], ["spool='disk'"]),
+    (["--committee", "3", *TINY], ["3"]),
+    (["--threshold", "0", *TINY], ["t=0"]),
+    (["--frac-bits", "30", *TINY], ["frac_bits=30"]),
+    (["--frac-bits", "2", *TINY], ["frac_bits=2"]),
+    (["--seed", "-1", *TINY], ["seed=-1"]),
+    (["--workers", "0", *TINY], ["workers=0"]),
+    (["--clients", "0", "--dim", "8"], ["clients=0"]),
+    (["--dim", "0"], ["dim=0"]),
+    (["--dim", str(10**11), "--clients", "100"], ["clients=100 x dim=100000000000", "GiB"]),
+])
+def test_bad_bench_mpc_input_is_one_line(args: list[str], fragments: list[str]) -> None:
+    code, output = run_cli(["bench", "mpc", *args])
+    assert_one_line_error(code, output, *fragments)
+
+
 def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--debug", "simulate", *FAST, "--peers", "0"])
     assert result.exit_code != 2 and result.exception is not None

@@ -81,3 +81,49 @@ class ServerFaults:
             idx = slice(None) if f.position is None else f.position % out.shape[0]
             out[idx] = (out[idx] + np.uint64(f.delta % P)) % np.uint64(P)
         return out
+
+
+#: the simulator's committee adversaries (``simulate --server-attack``), by the action they take
+SERVER_ATTACKS: dict[str, ServerAction] = {
+    "tamper": ServerAction.ALTER,
+    "silent": ServerAction.DROP,
+    "false-claim": ServerAction.FALSE_CLAIM,
+}
+
+
+#: the openings a tampering server alters: the check values and the aggregate, where a wrong
+#: share does harm (a consistency share is recomputed from the committed bundle, so altering
+#: it only gets the server named); for fltrust both are degree 2t
+TAMPERED_OPENINGS = (OpeningKind.CHECKS, OpeningKind.AGGREGATE)
+
+
+def make_server_faults(attack: str, servers: Sequence[int]) -> ServerFaults:
+    """``servers`` all running ``attack`` towards every receiver (§3.4).
+
+    tamper: every coordinate of every share sent in a check or aggregate opening is off by one;
+    silent: nothing is ever sent (an erasure); false-claim: every client's upload is said not
+    to open (a dispute, until the claimant is identified).
+    """
+    if attack not in SERVER_ATTACKS:
+        raise ConfigError(f"server_attack={attack!r} is unknown; choose one of "
+                          f"{['none', *SERVER_ATTACKS]}")
+    action, chosen = SERVER_ATTACKS[attack], sorted(set(servers))
+    if action is ServerAction.ALTER:
+        return ServerFaults([ServerFault(j, action, kind=kind, position=None)
+                             for j in chosen for kind in TAMPERED_OPENINGS])
+    return ServerFaults([ServerFault(j, action) for j in chosen])
+
+
+def server_attack_warning(attack: str, corrupt: int, m: int, t: int) -> str | None:
+    """What the protocol can promise against ``corrupt`` of ``m`` servers at threshold ``t``
+    (None when it names every tampering server): docs/mpc.md deviation 6c."""
+    if corrupt > t:
+        return (f"warning: corrupt_servers={corrupt} > threshold={t}: beyond the threat model "
+                f"(they could also pool their shares and read the inputs); the outcome is "
+                f"not guaranteed")
+    if attack == "tamper" and m < 4 * t + 1:
+        return (f"warning: server_attack='tamper' with committee={m} < 4t+1={4 * t + 1}: a "
+                f"wrong degree-2t share (the checks) is detected but cannot be attributed, so "
+                f"the round aborts and nobody is identified (an identified abort is impossible "
+                f"at m = 3t+1)")
+    return None

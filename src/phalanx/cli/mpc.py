@@ -1,4 +1,8 @@
-"""CLI commands of phalanx.mpc: ``phalanx bench mpc`` (one secure aggregation vs plaintext)."""
+"""CLI commands of phalanx.mpc: ``phalanx bench mpc`` (one secure aggregation vs plaintext).
+
+Bad options are one ``error:`` line naming the option and value, exit code 2 (cli/errors.py):
+checked here (counts, seed, modes, memory) or by ``SecureParams`` and the rule registry.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,42 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bench, name="bench")
 
 
+#: float32 copies of the n x d updates the benchmark holds at once (inputs, prepared, plaintext)
+UPDATE_COPIES = 3
+
+
+def check_counts(*, clients: int, dim: int, workers: int, seed: int) -> None:
+    """Counts >= 1, seed >= 0, and the updates fit in this machine's memory."""
+    import os
+
+    from phalanx.errors import ConfigError
+
+    for name, value in (("clients", clients), ("dim", dim), ("workers", workers)):
+        if value < 1:
+            raise ConfigError(f"{name}={value} must be >= 1")
+    if seed < 0:
+        raise ConfigError(f"seed={seed} must be >= 0")
+    need = UPDATE_COPIES * 4 * clients * dim
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not on this platform: let the run find out
+        return
+    if need > ram:
+        raise ConfigError(f"clients={clients} x dim={dim} needs about {need / 2**30:.0f} GiB "
+                          f"of updates, more than this machine's {ram / 2**30:.0f} GiB")
+
+
 @one_line_errors
 def bench_mpc(
     rule: str = typer.Option("fltrust", help="fedavg-nb, cc, rsa or fltrust"),
-    clients: int = typer.Option(50, min=1, help="number of clients n"),
-    dim: int = typer.Option(100_000, min=1, help="update dimension d"),
+    clients: int = typer.Option(50, help="number of clients n (>= 1)"),
+    dim: int = typer.Option(100_000, help="update dimension d (>= 1)"),
     committee: int = typer.Option(5, help="committee size m"),
     threshold: int = typer.Option(1, help="privacy threshold t (m >= 3t+1)"),
     frac_bits: int = typer.Option(16, help="fixed-point fractional bits f"),
     seed: int = typer.Option(0, help="seed of the updates and of the protocol's randomness"),
     sharing: str = typer.Option("seeded", help="seeded (t seeds + m-t share vectors) or masked"),
-    workers: int = typer.Option(1, min=1, help="threads running the simulated parties side by "
+    workers: int = typer.Option(1, help="threads (>= 1) running the simulated parties side by "
                                 "side (per-party times stay CPU seconds of one thread)"),
     spool: str = typer.Option("auto", help="where servers keep uploads until the coin: "
                               "auto (files above 1 GiB), memory or files"),
@@ -37,6 +66,7 @@ def bench_mpc(
     from phalanx.net.envelope import x25519_envelope
     from phalanx.rules.secure.bench import run_bench
 
+    check_counts(clients=clients, dim=dim, workers=workers, seed=seed)
     modes = {"auto": None, "memory": False, "files": True}
     if spool not in modes:
         raise ConfigError(f"spool={spool!r} must be one of {sorted(modes)}")

@@ -12,7 +12,7 @@ import typer
 
 from phalanx.cli.errors import EXIT_INTERRUPTED, one_line_errors
 from phalanx.errors import ConfigError
-from phalanx.sim.config import SimConfig
+from phalanx.sim.config import CLIENT_FAULT_RULES, SimConfig
 
 Opt = typer.Option
 #: SimConfig's defaults (read from the fields: building a SimConfig would import torch)
@@ -61,6 +61,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
         raise ConfigError(f"seeds={text!r} must be comma-separated integers") from e
 
 
+CLIENT_FAULTS = ["none", *CLIENT_FAULT_RULES]
 ATTACKS = "none, sign-flip, scaling, label-flip, gaussian, alie, ipm, min-max, backdoor, free-rider"
 RULES = "fedavg, fedavg-nb, fltrust, cc, cc-iter, rsa, krum, multi-krum, median, trimmed-mean"
 ATTACK_HELP = (f"{ATTACKS}. ON by default: {DEFAULTS['malicious']:.0%} of the peers run "
@@ -132,6 +133,19 @@ def simulate(
     reproducible_secrets: Annotated[bool | None, Opt(
         "--reproducible-secrets", help="Secure runs derive every party's secrets from --seed: "
         "reproducible (and resumable), but NOT secret.", show_default="false")] = None,
+    server_attack: Annotated[str | None, Opt(
+        help="Committee members cheating inside the MPC (needs --secure): tamper (alter every "
+             "share they send), silent (send nothing) or false-claim (dispute honest "
+             "uploads).", show_default=default("server_attack"))] = None,
+    corrupt_servers: Annotated[int | None, Opt(help="How many committee members run "
+                                               "--server-attack (a seeded choice per round).",
+                                               show_default="1")] = None,
+    client_fault: Annotated[str | None, Opt(
+        help="Malicious proposers cheating inside the MPC (needs --secure): "
+             + ", ".join(CLIENT_FAULTS) + ".", show_default=default("client_fault"))] = None,
+    faulty_clients: Annotated[int | None, Opt(help="How many malicious proposers per round run "
+                                              "--client-fault (the lowest ids).",
+                                              show_default="1")] = None,
     ledger: Annotated[str | None, Opt(help="none, embedded (the contract on an in-process "
                                       "EVM) or model (its Python mirror).",
                                       show_default=default("ledger"))] = None,
@@ -164,6 +178,8 @@ def simulate(
         batch_size=batch_size, lr=lr, malformed_peers=malformed_peers, secure=secure,
         committee=committee, threshold=threshold, frac_bits=frac_bits,
         reproducible_secrets=reproducible_secrets, ledger=ledger, voters=voters, seed=seed,
+        server_attack=server_attack, corrupt_servers=corrupt_servers, client_fault=client_fault,
+        faulty_clients=faulty_clients,
     )
     if resume is not None:
         given = sorted(k for k, v in options.items() if v is not None)
@@ -189,7 +205,9 @@ def simulate(
 
 
 def announce(cfg: SimConfig) -> None:
-    """Warnings before the first round: committee capture, reproducible secrets."""
+    """Warnings before the first round: committee capture, reproducible secrets, what a
+    server attack can be expected to do."""
+    from phalanx.attacks.servers import server_attack_warning
     from phalanx.sim.secure_params import capture_warning
 
     if cfg.secure or cfg.ledger != "none":
@@ -199,6 +217,11 @@ def announce(cfg: SimConfig) -> None:
     if cfg.secure and cfg.reproducible_secrets:
         typer.secho("warning: --reproducible-secrets: every party's secrets derive from the "
                     "seed; this run's secrets are NOT secret", err=True, fg=typer.colors.YELLOW)
+    if cfg.num_corrupt_servers:
+        warning = server_attack_warning(cfg.server_attack, cfg.num_corrupt_servers,
+                                        cfg.committee, cfg.threshold)
+        if warning:
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
 
 
 def print_outcome(run_dir: Path, summary: dict[str, Any]) -> None:

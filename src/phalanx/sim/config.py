@@ -24,6 +24,14 @@ LEDGERS = ("none", "embedded", "model")
 FRAC_BITS_RANGE = (4, 24)
 #: prefixes of a user's own dataset (ml/data.py) and the form of a user's own model
 OWN_DATASET_PREFIXES = ("idx:", "npz:")
+#: rules/secure/backend.ClientFault values a malicious proposer can run (simulate
+#: --client-fault), each with the secure rules it applies to (empty: every one)
+CLIENT_FAULT_RULES: dict[str, tuple[str, ...]] = {
+    "non-binary-bits": (), "wrong-trust-weight": ("fltrust",), "bad-remainder": ("fltrust",),
+    "inconsistent-sharing": (), "wrap-around": ("fedavg-nb", "fltrust", "cc"),
+    "uncommitted-bundle": (), "garbage-bundle": (), "short-vector": (), "resend-part1": (),
+}
+# (ClientFault.NO_REVEAL is left out: it only shows against a false claim aimed at that client)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,14 @@ class SimConfig:
     frac_bits: int | None = None
     #: secure runs derive every party's secrets from ``seed`` (reproducible, hence NOT secret)
     reproducible_secrets: bool = False
+    #: protocol-level adversaries of secure runs (attacks/servers.py, rules/secure ClientFault):
+    #: corrupt_servers committee members run server_attack ("none", "tamper", "silent",
+    #: "false-claim"; None = 1 when set) and faulty_clients malicious proposers per round cheat
+    #: inside the MPC with client_fault (None = 1 when set)
+    server_attack: str = "none"
+    corrupt_servers: int | None = None
+    client_fault: str = "none"
+    faulty_clients: int | None = None
     # ledger (protocol.md §4): "none" = no chain, "embedded" = the contract on an in-process
     # EVM, "model" = its pure-Python mirror (fast, bit-identical integer math)
     ledger: str = "none"
@@ -128,6 +144,21 @@ class SimConfig:
             raise ConfigError(f"root_size={self.root_size}: fltrust needs a root dataset (>= 1)")
         check_rule(self)
         check_attack(self)
+        check_adversaries(self)
+
+    @property
+    def num_corrupt_servers(self) -> int:
+        """Committee members running ``server_attack`` (0 without one)."""
+        if self.server_attack == "none":
+            return 0
+        return 1 if self.corrupt_servers is None else self.corrupt_servers
+
+    @property
+    def num_faulty_clients(self) -> int:
+        """Malicious proposers per round running ``client_fault`` (0 without one)."""
+        if self.client_fault == "none":
+            return 0
+        return 1 if self.faulty_clients is None else self.faulty_clients
 
     @property
     def num_malicious(self) -> int:
@@ -254,6 +285,44 @@ def check_attack(cfg: SimConfig) -> None:
     validate_attack_params(cfg.attack, dict(cfg.attack_params))
     AttackSpec(attack=Attack(cfg.attack), knowledge=Knowledge(cfg.knowledge),
                **dict(cfg.attack_params))
+
+
+def check_adversaries(cfg: SimConfig) -> None:
+    """Server and client faults of secure runs: known names, a committee and malicious peers to
+    run them, counts that fit, and (for client faults) a rule whose circuit has the check."""
+    from phalanx.attacks.servers import SERVER_ATTACKS
+
+    check_choice("server_attack", cfg.server_attack, ("none", *SERVER_ATTACKS))
+    check_choice("client_fault", cfg.client_fault, ("none", *CLIENT_FAULT_RULES))
+    for attack, count in (("server_attack", "corrupt_servers"),
+                          ("client_fault", "faulty_clients")):
+        name, value = getattr(cfg, attack), getattr(cfg, count)
+        if name == "none":
+            if value is not None:
+                flag = attack.replace("_", "-")
+                raise ConfigError(f"{count}={value!r} needs {attack} (--{flag})")
+            continue
+        if not cfg.secure:
+            raise ConfigError(f"{attack}={name!r} needs secure=true (--secure): it cheats "
+                              "inside the MPC, which a plaintext run does not have")
+        if value is not None:
+            check_int(count, value, 1)
+    if cfg.server_attack != "none":
+        if cfg.ledger != "none":
+            raise ConfigError(f"server_attack={cfg.server_attack!r} runs with ledger='none' only "
+                              f"for now, not ledger={cfg.ledger!r}")
+        if cfg.num_corrupt_servers > cfg.committee:
+            raise ConfigError(f"corrupt_servers={cfg.num_corrupt_servers} must be <= "
+                              f"committee={cfg.committee}")
+    if cfg.client_fault != "none":
+        if cfg.num_faulty_clients > cfg.num_malicious:
+            raise ConfigError(
+                f"faulty_clients={cfg.num_faulty_clients} must be <= the malicious peers "
+                f"(malicious={cfg.malicious} of peers={cfg.peers} gives {cfg.num_malicious})")
+        rules = CLIENT_FAULT_RULES[cfg.client_fault]
+        if rules and cfg.rule not in rules:
+            raise ConfigError(f"client_fault={cfg.client_fault!r} needs rule in {list(rules)}, "
+                              f"not rule={cfg.rule!r} (its circuit has no such witness)")
 
 
 def check_model(name: Any) -> None:

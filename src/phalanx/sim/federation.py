@@ -10,10 +10,10 @@ input is recorded with its reason.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,7 +53,15 @@ class Federation:
     train_cfg: TrainConfig
     global_params: np.ndarray
     previous_update: np.ndarray
-    aggregate_fn: Callable[[Rule, Inputs, RuleContext, int], AggregateOutcome]
+    aggregate_fn: AggregateFn
+
+
+class AggregateFn(Protocol):
+    """``aggregate(rule, inputs, ctx, round, ids)``: ``ids`` are the inputs' peer ids (the
+    secure path needs them to know which inputs come from faulty clients)."""
+
+    def __call__(self, rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int,
+                 ids: Sequence[int] | None = None) -> AggregateOutcome: ...
 
 
 @dataclass
@@ -117,7 +125,7 @@ def build_federation(cfg: SimConfig, data: Dataset | None = None) -> Federation:
         train_cfg=TrainConfig(epochs=cfg.local_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                               momentum=cfg.momentum),
         global_params=params, previous_update=np.zeros_like(params),
-        aggregate_fn=make_aggregate_fn(cfg),
+        aggregate_fn=make_aggregate_fn(cfg, malicious),
     )
 
 
@@ -129,16 +137,25 @@ def load_sim_dataset(cfg: SimConfig) -> Dataset:
     return load_dataset(cfg.dataset, data_dir, seed=cfg.seed)
 
 
-def make_aggregate_fn(
-    cfg: SimConfig,
-) -> Callable[[Rule, Inputs, RuleContext, int], AggregateOutcome]:
-    """The plaintext backend, or the committee MPC when ``cfg.secure``."""
+def make_aggregate_fn(cfg: SimConfig, malicious: frozenset[int] = frozenset()) -> AggregateFn:
+    """The plaintext backend, or the committee MPC when ``cfg.secure``.
+
+    Secure runs inject the configured protocol-level adversaries: ``cfg.num_corrupt_servers``
+    committee members, a seeded choice per round, run ``cfg.server_attack``; the first
+    ``cfg.num_faulty_clients`` malicious proposers of the round (by id) run ``cfg.client_fault``.
+    """
     if not cfg.secure:
-        return lambda rule, inputs, ctx, rnd: AggregateOutcome(rule.aggregate(inputs, ctx))
+        def plaintext(rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int,
+                      ids: Sequence[int] | None = None) -> AggregateOutcome:
+            return AggregateOutcome(rule.aggregate(inputs, ctx))
+
+        return plaintext
+    from phalanx.attacks.servers import make_server_faults
+    from phalanx.errors import ConfigError
     from phalanx.mpc.parties import SeededSecrets
     from phalanx.mpc.prg import derive
     from phalanx.net.envelope import x25519_envelope
-    from phalanx.rules.secure import SecureBackend, SecureParams
+    from phalanx.rules.secure import ClientFault, SecureBackend, SecureParams
     from phalanx.sim.secure_params import choose_frac_bits
 
     # every party's secrets from the OS, unless the run asked for reproducible (not secret) ones
@@ -146,7 +163,28 @@ def make_aggregate_fn(
                if cfg.reproducible_secrets else None)
     backends: dict[int, SecureBackend] = {}
 
-    def secure(rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int) -> AggregateOutcome:
+    def adversaries(rnd: int, ids: Sequence[int] | None) -> dict[str, Any]:
+        """This round's corrupt servers and faulty clients (indices into the inputs)."""
+        out: dict[str, Any] = {}
+        if cfg.num_corrupt_servers:
+            rng = np.random.default_rng([cfg.seed, rnd, 11])
+            corrupt = sorted(int(j) for j in rng.choice(cfg.committee, cfg.num_corrupt_servers,
+                                                        replace=False))
+            out["server_attack"] = cfg.server_attack
+            out["corrupt_servers"] = corrupt
+            out["server_faults"] = make_server_faults(cfg.server_attack, corrupt)
+        if cfg.num_faulty_clients:
+            if ids is None:
+                raise ConfigError(f"client_fault={cfg.client_fault!r} needs the inputs' peer ids")
+            bad = sorted(p for p in ids if p in malicious)[: cfg.num_faulty_clients]
+            index = {p: i for i, p in enumerate(ids)}
+            out["client_fault"] = cfg.client_fault
+            out["faulty_clients"] = bad
+            out["client_faults"] = {index[p]: ClientFault(cfg.client_fault) for p in bad}
+        return out
+
+    def secure(rule: Rule, inputs: Inputs, ctx: RuleContext, rnd: int,
+               ids: Sequence[int] | None = None) -> AggregateOutcome:
         n = len(inputs)
         f = cfg.frac_bits if cfg.frac_bits is not None else choose_frac_bits(
             cfg.rule, dict(cfg.rule_params), ctx.dim, max(n, cfg.peers + cfg.malformed_peers),
@@ -158,11 +196,22 @@ def make_aggregate_fn(
                 envelope=x25519_envelope, secrets=secrets)
         # the round's public beacon stand-in: nothing secret derives from it
         seed = np.random.default_rng([cfg.seed, rnd, 7]).bytes(32)
-        res = backend.aggregate(rule, list(inputs), ctx, seed=seed)
+        adv = adversaries(rnd, ids)
+        res = backend.aggregate(rule, list(inputs), ctx, seed=seed, client_ids=ids,
+                                server_faults=adv.pop("server_faults", None),
+                                client_faults=adv.pop("client_faults", None))
+        peer = (lambda i: i) if ids is None else ids.__getitem__
+        refused = [{**v, "client": peer(v["client"])} for v in res.stats["protocol_violations"]]
         extra = {"cheating_servers": list(res.cheating_servers), "aborted": res.aborted,
+                 "dropped_servers": list(res.stats["dropped_servers"]),
                  "frac_bits": f, "reproducible_secrets": res.stats["reproducible_secrets"],
                  "server_evidence": res.stats["server_evidence"],
-                 "protocol_violations": res.stats["protocol_violations"]}
+                 "protocol_violations": refused,
+                 "phase_s": dict(res.stats["phase_s"]),
+                 "slowest_server_s": max(res.stats["server_s"], default=0.0),
+                 "upload_bytes_per_client": res.stats["upload_bytes_per_client"]}
+        if adv:
+            extra["adversaries"] = adv
         return AggregateOutcome(res.aggregate, extra)
 
     return secure
@@ -286,7 +335,7 @@ def propose_and_aggregate(fed: Federation, rnd: int, seconds: dict[str, float],
     with timed(seconds, "prepare"):
         prepared = prepare_inputs(fed, ids, raw, ctx)
     with timed(seconds, "aggregate"):
-        outcome = fed.aggregate_fn(fed.rule, prepared, ctx, rnd)
+        outcome = fed.aggregate_fn(fed.rule, prepared, ctx, rnd, ids)
     return Proposal(ids, prepared, outcome)
 
 

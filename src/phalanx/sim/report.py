@@ -113,6 +113,30 @@ def get_servers(row: Row) -> list[int]:
     return []
 
 
+def get_stakes(row: Row) -> dict[int, float] | None:
+    """Every peer's stake (ether) after this round: ``extra.ledger.stakes`` as a mapping
+    peer → ether or a list indexed by peer (None when the simulator did not record it)."""
+    value = get_path(row, "extra", "ledger", "stakes")
+    if isinstance(value, Mapping):
+        return {int(k): number(v) for k, v in value.items() if str(k).lstrip("-").isdigit()}
+    if isinstance(value, list):
+        return {i: number(v) for i, v in enumerate(value)}
+    return None
+
+
+def get_adversaries(row: Row) -> Mapping[str, Any]:
+    """The round's injected protocol-level adversaries (``extra.adversaries``), or {}."""
+    value = get_path(row, "extra", "adversaries")
+    return value if isinstance(value, Mapping) else {}
+
+
+def ids_text(values: Any) -> str:
+    """``[1, 3]`` → ``1 3``; "—" for nothing."""
+    if not isinstance(values, list | tuple) or not values:
+        return "—"
+    return " ".join(str(v) for v in values)
+
+
 # ---------------------------------------------------------------------------------------------
 # the text summary printed at the end of a run
 
@@ -134,6 +158,7 @@ def describe_run(run_dir: Path, *, max_rounds: int = 10) -> list[str]:
     aborted = sum(1 for r in rows if get_path(r, "extra", "aborted"))
     lines.append(f"servers identified as cheating: {servers or 'none'}"
                  + (f"; committee aborted {aborted} round(s)" if aborted else ""))
+    lines += describe_adversaries(rows)
     lines += describe_ledger(rows)
     if config.get("reproducible_secrets"):
         lines.append("secrets: derived from the seed (reproducible, so NOT secret)")
@@ -161,6 +186,43 @@ def describe_proposers(rows: Sequence[Row], malicious: set[int], max_rounds: int
         out.append(f"  round {row.get('round')}: {marked}")
     if len(rows) > max_rounds:
         out.append(f"  … {len(rows) - max_rounds} more rounds in metrics.jsonl")
+    return out
+
+
+def describe_adversaries(rows: Sequence[Row]) -> list[str]:
+    """Injected server and client faults against what the committee found; abort reasons and
+    refused uploads (nothing when the run had none)."""
+    out = []
+    attack = next((get_adversaries(r)["server_attack"] for r in rows
+                   if "server_attack" in get_adversaries(r)), None)
+    if attack is not None:
+        corrupt = sum(len(get_adversaries(r).get("corrupt_servers") or []) for r in rows)
+        named = sum(len(set(get_servers(r)) & set(get_adversaries(r).get("corrupt_servers")
+                                                  or [])) for r in rows)
+        dropped = sum(len(get_path(r, "extra", "dropped_servers") or []) for r in rows)
+        out.append(f"server attack {attack}: {corrupt} corrupt seat(s) over {len(rows)} "
+                   f"round(s); identified {named}, silent (erasures) {dropped}")
+    fault = next((get_adversaries(r)["client_fault"] for r in rows
+                  if "client_fault" in get_adversaries(r)), None)
+    if fault is not None:
+        faulty = sorted({p for r in rows for p in get_adversaries(r).get("faulty_clients") or []})
+        caught = sorted({j.get("peer") for r in rows for j in r.get("rejected") or []
+                         if j.get("peer") in faulty})
+        out.append(f"client fault {fault}: faulty peers {faulty or 'none'}; rejected "
+                   f"{caught or 'none'}")
+    reasons = [(r.get("round"), str(get_path(r, "extra", "aborted"))) for r in rows
+               if get_path(r, "extra", "aborted")]
+    if reasons:
+        rnd, why = reasons[0]
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        out.append(f"abort, round {rnd}{more}: {why[:200]}")
+    refused = [(r.get("round"), v) for r in rows
+               for v in get_path(r, "extra", "protocol_violations") or []
+               if isinstance(v, Mapping)]
+    if refused:
+        out.append("refused uploads: " + ", ".join(
+            f"round {rnd} peer {v.get('client')} ({v.get('reason')})" for rnd, v in refused[:5])
+            + (" …" if len(refused) > 5 else ""))
     return out
 
 
@@ -256,13 +318,12 @@ def draw_stake(rows: Sequence[Row], malicious: set[int]) -> Callable[[Any], None
         if not ledger:
             return no_data(ax, "no ledger in this run (--ledger embedded or model)")
         rounds = [r.get("round") for r in ledger]
-        per_peer = [get_path(r, "extra", "ledger", "stakes") for r in ledger]
-        if all(isinstance(s, Mapping) for s in per_peer):
-            peers = sorted({int(p) for s in per_peer for p in s})
-            for p in peers:
-                bad = p in malicious
-                ax.plot(rounds, [number(s.get(str(p), s.get(p))) for s in per_peer],
-                        color="tab:red" if bad else "tab:blue", alpha=0.6, lw=1)
+        per_peer = [get_stakes(r) for r in ledger]
+        if all(s is not None for s in per_peer):
+            stakes = [s or {} for s in per_peer]
+            for p in sorted({p for s in stakes for p in s}):
+                ax.plot(rounds, [s.get(p, math.nan) for s in stakes], marker=".", ms=3,
+                        color="tab:red" if p in malicious else "tab:blue", alpha=0.6, lw=1)
             ax.plot([], [], color="tab:blue", label="honest peer")
             ax.plot([], [], color="tab:red", label="malicious peer")
         else:
@@ -382,6 +443,12 @@ def render_run_report(run_dir: Path) -> str:
     body += ["<h2 id='config'>Configuration</h2>", html_table(sorted(
         (k, json.dumps(v) if isinstance(v, Mapping) else v) for k, v in config.items()))]
     body += ["<h2>Rounds</h2>", rounds_table(rows)]
+    if any(isinstance(get_path(r, "extra", "ledger"), Mapping) for r in rows):
+        body += ["<h2 id='ledger'>Ledger per round</h2>", ledger_table(rows, malicious)]
+        body += stakes_table(rows, malicious)
+    if any(is_secure_row(r) for r in rows):
+        body += ["<h2 id='committee'>Secure aggregation per round</h2>",
+                 committee_table(rows, malicious)]
     return html_page(f"Phalanx run {run_dir.name}", body)
 
 
@@ -396,6 +463,105 @@ def rounds_table(rows: Sequence[Row]) -> str:
             r.get("round"), r.get("accuracy"), r.get("loss"), r.get("proposers"),
             r.get("accepted"), rejected or "—", round(seconds, 2))) + "</tr>")
     return f"<table>{head}{''.join(lines)}</table>"
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An HTML table of escaped cells."""
+    top = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in cells)
+                   + "</tr>" for cells in rows)
+    return f"<table>{top}{body}</table>"
+
+
+def marked(values: Any, malicious: set[int]) -> str:
+    """Peer ids, malicious ones starred."""
+    if not isinstance(values, list | tuple) or not values:
+        return "—"
+    return " ".join(f"{v}{'*' if v in malicious else ''}" for v in values)
+
+
+def ledger_table(rows: Sequence[Row], malicious: set[int]) -> str:
+    """Per round: proposers, committee, voters and ballots, the settlement, slashes, rewards,
+    stakes and pool (from ``extra.ledger``; * marks malicious peers)."""
+    out = []
+    for r in rows:
+        led = get_path(r, "extra", "ledger")
+        if not isinstance(led, Mapping):
+            continue
+        ballots = led.get("ballots")
+        ballots = ballots if isinstance(ballots, Mapping) else {}
+        votes = " ".join(f"{p}{'*' if int(p) in malicious else ''}:{'yes' if v else 'no'}"
+                         for p, v in ballots.items() if str(p).isdigit()) or "—"
+        slashes = ", ".join(f"{p}{'*' if p in malicious else ''} {why} {ether:.2f}"
+                            for p, why, ether in get_slashes(r)) or "—"
+        out.append((r.get("round"), marked(get_proposer_ids(r), malicious),
+                    marked(led.get("committee"), malicious), votes,
+                    "yes" if led.get("stands") else "no",
+                    "yes" if led.get("accepted") else "no", slashes,
+                    led.get("rewarded_ether"), led.get("honest_stake_ether"),
+                    led.get("malicious_stake_ether"), led.get("pool_ether")))
+    return table(("round", "proposers", "committee", "ballots", "stands", "accepted",
+                  "slashed (ETH)", "rewarded (ETH)", "honest stake", "malicious stake",
+                  "pool (ETH)"), out)
+
+
+def stakes_table(rows: Sequence[Row], malicious: set[int]) -> list[str]:
+    """Every peer's stake after the last round that recorded them (``extra.ledger.stakes``)."""
+    recorded = [s for s in (get_stakes(r) for r in rows) if s]
+    if not recorded:
+        return []
+    first, last = recorded[0], recorded[-1]
+    cells = [(f"{p}{'*' if p in malicious else ''}", first.get(p), v)
+             for p, v in sorted(last.items())]
+    return ["<h2 id='stakes'>Stake per peer (ETH)</h2>",
+            table(("peer", "after the first round", "after the last round"), cells)]
+
+
+def seats_text(values: Any, committee: Any, malicious: set[int]) -> str:
+    """Committee seats, as ``seat→peer`` when the ledger recorded who sat there."""
+    if not isinstance(values, list | tuple) or not values:
+        return "—"
+    if not isinstance(committee, list):
+        return ids_text(values)
+    return " ".join(f"{j}→{committee[j]}{'*' if committee[j] in malicious else ''}"
+                    if isinstance(j, int) and 0 <= j < len(committee) else str(j)
+                    for j in values)
+
+
+def is_secure_row(row: Row) -> bool:
+    """A round aggregated under MPC (it reports the committee's findings)."""
+    return get_path(row, "extra", "cheating_servers") is not None
+
+
+def committee_table(rows: Sequence[Row], malicious: set[int]) -> str:
+    """Per round: the injected faults, the servers named (and how) or silent, the abort
+    reason, rejected clients with the check that caught them, refused uploads."""
+    out = []
+    for r in rows:
+        if not is_secure_row(r):
+            continue
+        adv = get_adversaries(r)
+        evidence = get_path(r, "extra", "server_evidence")
+        how = "; ".join(f"{j}: {why}" for j, why in evidence.items()) \
+            if isinstance(evidence, Mapping) else ""
+        rejected = ", ".join(f"{j.get('peer')}{'*' if j.get('peer') in malicious else ''}: "
+                             f"{j.get('reason')}" for j in r.get("rejected") or [])
+        refused = ", ".join(f"{v.get('client')}: {v.get('reason')}"
+                            for v in get_path(r, "extra", "protocol_violations") or []
+                            if isinstance(v, Mapping))
+        attack = adv.get("server_attack")
+        seats = get_path(r, "extra", "ledger", "committee")
+        out.append((r.get("round"),
+                    f"{attack}: {seats_text(adv.get('corrupt_servers'), seats, malicious)}"
+                    if attack else "—",
+                    seats_text(get_servers(r), seats, malicious), how or "—",
+                    seats_text(get_path(r, "extra", "dropped_servers"), seats, malicious),
+                    get_path(r, "extra", "aborted") or "—",
+                    f"{adv['client_fault']}: {ids_text(adv.get('faulty_clients'))}"
+                    if adv.get("client_fault") else "—", rejected or "—", refused or "—"))
+    return table(("round", "corrupt servers (seat→peer)", "identified", "evidence", "silent",
+                  "abort",
+                  "faulty clients", "rejected (reason)", "refused uploads"), out)
 
 
 def write_run_report(run_dir: Path) -> Path:
