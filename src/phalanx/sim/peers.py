@@ -64,6 +64,7 @@ from phalanx.protocol.round import RoundView
 from phalanx.rules import Aggregate, Rejection, RuleContext
 from phalanx.rules.secure import SecureParams
 from phalanx.rules.secure.parties import OsSecrets
+from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE  # noqa: E402 - one set of stakes
 from phalanx.sim.config import SimConfig
 from phalanx.sim.federation import (
     AggregateOutcome,
@@ -78,10 +79,6 @@ from phalanx.sim.federation import (
 )
 from phalanx.sim.secure_params import choose_frac_bits
 
-ETHER = 10**18
-STAKE = 10 * ETHER
-POOL = 100 * ETHER
-MIN_STAKE = 5 * ETHER
 #: openings that time out before a round gives up on its committee
 MAX_OPENING_DEADLINES = 4
 
