@@ -142,12 +142,10 @@ def test_a_reveal_with_commitments_other_than_the_posted_roots_is_refused() -> N
 
     # Prepare: a member in the dispute phase about client 0 (member 2 tampered)
     run = _run()
-    stuck: list[object] = []
 
     def setup(view: RoundView) -> None:
         run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(tamper_consistency=True)
         run.peers[_peer(run, view.proposers[0])].behaviour = Behaviour(withhold_reveal=True)
-        stuck.append(view)
 
     view, _ = _round(run, setup)
     member = run.peers[_peer(run, view.committee[0])].member

@@ -7,14 +7,14 @@ within its power) or withholds an answer; nothing here reads another party's sec
 
 from __future__ import annotations
 
-from phalanx.mpc.coins import compute_root
+from collections.abc import Callable
+
 from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import P
 from phalanx.protocol.committee import CLAIM, MemberState
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import decode_opening, encode_opening
-from phalanx.protocol.proposer import ProposerState
-from phalanx.protocol.uploads import Upload, encode_upload
+from phalanx.protocol.proposer import ProposerState, send_part
 
 
 def first_bound_client(state: MemberState) -> int | None:
@@ -40,7 +40,8 @@ def false_claim(state: MemberState, msgs: list[Signed]) -> list[Signed]:
     return [_rewrite(state, m, victim, None) for m in msgs]
 
 
-def _rewrite(state: MemberState, msg: Signed, victim: int, change: object) -> Signed:
+def _rewrite(state: MemberState, msg: Signed, victim: int,
+             change: Callable[[int], int] | None) -> Signed:
     if msg.header.kind is not Kind.OPENING:
         return msg
     kind, items = decode_opening(msg.body, msg.header.sender)
@@ -50,25 +51,26 @@ def _rewrite(state: MemberState, msg: Signed, victim: int, change: object) -> Si
         items[victim] = CLAIM
     else:
         vec = items[victim].copy()
-        vec[0] = change(int(vec[0]))  # type: ignore[operator]
+        vec[0] = change(int(vec[0]))
         items[victim] = vec
     view = state.view
     return make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
                        receiver=msg.header.receiver, body=encode_opening(kind, items))
 
 
-def garbage_to(state: ProposerState, msgs: list[Signed], seat: int) -> tuple[bytes, list[Signed]]:
+def garbage_to(state: ProposerState, seat: int) -> tuple[bytes, list[Signed]]:
     """A client's part 1 with committed random bytes as member ``seat``'s envelope (the hash
     matches, the envelope does not open): re-rooted and re-signed to every member."""
-    view = state.view
     commitments, sealed = state.sent[1]
-    junk = state.secrets.prg(state.me.address, "junk", view.session).random_bytes(
+    junk = state.secrets.prg(state.me.address, "junk", state.view.session).random_bytes(
         len(sealed[seat]))
     new = tuple(commitment_of(junk) if j == seat else c for j, c in enumerate(commitments))
-    sealed = [junk if j == seat else s for j, s in enumerate(sealed)]
-    state.sent[1] = (new, sealed)
-    state.roots[1] = root = compute_root(new)
-    out = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
-                       receiver=member, body=encode_upload(Upload(1, new, sealed[j])))
-           for j, member in enumerate(view.committee)]
-    return root, out
+    return send_part(state, 1, new, [junk if j == seat else s for j, s in enumerate(sealed)])
+
+
+def garbage(state: ProposerState, part: int) -> tuple[bytes, list[Signed]]:
+    """A broken client's part: random bytes to every member, committed to (the hash matches,
+    nothing opens)."""
+    prg = state.secrets.prg(state.me.address, "garbage", part, state.view.session)
+    sealed = [prg.random_bytes(256) for _ in state.view.committee]
+    return send_part(state, part, tuple(commitment_of(s) for s in sealed), sealed)

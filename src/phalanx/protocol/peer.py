@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 from phalanx.attacks import protocol as deviations
 from phalanx.chain.ledger import Attestation
 from phalanx.errors import ProtocolViolation, Reject
-from phalanx.mpc.coins import compute_coin, compute_root
-from phalanx.mpc.committee_client import Observer, commitment_of
+from phalanx.mpc.coins import compute_coin
+from phalanx.mpc.committee_client import Observer
 from phalanx.mpc.parties import SecretSource
 from phalanx.mpc.server import Opener, Server
 from phalanx.protocol import committee as member_steps
@@ -40,6 +40,7 @@ from phalanx.protocol.actions import (
     Attest,
     CloseBeacon,
     CommitBeacon,
+    CommitVote,
     PostBundle,
     PostResponse,
     RevealBeacon,
@@ -48,11 +49,10 @@ from phalanx.protocol.actions import (
 from phalanx.protocol.admission import require
 from phalanx.protocol.committee import CommitDeadline, MemberState, Phase, ResponseDeadline
 from phalanx.protocol.identity import Identity
-from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.messages import Kind, Signed
 from phalanx.protocol.models import encode_model, hash_model
 from phalanx.protocol.proposer import ProposerState, make_part1, make_part2, process_dispute
 from phalanx.protocol.round import RoundView
-from phalanx.protocol.uploads import Upload, encode_upload
 from phalanx.protocol.voter import VoterState, process_reveal_opened, process_vote_opened
 from phalanx.rules import Rule, RuleContext
 from phalanx.rules.base import check_shape_and_finite
@@ -343,7 +343,7 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
     state.proposer = ProposerState(state.me, view, circuit, state.secrets, sender.seal_to,
                                    None if state.behaviour.withhold_reveal else sender.reveal)
     if state.behaviour.garbage_upload:
-        root, msgs = _garbage(state, 1)
+        root, msgs = deviations.garbage(state.proposer, 1)
         return Actions(messages=msgs, txs=[PostBundle(root)])
     update = state.work.train(params, view.round)
     prepared = state.task.rule.prepare(update, ctx)
@@ -353,23 +353,8 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
                                "detail": bad.detail}])
     root, msgs = make_part1(state.proposer, prepared)
     if state.behaviour.garbage_to is not None:
-        root, msgs = deviations.garbage_to(state.proposer, msgs, state.behaviour.garbage_to)
+        root, msgs = deviations.garbage_to(state.proposer, state.behaviour.garbage_to)
     return Actions(messages=msgs, txs=[PostBundle(root)])
-
-
-def _garbage(state: PeerState, part: int) -> tuple[bytes, list[Signed]]:
-    """Random bytes to every member, committed to (the hash matches, nothing opens)."""
-    assert state.proposer is not None
-    view = state.view
-    assert view is not None
-    prg = state.secrets.prg(state.me.address, "garbage", part, view.session)
-    sealed = [prg.random_bytes(256) for _ in view.committee]
-    commitments = tuple(commitment_of(s) for s in sealed)
-    state.proposer.roots[part] = root = compute_root(commitments)
-    msgs = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
-                        receiver=member, body=encode_upload(Upload(part, commitments, s)))
-            for member, s in zip(view.committee, sealed, strict=True)]
-    return root, msgs
 
 
 # -- deadlines ------------------------------------------------------------------------------
@@ -385,7 +370,7 @@ def _commit_deadline(state: PeerState, event: CommitDeadline) -> Actions:
     coin1 = compute_coin(view.session, view.beacon, 1,
                          member_steps.posted_roots(view, event.roots))
     if state.behaviour.garbage_upload:
-        root, msgs = _garbage(state, 2)
+        root, msgs = deviations.garbage(prop, 2)
     else:
         root, msgs = make_part2(prop, coin1)
     return Actions(messages=msgs, txs=[PostResponse(root)])
@@ -442,6 +427,6 @@ def _vote(state: PeerState, event: VoteOpened) -> Actions:
                              state.work.evaluate)
     if state.behaviour.flip_ballot:
         state.voter.accept = not tx.accept
-        tx = type(tx)(state.voter.accept, tx.salt)
+        tx = CommitVote(state.voter.accept, tx.salt)
     return Actions(txs=[tx], notes=[{"event": "ballot", "accept": tx.accept,
                                      "scores": state.voter.scores}])

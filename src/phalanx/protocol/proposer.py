@@ -67,12 +67,18 @@ def _uploads(state: ProposerState, part: int,
         return state.seal_to(view.member_keys[j], payload, context, observe)
 
     sealed = seal_bundles(bundles, sealer, view.session)
-    commitments = tuple(sealed[j].commitment for j in range(view.m))
+    return send_part(state, part, tuple(sealed[j].commitment for j in range(view.m)),
+                     [bytes(sealed[j].sealed) for j in range(view.m)])
+
+
+def send_part(state: ProposerState, part: int, commitments: tuple[bytes, ...],
+              sealed: list[bytes]) -> tuple[bytes, list[Signed]]:
+    """Fix a part: its root, the envelopes kept for disputes, one signed upload per member."""
+    view = state.view
     state.roots[part] = root = compute_root(commitments)
-    state.sent[part] = (commitments, [bytes(sealed[j].sealed) for j in range(view.m)])
+    state.sent[part] = (commitments, sealed)
     msgs = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.UPLOAD,
-                        receiver=member,
-                        body=encode_upload(Upload(part, commitments, bytes(sealed[j].sealed))))
+                        receiver=member, body=encode_upload(Upload(part, commitments, sealed[j])))
             for j, member in enumerate(view.committee)]
     return root, msgs
 

@@ -30,6 +30,7 @@ from phalanx.sim.federation import (
     RoundMetrics,
     apply_proposal,
     build_federation,
+    hold_out_validation,
     propose_and_aggregate,
     round_metrics,
     timed,
@@ -60,13 +61,7 @@ def build_chained(cfg: SimConfig, data: Dataset | None = None) -> ChainedFederat
     """Deploy the task, register every peer with the same stake, hold out validation data."""
     fed = build_federation(cfg, data)
     rng = np.random.default_rng([cfg.seed, 99])
-    validation = []
-    for peer, (x, y) in enumerate(fed.shards):
-        order = rng.permutation(len(y))
-        cut = max(1, int(round(cfg.validation_fraction * len(y))))
-        val, train = order[:cut], order[cut:] if len(y) > cut else order
-        validation.append((x[val], y[val]))
-        fed.shards[peer] = (x[train], y[train])
+    validation = hold_out_validation(fed, rng, cfg.validation_fraction)
     accounts = [Account.from_key(rng.bytes(32)) for _ in range(cfg.peers)]
     deployer = Account.from_key(rng.bytes(32))
     proposers = cfg.proposers or cfg.peers - cfg.committee - cfg.voters

@@ -129,6 +129,19 @@ def build_federation(cfg: SimConfig, data: Dataset | None = None) -> Federation:
     )
 
 
+def hold_out_validation(fed: Federation, rng: np.random.Generator,
+                        fraction: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each peer keeps ``fraction`` of its shard as held-out data for voting."""
+    validation = []
+    for peer, (x, y) in enumerate(fed.shards):
+        order = rng.permutation(len(y))
+        cut = max(1, int(round(fraction * len(y))))
+        val, train = order[:cut], order[cut:] if len(y) > cut else order
+        validation.append((x[val], y[val]))
+        fed.shards[peer] = (x[train], y[train])
+    return validation
+
+
 def load_sim_dataset(cfg: SimConfig) -> Dataset:
     """The configured dataset, from ``cfg.data_dir`` (or the loader's default locations)."""
     from pathlib import Path

@@ -18,6 +18,7 @@ test set are the simulator's. Malicious peers run the same protocol with a
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ from phalanx.protocol.round import RoundView
 from phalanx.rules import Aggregate, Rejection, RuleContext
 from phalanx.rules.secure import SecureParams
 from phalanx.rules.secure.parties import OsSecrets
-from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE  # noqa: E402 - one set of stakes
+from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE
 from phalanx.sim.config import SimConfig
 from phalanx.sim.federation import (
     AggregateOutcome,
@@ -73,6 +74,7 @@ from phalanx.sim.federation import (
     RoundMetrics,
     build_federation,
     collect_updates,
+    hold_out_validation,
     reference_for,
     round_metrics,
     timed,
@@ -129,11 +131,9 @@ class PeerRun:
     responses: dict[str, bytes] = field(default_factory=dict)
     refused: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    #: address → peer id (filled as the peers are made)
+    index: dict[str, int] = field(default_factory=dict)
     _contexts: dict[int, RuleContext] = field(default_factory=dict)
-
-    @property
-    def index(self) -> dict[str, int]:
-        return {p.me.address: i for i, p in enumerate(self.peers)}
 
     def context_of(self, rnd: int) -> RuleContext:
         """The round's public rule context (computed once: every peer would compute the same)."""
@@ -178,6 +178,7 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
                           opener=opener_of, revealed_opener=revealed_opener,
                           clock=time.thread_time)
         run.peers.append(PeerState(me, source, task, SimWork(run, i), runtime, behaviour))
+        run.index[me.address] = i
         run.endpoints.append(hub.endpoint(me.address, admit=_admit(me.address)))
     run.blobs[hash_model(fed.global_params)] = encode_model(fed.global_params)
     for i, p in enumerate(run.peers):
@@ -202,8 +203,6 @@ def _sender_factory(source: SecretSource, me: Identity, reproducible: bool) -> A
         return Sender
 
     def ephemeral(context: bytes, payload: bytes | memoryview) -> bytes:
-        import hashlib
-
         return source.token(me.address, "ephemeral", context,
                             hashlib.sha256(payload).digest())
 
@@ -219,19 +218,6 @@ def _admit(me: str) -> Any:
         return None if msg.header.receiver == me else Reject.WRONG_RECEIVER
 
     return admit
-
-
-def hold_out_validation(fed: Federation, rng: np.random.Generator,
-                        fraction: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each peer keeps ``fraction`` of its shard as held-out data for voting."""
-    validation = []
-    for peer, (x, y) in enumerate(fed.shards):
-        order = rng.permutation(len(y))
-        cut = max(1, int(round(fraction * len(y))))
-        val, train = order[:cut], order[cut:] if len(y) > cut else order
-        validation.append((x[val], y[val]))
-        fed.shards[peer] = (x[train], y[train])
-    return validation
 
 
 # -- the driver: network and clock --------------------------------------------------------------
