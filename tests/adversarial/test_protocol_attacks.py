@@ -160,3 +160,22 @@ def test_a_reveal_with_commitments_other_than_the_posted_roots_is_refused() -> N
     with pytest.raises(ProtocolViolation) as e:
         process_reveal(member, msg)
     assert e.value.reason is Reject.HASH_MISMATCH
+
+
+def test_a_member_withholding_a_przs_key_neither_aborts_the_round_nor_gets_anyone_blamed() -> None:
+    # Prepare: member 1 deals its PRZS keys to every member but seat 3
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[1])].behaviour = Behaviour(withhold_przs_to=3)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: the sets seat 3 lacks are left out by all; everyone accepted, nobody slashed
+    members = [run.peers[_peer(run, a)].member for a in view.committee]
+    skips = [m.server.przs_skip for m in members if m is not None]
+    assert len(skips) == 5 and all(s == skips[0] and s for s in skips)
+    assert all(1 in a and 3 in a for a in skips[0])
+    assert row.extra["cheating_servers"] == [] and row.extra["aborted"] is None
+    assert row.accepted == row.proposers and row.rejected == []
+    assert row.extra["ledger"]["accepted"] and row.extra["ledger"]["slashed"] == []

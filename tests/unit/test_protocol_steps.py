@@ -47,7 +47,8 @@ class World:
     ctx: RuleContext
 
 
-def _world(rnd: int = 3) -> World:
+def _world(rnd: int = 3, withhold: tuple[int, int] | None = None) -> World:
+    """``withhold``: (dealer, receiver) of PRZS keys that never arrive."""
     members = [Identity.from_source(IDS, f"member{j}") for j in range(M)]
     props = [Identity.from_source(IDS, f"proposer{i}") for i in range(N)]
     voter = Identity.from_source(IDS, "voter")
@@ -69,7 +70,8 @@ def _world(rnd: int = 3) -> World:
         states.append(MemberState(me, view, server))
     for s in states:  # PRZS keys, member to member
         for r, sealed in s.server.deal_przs():
-            states[r].server.receive_przs(s.server.j, sealed)
+            if (s.server.j, r) != withhold:
+                states[r].server.receive_przs(s.server.j, sealed)
     proposers = [ProposerState(p, view, make_circuit(rule, ctx, params, N), OsSecrets(),
                                Sender().seal_to) for p in props]
     return World(view, states, proposers, voter, prepared, rule, ctx)
@@ -338,3 +340,46 @@ def test_an_early_opening_is_kept_a_late_or_second_one_refused() -> None:
     with pytest.raises(ProtocolViolation) as e:
         process_opening(w.members[1], late)
     assert e.value.reason is Reject.WRONG_PHASE
+
+
+def test_a_withheld_przs_key_is_left_out_by_every_member_and_the_round_opens() -> None:
+    from phalanx.mpc.przs import key_sets
+    from phalanx.protocol.committee import get_accepted, get_output, process_pass
+
+    # Prepare: member 0 deals its PRZS keys to everyone but member 3
+    w = _world(withhold=(0, 3))
+    lacking = [a for a in key_sets(M, T) if a[0] == 0 and 3 in a]
+    assert w.members[3].server.missing_przs() == lacking
+    _to_ready(w)
+    # Execute: the pass (member 3 lists what it lacks in its consistency shares), openings
+    _route(w, [m for s in w.members for m in process_pass(s)])
+    # Assert: every member left out the same sets, nobody is blamed, the output is the rule's
+    assert all(s.server.przs_skip == set(lacking) for s in w.members)
+    assert all(s.server.cheaters == set() and s.aborted is None for s in w.members)
+    want = w.rule.aggregate(np.stack(w.prepared), w.ctx).vector  # type: ignore[attr-defined]
+    outs = [get_output(s) for s in w.members]
+    assert all(o is not None and np.abs(o - want).max() < 1e-3 for o in outs)
+    assert all(get_accepted(s) == list(range(N)) for s in w.members)
+    # the set of the m - t members other than the withholder is kept: the masks stay private
+    assert (1, 2, 3, 4) not in w.members[1].server.przs_skip
+
+
+def test_a_member_listing_przs_sets_it_does_not_belong_to_is_refused() -> None:
+    from phalanx.mpc.przs import key_sets
+    from phalanx.protocol.committee import PRZS_MISSING, process_opening, process_pass
+    from phalanx.protocol.openings import encode_opening
+
+    # Prepare: member 0 claims it lacks the key of the set of members 1..4 (not its set)
+    w = _world()
+    _to_ready(w)
+    process_pass(w.members[1])
+    honest_only = key_sets(M, T).index((1, 2, 3, 4))
+    body = encode_opening(OpeningKind.CONSISTENCY,
+                          {PRZS_MISSING: np.array([honest_only], np.uint64)})
+    msg = make_signed(w.members[0].me, task=TASK, rnd=3, kind=Kind.OPENING,
+                      receiver=w.view.committee[1], body=body)
+    # Execute / Assert: refused and named, nothing kept
+    with pytest.raises(ProtocolViolation) as e:
+        process_opening(w.members[1], _wire(msg))
+    assert e.value.reason is Reject.MALFORMED and "does not belong" in e.value.detail
+    assert 0 not in w.members[1].inbox

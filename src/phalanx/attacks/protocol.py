@@ -74,3 +74,11 @@ def garbage(state: ProposerState, part: int) -> tuple[bytes, list[Signed]]:
     prg = state.secrets.prg(state.me.address, "garbage", part, state.view.session)
     sealed = [prg.random_bytes(256) for _ in state.view.committee]
     return send_part(state, part, tuple(commitment_of(s) for s in sealed), sealed)
+
+
+def withhold_przs(state: MemberState, msgs: list[Signed], seat: int) -> list[Signed]:
+    """Deal this member's PRZS keys to every member but ``seat`` (whose masks would then not
+    line up with the others', were the key sets not left out by all)."""
+    target = state.view.committee[seat]
+    return [m for m in msgs if not (m.header.kind is Kind.PRZS_KEY
+                                    and m.header.receiver == target)]

@@ -41,6 +41,7 @@ from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.przs import key_sets
 from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
 from phalanx.protocol.disputes import RevealedPart, decode_reveal, encode_dispute
@@ -56,6 +57,10 @@ ABORT = "committee-abort"
 CLAIM: FieldVec = np.zeros(0, np.uint64)
 """A consistency item of length 0: the member holds the client's upload and it does not open
 (its claim; more than t claims blame the client, since at most t members lie)."""
+PRZS_MISSING = 0xFFFFFF00
+"""The consistency opening's item that lists (by index in ``mpc.przs.key_sets``) the PRZS key
+sets this member belongs to and never received a key for: every member then leaves those
+sets out of its masks (protocol.md §3.1; docs/protocol.md, "Missing PRZS keys")."""
 
 
 class Phase(Enum):
@@ -137,6 +142,9 @@ class MemberState:
     refusals: list[tuple[str, Reject, str]] = field(default_factory=list)
     #: accepted clients whose upload never reached this member (it abstains from the final)
     missing: tuple[int, ...] = ()
+    #: the seats heard in the consistency opening: only their degree-2t shares are decoded
+    #: (a member not heard there may mask with key sets the others left out)
+    heard: frozenset[int] = frozenset()
 
 
 def start_member(state: MemberState) -> list[Signed]:
@@ -292,6 +300,10 @@ def process_pass(state: MemberState) -> list[Signed]:
     state.phase = Phase.CONSISTENCY
     items = {c: Server.consistency_share(r) for c, (_, r) in state.local.items()}
     items.update({c: CLAIM for c in state.claims})  # "I hold it and it does not open"
+    sets = key_sets(state.view.m, state.view.t)
+    lacking = state.server.missing_przs()
+    if lacking:  # "I never received these keys": every member leaves them out
+        items[PRZS_MISSING] = np.array(sorted(sets.index(a) for a in lacking), np.uint64)
     return _opening(state, OpeningKind.CONSISTENCY, items)
 
 
@@ -318,11 +330,26 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
     # Verify it covers only the round's bound clients (or the round-level values)
     allowed = set(state.bound) if state.phase is not Phase.FINAL else set(_final_keys(state))
+    if kind is OpeningKind.CONSISTENCY:
+        allowed.add(PRZS_MISSING)
+        _check_missing_przs(state, seat, items.get(PRZS_MISSING), sender)
     require(set(items) <= allowed, Reject.MALFORMED, sender, "shares of clients not bound")
     state.seen.add(msg.header.msg_id)
     state.inbox[seat] = items
     active = [j for j in range(view.m) if j not in state.server.cheaters]
     return _advance(state) if all(j in state.inbox for j in active) else []
+
+
+def _check_missing_przs(state: MemberState, seat: int, listed: FieldVec | None,
+                        sender: str) -> None:
+    """Verify a member lists only key sets it belongs to, each once (it cannot make the
+    others drop a set of honest members only, so the masks stay private)."""
+    if listed is None:
+        return
+    sets = key_sets(state.view.m, state.view.t)
+    idx = [int(i) for i in listed]
+    require(len(set(idx)) == len(idx) and all(i < len(sets) and seat in sets[i] for i in idx),
+            Reject.MALFORMED, sender, "lists PRZS key sets it does not belong to")
 
 
 def process_opening_deadline(state: MemberState) -> list[Signed]:
@@ -348,10 +375,17 @@ def _claimers(state: MemberState, client: int) -> set[int]:
             if client in items and items[client].shape[0] == 0}
 
 
+def _holders(state: MemberState, key: int, degree: int) -> dict[int, FieldVec]:
+    """The shares of ``key`` to decode: non-empty, and for a re-randomized (degree-2t)
+    opening only from members heard in the consistency opening."""
+    masked = degree > state.view.t
+    return {j: items[key] for j, items in state.inbox.items()
+            if key in items and items[key].shape[0] and (not masked or j in state.heard)}
+
+
 def _decode(state: MemberState, key: int, degree: int,
             mark: bool = True) -> tuple[FieldVec, tuple[int, ...]]:
-    view = {j: items[key] for j, items in state.inbox.items()
-            if key in items and items[key].shape[0]}
+    view = _holders(state, key, degree)
     got = state.server.decode(view, degree)
     if mark:
         state.server.cheaters.update(got.bad)
@@ -363,17 +397,17 @@ def _pending(state: MemberState) -> list[int]:
     return [c for c in state.bound if c not in state.verdicts]
 
 
-def _delivered(state: MemberState, client: int) -> bool:
+def _delivered(state: MemberState, client: int, degree: int) -> bool:
     """Whether enough members hold the client's upload to open its values: all but t (at
     most t members may withhold shares, so an honest client always gets there)."""
-    have = sum(1 for items in state.inbox.values() if client in items and items[client].shape[0])
-    return have >= state.view.m - state.view.t
+    return len(_holders(state, client, degree)) >= state.view.m - state.view.t
 
 
 def _advance(state: MemberState) -> list[Signed]:
     t = state.view.t
     try:
         if state.phase is Phase.CONSISTENCY:
+            _agree_przs(state)
             for c in _pending(state):
                 claims = _claimers(state, c)
                 if len(claims) > t:
@@ -381,7 +415,7 @@ def _advance(state: MemberState) -> list[Signed]:
                             f"{len(claims)} members (more than t) hold an upload that "
                             "does not open")
                     continue
-                if not _delivered(state, c):
+                if not _delivered(state, c, t):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its upload reached fewer than m - t members")
                     continue
@@ -400,7 +434,7 @@ def _advance(state: MemberState) -> list[Signed]:
             return _start_checks(state)
         if state.phase is Phase.CHECKS:
             for c in _pending(state):
-                if not _delivered(state, c):
+                if not _delivered(state, c, 2 * t):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its check shares reached fewer than m - t members")
                     continue
@@ -432,6 +466,17 @@ def _advance(state: MemberState) -> list[Signed]:
         state.aborted = f"{ABORT}: {state.phase.name.lower()} opening: {e}"
         state.phase = Phase.DONE
     return []
+
+
+def _agree_przs(state: MemberState) -> None:
+    """Leave out of the masks every key set a member heard here never received; only the
+    members heard here take part in the re-randomized openings."""
+    sets = key_sets(state.view.m, state.view.t)
+    state.heard = frozenset(state.inbox)
+    skip = {sets[int(i)] for items in state.inbox.values()
+            for i in items.get(PRZS_MISSING, ())}
+    if skip:
+        state.server.skip_przs(skip)
 
 
 def _start_checks(state: MemberState) -> list[Signed]:

@@ -125,6 +125,8 @@ class Behaviour:
     #: as a proposer, sends member ``garbage_to`` committed random bytes (the others get
     #: their true envelopes)
     garbage_to: int | None = None
+    #: as a member, deals its PRZS keys to every member but seat ``withhold_przs_to``
+    withhold_przs_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +332,10 @@ def _start_member(state: PeerState, view: RoundView) -> Actions:
                     clock=state.runtime.clock)
     state.member = MemberState(state.me, view, server,
                                revealed_opener=state.runtime.revealed_opener)
-    return Actions(messages=member_steps.start_member(state.member))
+    msgs = member_steps.start_member(state.member)
+    if state.behaviour.withhold_przs_to is not None:
+        msgs = deviations.withhold_przs(state.member, msgs, state.behaviour.withhold_przs_to)
+    return Actions(messages=msgs)
 
 
 def _start_proposer(state: PeerState, view: RoundView) -> Actions:
