@@ -383,3 +383,83 @@ def test_a_member_listing_przs_sets_it_does_not_belong_to_is_refused() -> None:
         process_opening(w.members[1], _wire(msg))
     assert e.value.reason is Reject.MALFORMED and "does not belong" in e.value.detail
     assert 0 not in w.members[1].inbox
+
+
+def _proposer_with_reveals(w: World) -> ProposerState:
+    """Proposer 0 after both parts, able to answer disputes (its sender keeps ephemerals)."""
+    sender = Sender()
+    p = ProposerState(w.proposers[0].me, w.view, w.proposers[0].circuit, OsSecrets(),
+                      sender.seal_to, sender.reveal)
+    make_part1(p, w.prepared[0])
+    make_part2(p, b"c" * 32)
+    return p
+
+
+def _dispute(w: World, seat: int, body: bytes, sender: Identity | None = None) -> Signed:
+    me = sender or w.members[seat].me
+    return _wire(make_signed(me, task=TASK, rnd=3, kind=Kind.DISPUTE,
+                             receiver=w.proposers[0].me.address, body=body))
+
+
+def test_a_member_may_dispute_only_its_own_share_so_no_honest_envelope_is_revealed() -> None:
+    from phalanx.protocol.disputes import decode_reveal, encode_dispute
+    from phalanx.protocol.proposer import process_dispute
+
+    w = _world()
+    p = _proposer_with_reveals(w)
+    # a member naming another seat (an honest one's envelope: t + 1 shares) is refused
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, _dispute(w, 0, encode_dispute(0, 1)))
+    assert e.value.reason is Reject.MALFORMED and "its own share" in e.value.detail
+    # a dispute about another client is refused too
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, _dispute(w, 0, encode_dispute(1, 0)))
+    assert e.value.reason is Reject.MALFORMED
+    # its own seat: that one envelope is revealed, to every member, once
+    out = process_dispute(p, _dispute(w, 2, encode_dispute(0, 2)))
+    assert sorted(m.header.receiver for m in out) == sorted(w.view.committee)
+    assert set(decode_reveal(out[0].body, "")) == {2}
+    again = _wire(make_signed(w.members[2].me, task=TASK, rnd=4, kind=Kind.DISPUTE,
+                              receiver=p.me.address, body=encode_dispute(0, 2)))
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, again)
+    assert e.value.reason is Reject.REPLAYED
+
+
+def test_malformed_or_unelected_disputes_are_refused_and_named() -> None:
+    from phalanx.protocol.disputes import encode_dispute
+    from phalanx.protocol.proposer import process_dispute
+
+    w = _world()
+    p = _proposer_with_reveals(w)
+    for body in (b"", encode_dispute(0, 0) + b"\x00", b"\x00\x00"):
+        with pytest.raises(ProtocolViolation) as e:
+            process_dispute(p, _dispute(w, 0, body))
+        assert e.value.reason is Reject.MALFORMED and e.value.peer == w.members[0].me.address
+    with pytest.raises(ProtocolViolation) as e:  # a voter is no member
+        process_dispute(p, _dispute(w, 0, encode_dispute(0, 0), sender=w.voter))
+    assert e.value.reason is Reject.NOT_SELECTED
+    assert p.revealed == set()
+
+
+def test_malformed_reveals_are_refused_and_early_ones_kept() -> None:
+    from phalanx.protocol.committee import process_reveal
+    from phalanx.protocol.disputes import RevealedPart, encode_reveal
+
+    w = _world()
+    _to_ready(w)
+    prop = w.proposers[0].me
+    part = RevealedPart((b"\x01" * 32,) * M, b"sealed", b"\x02" * 32)
+    good = encode_reveal({1: (part, part)})
+
+    def reveal(body: bytes) -> Signed:
+        return _wire(make_signed(prop, task=TASK, rnd=3, kind=Kind.REVEAL,
+                                 receiver=w.view.committee[0], body=body))
+
+    for body in (good + b"\x00", good[:-1], b"", b"\x01\x01\x00"):
+        with pytest.raises(ProtocolViolation) as e:
+            process_reveal(w.members[0], reveal(body))
+        assert e.value.reason is Reject.MALFORMED
+    # before its consistency opening is decoded, a well-formed reveal is kept, not judged
+    assert process_reveal(w.members[0], reveal(good)) == []
+    assert len(w.members[0].early_reveals[0]) == 1

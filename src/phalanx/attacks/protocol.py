@@ -12,6 +12,7 @@ from collections.abc import Callable
 from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import P
 from phalanx.protocol.committee import CLAIM, MemberState
+from phalanx.protocol.disputes import encode_dispute
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import decode_opening, encode_opening
 from phalanx.protocol.proposer import ProposerState, send_part
@@ -30,6 +31,21 @@ def tamper_consistency(state: MemberState, msgs: list[Signed]) -> list[Signed]:
     if victim is None:
         return msgs
     return [_rewrite(state, m, victim, lambda v: (v + 1) % P) for m in msgs]
+
+
+def dispute_own_share(state: MemberState, msgs: list[Signed]) -> list[Signed]:
+    """Also dispute its own (altered) share of the victim at once, so that the client must
+    reveal this member's envelope — the tamperer's best defence (it gains no share it did
+    not hold: the envelope is its own)."""
+    victim = first_bound_client(state)
+    if victim is None:
+        return msgs
+    view, me = state.view, state.server.j
+    body = encode_dispute(victim, me)
+    return msgs + [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
+                               receiver=r, body=body)
+                   for r in (view.proposers[victim],
+                             *(a for j, a in enumerate(view.committee) if j != me))]
 
 
 def false_claim(state: MemberState, msgs: list[Signed]) -> list[Signed]:

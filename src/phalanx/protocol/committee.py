@@ -44,7 +44,7 @@ from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
-from phalanx.protocol.disputes import RevealedPart, decode_reveal, encode_dispute
+from phalanx.protocol.disputes import RevealedPart, decode_dispute, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
@@ -128,6 +128,12 @@ class MemberState:
     disputes: dict[int, set[int]] = field(default_factory=dict)
     #: client → the seats that claimed its upload does not open
     claimed: dict[int, set[int]] = field(default_factory=dict)
+    #: (client, seat): the member at ``seat`` disputed its own share of the client (asked
+    #: the proposer to reveal its envelope); a suspect that does not is to blame
+    asked: set[tuple[int, int]] = field(default_factory=set)
+    #: reveals that arrived before this member finished the consistency opening (another
+    #: member disputed first): client → messages, at most m each, judged once it gets there
+    early_reveals: dict[int, list[Signed]] = field(default_factory=dict)
     #: the consistency opening's shares (kept while disputes are judged)
     consistency: dict[int, dict[int, FieldVec]] = field(default_factory=dict)
     #: proposer → the part-2 root it posted on chain (at the response deadline)
@@ -426,11 +432,8 @@ def _advance(state: MemberState) -> list[Signed]:
             if state.disputes:
                 return _open_disputes(state)
             return _start_checks(state)
-        if state.phase is Phase.DISPUTE:  # the deadline: an unanswered dispute blames the client
-            for c in list(state.disputes):
-                _reject(state, c, Reject.INCONSISTENT_SHARING if not state.claimed.get(c)
-                        else Reject.BAD_BUNDLE, "no reveal answered the dispute in time")
-            state.disputes.clear()
+        if state.phase is Phase.DISPUTE:
+            _dispute_deadline(state)
             return _start_checks(state)
         if state.phase is Phase.CHECKS:
             for c in _pending(state):
@@ -486,13 +489,67 @@ def _start_checks(state: MemberState) -> list[Signed]:
 
 
 def _open_disputes(state: MemberState) -> list[Signed]:
-    """Ask each disputed client's proposer to reveal the suspects' envelopes (§3.4)."""
-    view = state.view
+    """Where this member is itself a suspect (its share disagreed, or it claimed the upload
+    does not open), dispute its own share: ask the client's proposer to reveal its envelope,
+    and tell every other member that it asked (§3.4)."""
+    view, me = state.view, state.server.j
     state.phase = Phase.DISPUTE
     state.consistency = dict(state.inbox)
-    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
-                        receiver=view.proposers[c], body=encode_dispute(sorted(seats)))
-            for c, seats in sorted(state.disputes.items())]
+    out = []
+    for c, seats in sorted(state.disputes.items()):
+        if me not in seats:
+            continue
+        state.asked.add((c, me))
+        body = encode_dispute(c, me)
+        out += [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
+                            receiver=receiver, body=body)
+                for receiver in (view.proposers[c],
+                                 *(a for j, a in enumerate(view.committee) if j != me))]
+    early, state.early_reveals = state.early_reveals, {}
+    for msg in (m for c in sorted(early) if c in state.disputes for m in early[c]):
+        if state.phase is not Phase.DISPUTE:
+            break
+        state.seen.discard(msg.header.msg_id)
+        try:
+            out += process_reveal(state, msg)
+        except ProtocolViolation as e:
+            state.refusals.append((str(e.peer), e.reason, e.detail))
+    return out
+
+
+def process_dispute_notice(state: MemberState, msg: Signed) -> list[Signed]:
+    """Another member disputed its own share of a client: keep that it asked (a suspect that
+    did not ask is blamed at the dispute deadline; one that asked and got no reveal is not)."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
+                   seen=state.seen)
+    sender = msg.header.sender
+    client, seat = decode_dispute(msg.body, sender)
+    # Verify a member disputes only its own share, of a client the chain bound
+    require(seat == view.seat(sender) and client in state.bound, Reject.MALFORMED, sender,
+            f"dispute of client {client}, seat {seat}")
+    # Verify the disputes are still open here
+    require(state.phase in (Phase.READY, Phase.CONSISTENCY, Phase.DISPUTE), Reject.WRONG_PHASE,
+            sender, f"dispute during {state.phase.name}")
+    state.seen.add(msg.header.msg_id)
+    state.asked.add((client, seat))
+    return []
+
+
+def _dispute_deadline(state: MemberState) -> None:
+    """No reveal came: a suspect that asked for one leaves the client to blame (its proposer
+    did not back its envelope); a suspect that did not ask is identified (an honest member
+    always defends its share, so only a corrupt one stays silent)."""
+    for c, seats in sorted(state.disputes.items()):
+        askers = {j for j in seats if (c, j) in state.asked}
+        for j in sorted(seats - askers):
+            state.server.cheaters.add(j)
+            state.evidence[j] = (f"its share of client {c} disagreed, or it claimed the "
+                                 "upload does not open, and it did not dispute it")
+        if askers:
+            _reject(state, c, Reject.INCONSISTENT_SHARING if not state.claimed.get(c)
+                    else Reject.BAD_BUNDLE, "no reveal answered the dispute in time")
+    state.disputes.clear()
 
 
 def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
@@ -504,10 +561,16 @@ def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
                    seen=state.seen)
     sender = msg.header.sender
     client = view.client(sender)
+    parts = decode_reveal(msg.body, sender)
+    if state.phase in (Phase.READY, Phase.CONSISTENCY):  # a faster member disputed first
+        kept = state.early_reveals.setdefault(client, [])
+        require(len(kept) < view.m, Reject.DUPLICATE, sender, "more reveals than members")
+        kept.append(msg)
+        state.seen.add(msg.header.msg_id)
+        return []
     # Verify a dispute about this client is open
     require(state.phase is Phase.DISPUTE and client in state.disputes, Reject.WRONG_PHASE,
             sender, "no open dispute about this client")
-    parts = decode_reveal(msg.body, sender)
     state.seen.add(msg.header.msg_id)
     for j, (p1, p2) in sorted(parts.items()):
         if j not in state.disputes.get(client, ()):

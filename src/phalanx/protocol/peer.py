@@ -125,6 +125,8 @@ class Behaviour:
     #: as a proposer, sends member ``garbage_to`` committed random bytes (the others get
     #: their true envelopes)
     garbage_to: int | None = None
+    #: as a tampering or falsely claiming member, also disputes its own share at once
+    dispute_own: bool = False
     #: as a member, deals its PRZS keys to every member but seat ``withhold_przs_to``
     withhold_przs_to: int | None = None
 
@@ -245,6 +247,8 @@ def on_message(state: PeerState, msg: Signed) -> Actions:
         return Actions()
     if kind is Kind.DISPUTE and state.proposer is not None:
         return Actions(messages=process_dispute(state.proposer, msg))
+    if kind is Kind.DISPUTE and member is not None:
+        return _after_member_step(state, member_steps.process_dispute_notice(member, msg))
     if member is None:
         raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender,
                                 f"{kind.name} to a peer that is not a member this round")
@@ -390,6 +394,8 @@ def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
         msgs = deviations.tamper_consistency(state.member, msgs)
     if state.behaviour.false_claim:
         msgs = deviations.false_claim(state.member, msgs)
+    if state.behaviour.dispute_own:
+        msgs = deviations.dispute_own_share(state.member, msgs)
     return _after_member_step(state, msgs)
 
 

@@ -104,18 +104,23 @@ def make_part2(state: ProposerState, coin1: bytes) -> tuple[bytes, list[Signed]]
 
 
 def process_dispute(state: ProposerState, msg: Signed) -> list[Signed]:
-    """A member disputes some members' shares of this proposer's input (protocol.md §3.4):
-    reveal those envelopes — re-sent, with their ephemerals — to every member, once per seat.
-    Safe: either the disputed member is honest (and the dispute is about this client's own
-    sharing) or it is corrupt and already holds that bundle."""
+    """A member disputes its own share of this proposer's input (protocol.md §3.4): reveal
+    that member's envelopes — re-sent, with their ephemerals — to every member, once per seat.
+    Safe: either the member is honest (and the dispute is about this client's own sharing) or
+    it is corrupt and already holds that bundle. A dispute naming another seat is refused:
+    revealing an honest member's envelope would give the corrupt ones t + 1 shares."""
     view = state.view
     verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
                    seen=state.seen)
-    seats = decode_dispute(msg.body, msg.header.sender)
+    client, seat = decode_dispute(msg.body, msg.header.sender)
+    # Verify a member disputes its own share of this client, after both parts were sent
+    require(client == view.client(state.me.address) and seat == view.seat(msg.header.sender),
+            Reject.MALFORMED, msg.header.sender,
+            f"dispute of client {client}, seat {seat}: a member disputes only its own share")
+    require(1 in state.sent and 2 in state.sent, Reject.WRONG_PHASE, msg.header.sender,
+            "dispute before both parts were sent")
     state.seen.add(msg.header.msg_id)
-    # Verify the disputed seats exist and both parts were sent
-    require(all(j < view.m for j in seats) and 1 in state.sent and 2 in state.sent,
-            Reject.MALFORMED, msg.header.sender, f"dispute of seats {seats}")
+    seats = [seat]
     new = [j for j in seats if j not in state.revealed]
     if state.reveal is None or not new:
         return []
