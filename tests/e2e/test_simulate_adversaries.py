@@ -175,7 +175,8 @@ def test_the_cli_warns_at_3t_plus_1_and_the_summary_names_servers(tmp_path: Path
     (["--secure", "--server-attack", "silent", "--corrupt-servers", "0"],
      ["corrupt_servers=0", ">= 1"]),
     (["--secure", "--server-attack", "tamper", "--ledger", "model", "--peers", "12",
-      "--voters", "2"], ["server_attack='tamper'", "ledger='model'"]),
+      "--voters", "2", "--client-fault", "wrap-around"],
+     ["server_attack='tamper'", "ledger='model'", "client_fault='wrap-around'"]),
     (["--secure", "--client-fault", "wrong-trust-weight", "--faulty-clients", "2"],
      ["faulty_clients=2", "gives 1"]),
     (["--secure", "--client-fault", "wrong-trust-weight", "--malicious", "0"],
@@ -193,3 +194,25 @@ def test_bad_adversary_options_are_one_line_errors(tmp_path: Path, args: list[st
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("attack", ["tamper", "false-claim", "silent"])
+def test_server_attacks_in_the_per_peer_ledger_run_have_their_exact_outcome(
+        tmp_path: Path, attack: str) -> None:
+    # Execute: one corrupt member per round, each peer its own state machine, on the EVM
+    row, _ = run(tmp_path, attack, server_attack=attack, peers=12, voters=2,
+                 ledger="embedded", malicious=0.0, attack="none")
+    # Assert: tampering and false claims are named and slashed as a server; a silent member
+    # is only an erasure; in every case every client is accepted and the result stands
+    extra = row["extra"]
+    corrupt = extra["adversaries"]["corrupt_servers"]
+    assert extra["adversaries"]["server_attack"] == attack and len(corrupt) == 1
+    ledger = extra["ledger"]
+    seat_peer = ledger["committee"][corrupt[0]]
+    slashed = {(p, why) for p, why, _ in ledger["slashed"]}
+    if attack == "silent":
+        assert extra["cheating_servers"] == [] and (seat_peer, "server") not in slashed
+    else:
+        assert extra["cheating_servers"] == corrupt and (seat_peer, "server") in slashed
+    assert row["accepted"] == row["proposers"] and row["rejected"] == []
+    assert ledger["stands"] and extra["aborted"] is None

@@ -129,6 +129,8 @@ class Behaviour:
     dispute_own: bool = False
     #: as a member, deals its PRZS keys to every member but seat ``withhold_przs_to``
     withhold_przs_to: int | None = None
+    #: as a member, sends nothing and attests nothing (a crashed or withholding server)
+    silent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,18 @@ class PeerState:
 
 def on_event(state: PeerState, event: Event) -> Actions:
     """One event of the round (see the module docstring for their order)."""
+    return _silenced(state, _on_event(state, event))
+
+
+def _silenced(state: PeerState, out: Actions) -> Actions:
+    """A silent member's steps run, but nothing of its role leaves it."""
+    if not (state.behaviour.silent and state.member is not None):
+        return out
+    return Actions(txs=[t for t in out.txs if not isinstance(t, Attest)], blobs=out.blobs,
+                   notes=out.notes)
+
+
+def _on_event(state: PeerState, event: Event) -> Actions:
     if isinstance(event, BeaconOpened):
         return _beacon(state, event)
     if isinstance(event, BeaconDeadline):
@@ -239,6 +253,10 @@ def on_message(state: PeerState, msg: Signed) -> Actions:
     A message of a round this peer has not opened yet (peers learn of a round at slightly
     different times) is kept, a bounded number, and taken in when the round opens.
     """
+    return _silenced(state, _on_message(state, msg))
+
+
+def _on_message(state: PeerState, msg: Signed) -> Actions:
     kind, member = msg.header.kind, state.member
     if state.view is None or msg.header.round > state.view.round:
         require(len(state.early) < MAX_EARLY, Reject.WRONG_PHASE, msg.header.sender,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -297,12 +297,47 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     """One full round played by the peers; the simulator only moves bytes and time.
     ``view``: the roles already drawn (``draw_roles``), e.g. by a test that then chooses who
     misbehaves."""
-    fed, led = run.fed, run.ledger
     seconds: dict[str, float] = {}
     run.refused, run.notes, run.responses = [], [], {}
     with timed(seconds, "chain"):
         view = view if view is not None else draw_roles(run)
-    index = run.index
+    corrupt, restore = corrupt_members(run, view, rnd)
+    try:
+        metrics = _play(run, rnd, view, seconds)
+    finally:
+        for i, behaviour in restore.items():
+            run.peers[i].behaviour = behaviour
+    if corrupt:
+        metrics.extra["adversaries"] = {"server_attack": run.cfg.server_attack,
+                                        "corrupt_servers": corrupt}
+    return metrics
+
+
+#: --server-attack as the members' own deviations (attacks/protocol.py)
+SERVER_DEVIATIONS = {"tamper": "tamper_consistency", "false-claim": "false_claim",
+                     "silent": "silent"}
+
+
+def corrupt_members(run: PeerRun, view: RoundView,
+                    rnd: int) -> tuple[list[int], dict[int, Behaviour]]:
+    """This round's corrupt seats (the same seeded choice as the in-process driver's) running
+    ``cfg.server_attack``; returns the seats and the behaviours to restore after the round."""
+    cfg = run.cfg
+    if not cfg.num_corrupt_servers:
+        return [], {}
+    rng = np.random.default_rng([cfg.seed, rnd, 11])
+    seats = sorted(int(j) for j in rng.choice(view.m, cfg.num_corrupt_servers, replace=False))
+    restore = {}
+    for j in seats:
+        i = run.index[view.committee[j]]
+        restore[i] = run.peers[i].behaviour
+        run.peers[i].behaviour = replace(restore[i],
+                                         **{SERVER_DEVIATIONS[cfg.server_attack]: True})
+    return seats, restore
+
+
+def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) -> RoundMetrics:
+    fed, led, index = run.fed, run.ledger, run.index
     roles = [index[a] for a in (*view.committee, *view.proposers, *view.voters)]
     proposer_ids = [index[a] for a in view.proposers]
     ids, raw = collect_updates(fed, rnd, seconds,
