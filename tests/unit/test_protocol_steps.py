@@ -463,3 +463,43 @@ def test_malformed_reveals_are_refused_and_early_ones_kept() -> None:
     # before its consistency opening is decoded, a well-formed reveal is kept, not judged
     assert process_reveal(w.members[0], reveal(good)) == []
     assert len(w.members[0].early_reveals[0]) == 1
+
+
+def test_przs_keys_travel_as_signed_messages_and_each_way_to_cheat_is_refused() -> None:
+    from phalanx.protocol.committee import process_przs_key, start_member
+
+    # Prepare: fresh members that hold no keys yet (the world dealt them by hand: redo it)
+    w = _world(withhold=(0, 1))
+    m0, m1 = w.members[0], w.members[1]
+    m1.server.keys = {a: k for a, k in m1.server.keys.items() if a[0] != 0}
+    dealt = [msg for msg in start_member(m0) if msg.header.receiver == m1.me.address]
+    assert dealt and all(msg.header.kind is Kind.PRZS_KEY for msg in dealt)
+
+    def refused(msg: Signed) -> ProtocolViolation:
+        with pytest.raises(ProtocolViolation) as e:
+            process_przs_key(m1, _wire(msg))
+        return e.value
+
+    # a proposer is not elected to deal keys; a key for another round is a replay
+    forged = make_signed(w.proposers[0].me, task=TASK, rnd=3, kind=Kind.PRZS_KEY,
+                         receiver=m1.me.address, body=dealt[0].body)
+    assert refused(forged).reason is Reject.NOT_SELECTED
+    replay = make_signed(m0.me, task=TASK, rnd=2, kind=Kind.PRZS_KEY, receiver=m1.me.address,
+                         body=dealt[0].body)
+    assert refused(replay).reason is Reject.REPLAYED
+    # a key that opens for no set of this dealer is refused
+    junk = make_signed(m0.me, task=TASK, rnd=3, kind=Kind.PRZS_KEY, receiver=m1.me.address,
+                       body=b"\x00" * 80)
+    assert refused(junk).reason is Reject.BAD_BUNDLE
+    # the honest keys are kept, each once
+    for msg in dealt:
+        process_przs_key(m1, _wire(msg))
+    assert m1.server.missing_przs() == []
+    assert refused(dealt[0]).reason is Reject.DUPLICATE
+    # after the pass began, no key is taken
+    m2 = w.members[2]
+    _to_ready(w)
+    late = [msg for msg in start_member(m0) if msg.header.receiver == m2.me.address][0]
+    with pytest.raises(ProtocolViolation) as e:
+        process_przs_key(m2, _wire(late))
+    assert e.value.reason is Reject.WRONG_PHASE
