@@ -39,6 +39,7 @@ import numpy as np
 from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
 from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
+from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.przs import key_sets
@@ -189,6 +190,15 @@ def process_upload(state: MemberState, msg: Signed) -> list[Signed]:
     # Verify the proposer was not already refused this round
     client = view.client(sender)
     require(client not in state.rejected, Reject.DUPLICATE, sender, "already refused")
+    # Verify the sealed bundle is the one committed to for this member: the client signed
+    # both, so a mismatch is its fault, refused here (this member then holds nothing of it, an
+    # erasure) — found only at the pass, it would be a claim the revealed, committed envelope
+    # disproves, and the honest member would be blamed
+    seat = view.seat(state.me.address)
+    require(len(upload.commitments) > seat
+            and commitment_of(upload.sealed) == upload.commitments[seat],
+            Reject.HASH_MISMATCH, sender, f"part-{upload.part} sealed bundle is not the one "
+            "committed to")
     # Keep it, never replacing one (the server refuses a second upload of a part)
     state.server.accept_upload(client, upload.part, upload.commitments, upload.sealed,
                                upload.blob or None)

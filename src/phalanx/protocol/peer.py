@@ -131,6 +131,9 @@ class Behaviour:
     withhold_przs_to: int | None = None
     #: as a member, sends nothing and attests nothing (a crashed or withholding server)
     silent: bool = False
+    #: as a proposer, cheats inside the MPC with this ``rules.secure.ClientFault`` value
+    #: (``attacks.protocol.CLIENT_FAULTS``)
+    client_fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +381,11 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
     if bad is not None:  # an honest client refuses to encode it (protocol.md §1)
         return Actions(notes=[{"event": "not-proposed", "reason": bad.reason.value,
                                "detail": bad.detail}])
-    root, msgs = make_part1(state.proposer, prepared)
+    fault = state.behaviour.client_fault
+    if fault is not None and fault != "resend-part1":
+        root, msgs = deviations.faulty_part1(state.proposer, prepared, fault)
+    else:
+        root, msgs = make_part1(state.proposer, prepared)
     if state.behaviour.garbage_to is not None:
         root, msgs = deviations.garbage_to(state.proposer, state.behaviour.garbage_to)
     return Actions(messages=msgs, txs=[PostBundle(root)])
@@ -400,6 +407,8 @@ def _commit_deadline(state: PeerState, event: CommitDeadline) -> Actions:
         root, msgs = deviations.garbage(prop, 2)
     else:
         root, msgs = make_part2(prop, coin1)
+    if state.behaviour.client_fault == "resend-part1":
+        msgs = deviations.resend_part1(prop) + msgs
     return Actions(messages=msgs, txs=[PostResponse(root)])
 
 

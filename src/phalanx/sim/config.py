@@ -308,10 +308,6 @@ def check_adversaries(cfg: SimConfig) -> None:
         if value is not None:
             check_int(count, value, 1)
     if cfg.server_attack != "none":
-        if cfg.ledger != "none" and cfg.client_fault != "none":
-            raise ConfigError(f"server_attack={cfg.server_attack!r} with ledger={cfg.ledger!r} "
-                              "runs in the per-peer simulator, which does not inject "
-                              f"client_fault={cfg.client_fault!r}: use one of the two")
         if cfg.num_corrupt_servers > cfg.committee:
             raise ConfigError(f"corrupt_servers={cfg.num_corrupt_servers} must be <= "
                               f"committee={cfg.committee}")

@@ -301,15 +301,14 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     run.refused, run.notes, run.responses = [], [], {}
     with timed(seconds, "chain"):
         view = view if view is not None else draw_roles(run)
-    corrupt, restore = corrupt_members(run, view, rnd)
+    adversaries, restore = round_adversaries(run, view, rnd)
     try:
         metrics = _play(run, rnd, view, seconds)
     finally:
         for i, behaviour in restore.items():
             run.peers[i].behaviour = behaviour
-    if corrupt:
-        metrics.extra["adversaries"] = {"server_attack": run.cfg.server_attack,
-                                        "corrupt_servers": corrupt}
+    if adversaries:
+        metrics.extra["adversaries"] = adversaries
     return metrics
 
 
@@ -318,22 +317,33 @@ SERVER_DEVIATIONS = {"tamper": "tamper_consistency", "false-claim": "false_claim
                      "silent": "silent"}
 
 
-def corrupt_members(run: PeerRun, view: RoundView,
-                    rnd: int) -> tuple[list[int], dict[int, Behaviour]]:
-    """This round's corrupt seats (the same seeded choice as the in-process driver's) running
-    ``cfg.server_attack``; returns the seats and the behaviours to restore after the round."""
+def round_adversaries(run: PeerRun, view: RoundView,
+                      rnd: int) -> tuple[dict[str, Any], dict[int, Behaviour]]:
+    """This round's protocol-level adversaries, as the in-process driver chooses them: corrupt
+    seats (a seeded choice) running ``cfg.server_attack``, and the first
+    ``cfg.num_faulty_clients`` malicious proposers (by id) running ``cfg.client_fault``.
+    Returns what the round's metrics record and the behaviours to restore after it."""
     cfg = run.cfg
-    if not cfg.num_corrupt_servers:
-        return [], {}
-    rng = np.random.default_rng([cfg.seed, rnd, 11])
-    seats = sorted(int(j) for j in rng.choice(view.m, cfg.num_corrupt_servers, replace=False))
+    out: dict[str, Any] = {}
+    changes: dict[int, dict[str, Any]] = {}
+    if cfg.num_corrupt_servers:
+        rng = np.random.default_rng([cfg.seed, rnd, 11])
+        seats = sorted(int(j) for j in rng.choice(view.m, cfg.num_corrupt_servers,
+                                                  replace=False))
+        for j in seats:
+            changes[run.index[view.committee[j]]] = {SERVER_DEVIATIONS[cfg.server_attack]: True}
+        out.update(server_attack=cfg.server_attack, corrupt_servers=seats)
+    if cfg.num_faulty_clients:
+        ids = sorted(run.index[a] for a in view.proposers)
+        bad = [i for i in ids if i in run.fed.malicious][: cfg.num_faulty_clients]
+        for i in bad:
+            changes[i] = {"client_fault": cfg.client_fault}
+        out.update(client_fault=cfg.client_fault, faulty_clients=bad)
     restore = {}
-    for j in seats:
-        i = run.index[view.committee[j]]
+    for i, change in changes.items():
         restore[i] = run.peers[i].behaviour
-        run.peers[i].behaviour = replace(restore[i],
-                                         **{SERVER_DEVIATIONS[cfg.server_attack]: True})
-    return seats, restore
+        run.peers[i].behaviour = replace(restore[i], **change)
+    return out, restore
 
 
 def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) -> RoundMetrics:
