@@ -185,3 +185,24 @@ def test_a_member_withholding_a_przs_key_neither_aborts_the_round_nor_gets_anyon
     assert row.extra["cheating_servers"] == [] and row.extra["aborted"] is None
     assert row.accepted == row.proposers and row.rejected == []
     assert row.extra["ledger"]["accepted"] and row.extra["ledger"]["slashed"] == []
+
+
+def test_a_member_equivocating_to_one_member_is_named_by_every_honest_member() -> None:
+    # Prepare: member 2 sends a wrong consistency share to member 0 only
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(tamper_to=0)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: member 0 forwarded the signed share; the others compared it with theirs and
+    # name seat 2 too, so the honest attestations agree, the result stands and 2 is slashed
+    honest = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != 2]
+    assert all(m is not None and m.server.cheaters == {2} for m in honest)
+    assert any("different shares" in m.evidence[2] for m in honest if m is not None)
+    assert row.extra["cheating_servers"] == [2]
+    assert row.accepted == row.proposers and row.rejected == []
+    assert row.extra["ledger"]["stands"]
+    slashed = {(p, reason) for p, reason, _ in row.extra["ledger"]["slashed"]}
+    assert (_peer(run, view.committee[2]), "server") in slashed

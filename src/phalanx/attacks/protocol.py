@@ -41,6 +41,18 @@ def tamper_consistency(state: MemberState, msgs: list[Signed]) -> list[Signed]:
     return [_rewrite(state, m, victim, lambda v: (v + 1) % P) for m in msgs]
 
 
+def tamper_consistency_to(state: MemberState, msgs: list[Signed], seat: int) -> list[Signed]:
+    """Equivocate: add 1 to its consistency share of the first client it holds in the message
+    to member ``seat`` only (the others get the true share), hoping the honest members
+    disagree on who cheated."""
+    victim = first_bound_client(state)
+    if victim is None:
+        return msgs
+    target = state.view.committee[seat]
+    return [_rewrite(state, m, victim, lambda v: (v + 1) % P) if m.header.receiver == target
+            else m for m in msgs]
+
+
 def dispute_own_share(state: MemberState, msgs: list[Signed]) -> list[Signed]:
     """Also dispute its own (altered) share of the victim at once, so that the client must
     reveal this member's envelope — the tamperer's best defence (it gains no share it did

@@ -47,7 +47,7 @@ from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
 from phalanx.protocol.disputes import RevealedPart, decode_dispute, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
-from phalanx.protocol.messages import Kind, Signed, make_signed
+from phalanx.protocol.messages import Kind, Signed, decode, encode, make_signed
 from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
 from phalanx.protocol.round import RoundView
 from phalanx.protocol.uploads import decode_upload
@@ -147,6 +147,13 @@ class MemberState:
     early: dict[tuple[int, int], Signed] = field(default_factory=dict)
     #: messages refused when they were taken in late: (peer, reason, detail)
     refusals: list[tuple[str, Reject, str]] = field(default_factory=list)
+    #: (seat, stage) → the signed OPENING that member sent this one (kept as evidence)
+    received: dict[tuple[int, int], Signed] = field(default_factory=dict)
+    #: (seat, stage) → (relay, OPENING) of that member forwarded by others, awaiting its own
+    #: copy
+    forwarded: dict[tuple[int, int], list[tuple[str, Signed]]] = field(default_factory=dict)
+    #: (seat, stage, "") this member forwarded to all, (seat, stage, relay) its copy sent back
+    sent_evidence: set[tuple[int, int, str]] = field(default_factory=set)
     #: accepted clients whose upload never reached this member (it abstains from the final)
     missing: tuple[int, ...] = ()
     #: the seats heard in the consistency opening: only their degree-2t shares are decoded
@@ -352,8 +359,87 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     require(set(items) <= allowed, Reject.MALFORMED, sender, "shares of clients not bound")
     state.seen.add(msg.header.msg_id)
     state.inbox[seat] = items
+    state.received[(seat, _kind_rank(kind))] = msg
+    out: list[Signed] = []
+    for relay, other in state.forwarded.pop((seat, _kind_rank(kind)), []):
+        out += _compare(state, seat, msg, other, relay)
+    if out:
+        return out + _settle_disputes(state)
     active = [j for j in range(view.m) if j not in state.server.cheaters]
     return _advance(state) if all(j in state.inbox for j in active) else []
+
+
+def process_evidence(state: MemberState, msg: Signed) -> list[Signed]:
+    """Another member forwards the signed OPENING a third member sent it, whose share it marked
+    (protocol.md §3.1: a member sends one share per value to every member). If this member's
+    copy differs, the sender equivocated — two messages it signed prove it — and is
+    identified here too, so that honest members name the same members (docs/protocol.md,
+    "Equivocation")."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.EVIDENCE}, senders=view.committee,
+                   seen=state.seen)
+    relay = msg.header.sender
+    inner = decode(msg.body, relay)
+    # Verify the forwarded message is an opening of this round, signed by a member, sent to
+    # the member that forwards it
+    verify_message(inner, view, relay, kinds={Kind.OPENING}, senders=view.committee, seen=())
+    kind, _ = decode_opening(inner.body, inner.header.sender)
+    state.seen.add(msg.header.msg_id)
+    key = (view.seat(inner.header.sender), _kind_rank(kind))
+    own = state.received.get(key)
+    if own is None:
+        kept = state.forwarded.setdefault(key, [])
+        require(len(kept) < view.m, Reject.DUPLICATE, relay, "more evidence than members")
+        kept.append((relay, inner))
+        return []
+    return _compare(state, key[0], own, inner, relay) + _settle_disputes(state)
+
+
+def _compare(state: MemberState, seat: int, own: Signed, other: Signed,
+             relay: str) -> list[Signed]:
+    """Identify ``seat`` if its two signed copies differ; then send the relay this member's
+    copy (so that it too holds both, and names the same member without waiting)."""
+    if seat == state.server.j or own.body == other.body:
+        return []
+    state.server.cheaters.add(seat)
+    state.evidence[seat] = (f"sent different shares of one {decode_opening(own.body, '')[0].value}"
+                            " opening to different members (both signed)")
+    key = (seat, _kind_rank(decode_opening(own.body, "")[0]), relay)
+    if key in state.sent_evidence or relay == state.view.committee[seat]:
+        return []
+    state.sent_evidence.add(key)
+    view = state.view
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.EVIDENCE,
+                        receiver=relay, body=encode(own))]
+
+
+def _settle_disputes(state: MemberState) -> list[Signed]:
+    """Suspects identified meanwhile need no reveal: a dispute left with none is closed (the
+    client kept), and with none open the checks begin."""
+    if state.phase is not Phase.DISPUTE:
+        return []
+    for c in list(state.disputes):
+        state.disputes[c] -= state.server.cheaters
+        if not state.disputes[c]:
+            del state.disputes[c]
+    return [] if state.disputes else _start_checks(state)
+
+
+def _forward(state: MemberState, seats: set[int]) -> list[Signed]:
+    """EVIDENCE of the current opening: the marked members' signed messages, to every other
+    member (once per member and stage)."""
+    view, rank = state.view, _phase_rank(state.phase)
+    out = []
+    for seat in sorted(seats):
+        msg = state.received.get((seat, rank))
+        if msg is None or (seat, rank, "") in state.sent_evidence:
+            continue
+        state.sent_evidence.add((seat, rank, ""))
+        body = encode(msg)
+        out += [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.EVIDENCE,
+                            receiver=a, body=body)
+                for j, a in enumerate(view.committee) if j not in (seat, state.server.j)]
+    return out
 
 
 def _check_missing_przs(state: MemberState, seat: int, listed: FieldVec | None,
@@ -424,6 +510,7 @@ def _advance(state: MemberState) -> list[Signed]:
     try:
         if state.phase is Phase.CONSISTENCY:
             _agree_przs(state)
+            marked: set[int] = set()
             for c in _pending(state):
                 claims = _claimers(state, c)
                 if len(claims) > t:
@@ -436,16 +523,19 @@ def _advance(state: MemberState) -> list[Signed]:
                             "its upload reached fewer than m - t members")
                     continue
                 _, bad = _decode(state, c, t, mark=False)  # suspects until the dispute
+                marked.update(bad)
                 if bad or claims:
                     state.disputes[c] = set(bad) | claims
                     state.claimed[c] = claims
+            evidence = _forward(state, marked)
             if state.disputes:
-                return _open_disputes(state)
-            return _start_checks(state)
+                return evidence + _open_disputes(state)
+            return evidence + _start_checks(state)
         if state.phase is Phase.DISPUTE:
             _dispute_deadline(state)
             return _start_checks(state)
         if state.phase is Phase.CHECKS:
+            before = set(state.server.cheaters)
             for c in _pending(state):
                 if not _delivered(state, c, 2 * t):
                     _reject(state, c, Reject.MISSED_DEADLINE,
@@ -458,15 +548,16 @@ def _advance(state: MemberState) -> list[Signed]:
                     _reject(state, c, failed[0], "check value is not 0")
                 else:
                     state.verdicts[c] = None
+            evidence = _forward(state, state.server.cheaters - before)
             state.missing = tuple(c for c in get_accepted(state) if c not in state.local)
             finals = state.server.final_shares()
             state.final_kinds = tuple(f.kind for f in finals)
             state.final_degrees = tuple(f.degree_2t for f in finals)
             state.phase = Phase.FINAL
             if state.missing:  # it cannot hold its share of the sum: it abstains
-                return _opening(state, finals[0].kind, {})
+                return evidence + _opening(state, finals[0].kind, {})
             items = {ROUND - code: f.values for code, f in enumerate(finals)}
-            return _opening(state, finals[0].kind, items)
+            return evidence + _opening(state, finals[0].kind, items)
         if state.phase is Phase.FINAL:
             opened = {}
             for code, kind in enumerate(state.final_kinds):

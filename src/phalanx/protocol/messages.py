@@ -38,6 +38,7 @@ class Kind(Enum):
     DISPUTE = 4  # member → proposer and members: it disputes its own share of a client
     REVEAL = 5  # proposer → members: the disputed member's envelope and its ephemeral
     BLOB = 6  # proposer → member: a public masked blob
+    EVIDENCE = 7  # member → members: another member's signed OPENING whose share it marked
 
 
 @dataclass(frozen=True, slots=True)

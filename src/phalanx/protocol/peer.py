@@ -127,6 +127,8 @@ class Behaviour:
     garbage_to: int | None = None
     #: as a tampering or falsely claiming member, also disputes its own share at once
     dispute_own: bool = False
+    #: as a member, alters its consistency share only in the message to seat ``tamper_to``
+    tamper_to: int | None = None
     #: as a member, deals its PRZS keys to every member but seat ``withhold_przs_to``
     withhold_przs_to: int | None = None
     #: as a member, sends nothing and attests nothing (a crashed or withholding server)
@@ -279,6 +281,8 @@ def _on_message(state: PeerState, msg: Signed) -> Actions:
         return _after_member_step(state, member_steps.process_upload(member, msg))
     if kind is Kind.PRZS_KEY:
         return _after_member_step(state, member_steps.process_przs_key(member, msg))
+    if kind is Kind.EVIDENCE:
+        return _after_member_step(state, member_steps.process_evidence(member, msg))
     if kind is Kind.OPENING:
         return _after_member_step(state, member_steps.process_opening(member, msg))
     raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender, f"{kind.name} not handled")
@@ -421,6 +425,8 @@ def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
         msgs = deviations.tamper_consistency(state.member, msgs)
     if state.behaviour.false_claim:
         msgs = deviations.false_claim(state.member, msgs)
+    if state.behaviour.tamper_to is not None:
+        msgs = deviations.tamper_consistency_to(state.member, msgs, state.behaviour.tamper_to)
     if state.behaviour.dispute_own:
         msgs = deviations.dispute_own_share(state.member, msgs)
     return _after_member_step(state, msgs)
