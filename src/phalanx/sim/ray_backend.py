@@ -44,8 +44,14 @@ def train_batch(model: torch.nn.Module, params: np.ndarray, cfg: TrainConfig, me
     try:
         return train_clients(model, params, list(shards), cfg, seeds=seeds, method=method)
     except Exception as e:
-        who = f"peer {peers[0]}" if len(peers) == 1 else f"peers {list(peers)}"
-        raise PeerTaskError(f"{who}, round {rnd}: {one_line(e)}") from None
+        failure = e
+    # find the peer that fails alone (only on failure: the batch's cost once more at most)
+    for peer, seed, shard in zip(peers, seeds, shards, strict=True):
+        try:
+            train_clients(model, params, [shard], cfg, seeds=[seed], method=method)
+        except Exception as e:
+            raise PeerTaskError(f"peer {peer}, round {rnd}: {one_line(e)}") from None
+    raise PeerTaskError(f"peers {list(peers)}, round {rnd}: {one_line(failure)}") from None
 
 
 def one_line(e: BaseException) -> str:
