@@ -15,6 +15,7 @@ the in-process ones. A failing task is one ``PhalanxError`` naming the round and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ def train_batch(model: torch.nn.Module, params: np.ndarray, cfg: TrainConfig, me
                 *shards: Shard) -> np.ndarray:
     """Task body: ``peers``' updates (rows in order), trained on one thread."""
     torch.set_num_threads(1)
+    params = np.array(params)  # the object store's copy is read-only
     for peer, (x, y) in zip(peers, shards, strict=True):
         try:
             validate_shard(x, y)
@@ -130,3 +132,176 @@ class RayExecutor:
         self.model_ref = None
         if self.owns and ray.is_initialized():
             ray.shutdown()
+
+
+# -- the per-peer simulator's peers on Ray actors (sim/peers.py) ----------------------------------
+class Blobs:
+    """The network's content-addressed blobs as an actor sees them: object refs, fetched once."""
+
+    def __init__(self) -> None:
+        self.refs: dict[bytes, Any] = {}
+        self.got: dict[bytes, bytes] = {}
+
+    def get(self, address: bytes) -> bytes | None:
+        if address not in self.got and address in self.refs:
+            self.got[address] = ray.get(self.refs[address])
+        return self.got.get(address)
+
+
+class World:
+    """What ``sim.peers.SimWork`` reads of the run, inside an actor."""
+
+    def __init__(self, validation: Any, model: torch.nn.Module) -> None:
+        self.blobs = Blobs()
+        self.validation = validation
+        self.fed = SimpleNamespace(model=model, global_params=None)
+        self.updates: dict[int, np.ndarray] = {}
+        self.context: Any = None
+
+    def context_of(self, rnd: int) -> Any:
+        return self.context
+
+
+class PeerShard:
+    """Actor body: some peers' states, each stepped by the protocol's own functions."""
+
+    def __init__(self, states: dict[int, Any], validation: Any, model: torch.nn.Module) -> None:
+        from phalanx.sim.peers import SimWork
+
+        torch.set_num_threads(1)
+        self.world = World(validation, model)
+        self.states = states
+        for i, state in states.items():
+            state.work = SimWork(self.world, i)  # type: ignore[arg-type]  # duck-typed run
+
+    def begin_round(self, global_params: np.ndarray, updates: dict[int, np.ndarray],
+                    context: Any) -> None:
+        self.world.fed.global_params = np.array(global_params)  # writable, as in-process
+        self.world.updates, self.world.context = updates, context
+
+    def add_blobs(self, refs: dict[bytes, Any]) -> None:
+        self.world.blobs.refs.update(refs)
+
+    def event(self, refs: dict[bytes, Any], i: int, event: Any) -> Any:
+        from phalanx.protocol.peer import on_event
+
+        self.add_blobs(refs)
+        return on_event(self.states[i], event)
+
+    def events(self, refs: dict[bytes, Any], peers: Sequence[int], event: Any) -> list[Any]:
+        return [self.event(refs, i, event) for i in peers]
+
+    def messages(self, refs: dict[bytes, Any], i: int,
+                 deliveries: Sequence[Any]) -> list[Any]:
+        from phalanx.errors import ProtocolViolation
+        from phalanx.protocol.messages import decode
+        from phalanx.protocol.peer import on_message
+
+        self.add_blobs(refs)
+        out: list[Any] = []
+        for d in deliveries:
+            try:
+                out.append(on_message(self.states[i], decode(d.payload, d.sender)))
+            except ProtocolViolation as e:
+                out.append({"from": e.peer, "reason": e.reason.value, "detail": e.detail})
+        return out
+
+    def outcomes(self, peers: Sequence[int]) -> dict[int, tuple[Any, Any]]:
+        """Each peer's member outcome (what the driver's ``describe`` reads) and voter."""
+        out: dict[int, tuple[Any, Any]] = {}
+        for i in peers:
+            m, v = self.states[i].member, self.states[i].voter
+            member = None if m is None else SimpleNamespace(
+                phase=m.phase, aborted=m.aborted, output=m.output, verdicts=dict(m.verdicts),
+                revealed=dict(m.revealed), server=SimpleNamespace(cheaters=set(m.server.cheaters)))
+            voter = None if v is None else SimpleNamespace(accept=v.accept)
+            out[i] = (member, voter)
+        return out
+
+
+class PeerHost:
+    """The driver's handle on the actors hosting the peers (``PeerRun.host``).
+
+    Peers are dealt round-robin over one actor per cluster CPU. Every blob is ``ray.put`` once
+    and each actor is sent the refs it has not seen; an actor steps its peers one after another,
+    actors run side by side (``events``), and the driver performs the returned Actions in peer
+    order, as the in-process driver does.
+    """
+
+    def __init__(self, run: Any, actors: int) -> None:
+        import dataclasses
+
+        count = max(1, min(actors, len(run.peers)))
+        self.owner = [i % count for i in range(len(run.peers))]
+        validation, model = ray.put(run.validation), ray.put(run.fed.model)
+        # no CPU reserved: an idle actor must not keep the training tasks from being scheduled
+        cls = ray.remote(num_cpus=0, max_restarts=0)(PeerShard)
+        self.actors: list[Any] = [cls.remote({i: dataclasses.replace(run.peers[i], work=None)
+                                   for i in range(len(run.peers)) if self.owner[i] == a},
+                                  validation, model) for a in range(count)]
+        self.run = run
+        self.refs: dict[bytes, Any] = {}
+        self.sent = [0] * count
+
+    def new_refs(self, a: int) -> dict[bytes, Any]:
+        """Refs of the blobs actor ``a`` has not been sent (blobs are only ever added)."""
+        addresses = list(self.run.blobs)
+        for address in addresses[len(self.refs):]:
+            self.refs[address] = ray.put(self.run.blobs[address])
+        fresh = {k: self.refs[k] for k in addresses[self.sent[a]:]}
+        self.sent[a] = len(addresses)
+        return fresh
+
+    def get(self, futures: Any, what: str) -> Any:
+        try:
+            return ray.get(futures)
+        except ray.exceptions.RayError as e:
+            cause = getattr(e, "cause", None) or e
+            raise PhalanxError(f"ray peer actor: {what}: {one_line(cause)}") from None
+
+    def begin_round(self, run: Any, rnd: int) -> None:
+        params = ray.put(run.fed.global_params)
+        context = ray.put(run.context_of(rnd))
+        futures = [actor.begin_round.remote(
+            params, {p: u for p, u in run.updates.items() if self.owner[p] == a}, context)
+            for a, actor in enumerate(self.actors)]
+        self.get(futures, f"round {rnd}")
+
+    def event(self, i: int, event: Any) -> Any:
+        a = self.owner[i]
+        return self.get(self.actors[a].event.remote(self.new_refs(a), i, event),
+                        f"peer {i}, {type(event).__name__}")
+
+    def events(self, event: Any, peers: Sequence[int]) -> list[Any]:
+        by_actor: dict[int, list[int]] = {}
+        for i in peers:
+            by_actor.setdefault(self.owner[i], []).append(i)
+        futures = {a: self.actors[a].events.remote(self.new_refs(a), ids, event)
+                   for a, ids in by_actor.items()}
+        results = {a: iter(self.get(f, f"peers {by_actor[a]}, {type(event).__name__}"))
+                   for a, f in futures.items()}
+        return [next(results[self.owner[i]]) for i in peers]
+
+    def messages(self, i: int, deliveries: Sequence[Any]) -> list[Any]:
+        if not deliveries:
+            return []
+        a = self.owner[i]
+        return list(self.get(self.actors[a].messages.remote(self.new_refs(a), i,
+                                                            list(deliveries)),
+                             f"peer {i}, messages"))
+
+    def sync(self, run: Any, peers: Sequence[int]) -> None:
+        import dataclasses
+
+        by_actor: dict[int, list[int]] = {}
+        for i in peers:
+            by_actor.setdefault(self.owner[i], []).append(i)
+        for a, ids in by_actor.items():
+            for i, (member, voter) in self.get(self.actors[a].outcomes.remote(ids),
+                                               f"peers {ids}").items():
+                run.peers[i] = dataclasses.replace(run.peers[i], member=member, voter=voter)
+
+
+def host_peers(run: Any, executor: Any) -> None:
+    """Move a ``sim.peers.PeerRun``'s peers onto Ray actors (``executor`` started Ray)."""
+    run.host = PeerHost(run, executor.cpus if isinstance(executor, RayExecutor) else 1)
