@@ -134,8 +134,6 @@ class PeerRun:
     #: address → peer id (filled as the peers are made)
     index: dict[str, int] = field(default_factory=dict)
     _contexts: dict[int, RuleContext] = field(default_factory=dict)
-    #: where the peers' states live when not here (``sim.ray_backend.PeerHost``; issue 14)
-    host: Any = None
 
     def context_of(self, rnd: int) -> RuleContext:
         """The round's public rule context (computed once: every peer would compute the same)."""
@@ -230,7 +228,7 @@ def draw_roles(run: PeerRun) -> RoundView:
     rnd = led.get_round_state().round
     for i, p in enumerate(run.peers):
         eligible = led.get_stake(p.me.address) >= led.params.min_stake
-        perform(run, i, step(run, i, BeaconOpened(rnd, eligible)))
+        perform(run, i, on_event(p, BeaconOpened(rnd, eligible)))
     led.advance_to(Phase.PROPOSE)
     perform(run, 0, on_event(run.peers[0], BeaconDeadline()))
     return read_view(led)
@@ -275,50 +273,24 @@ def pump(run: PeerRun) -> int:
     while True:
         moved = 0
         for i, ep in enumerate(run.endpoints):
-            deliveries = ep.receive()
-            moved += len(deliveries)
-            for acts in deliver(run, i, deliveries):
-                if isinstance(acts, dict):  # a refused message
-                    run.refused.append({"peer": i, **acts})
-                else:
-                    perform(run, i, acts)
+            for d in ep.receive():
+                moved += 1
+                try:
+                    acts = on_message(run.peers[i], decode(d.payload, d.sender))
+                except ProtocolViolation as e:
+                    run.refused.append({"peer": i, "from": e.peer, "reason": e.reason.value,
+                                        "detail": e.detail})
+                    continue
+                perform(run, i, acts)
         done += moved
         if not moved:
             return done
 
 
-def deliver(run: PeerRun, i: int, deliveries: Sequence[Delivery]) -> list[Actions | dict[str, Any]]:
-    """Peer ``i``'s steps on its messages, in order: Actions, or what a refused one broke."""
-    if run.host is not None:
-        return list(run.host.messages(i, deliveries))
-    out: list[Actions | dict[str, Any]] = []
-    for d in deliveries:
-        try:
-            out.append(on_message(run.peers[i], decode(d.payload, d.sender)))
-        except ProtocolViolation as e:
-            out.append({"from": e.peer, "reason": e.reason.value, "detail": e.detail})
-    return out
-
-
-def step(run: PeerRun, i: int, event: Any) -> Actions:
-    """Peer ``i``'s step on ``event``, where its state lives."""
-    return on_event(run.peers[i], event) if run.host is None else run.host.event(i, event)
-
-
 def broadcast(run: PeerRun, event: Any, peers: Sequence[int]) -> None:
-    if run.host is not None:  # every peer's step at once (a step reads only its own state)
-        for i, acts in zip(peers, run.host.events(event, peers), strict=True):
-            perform(run, i, acts)
-    else:
-        for i in peers:
-            perform(run, i, on_event(run.peers[i], event))
+    for i in peers:
+        perform(run, i, on_event(run.peers[i], event))
     pump(run)
-
-
-def sync(run: PeerRun, peers: Sequence[int]) -> None:
-    """Bring the hosted peers' member and voter outcomes here before the driver reads them."""
-    if run.host is not None:
-        run.host.sync(run, peers)
 
 
 def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> RoundMetrics:
@@ -339,8 +311,6 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     model = led.get_round_state().model_hash
     with timed(seconds, "reference"):
         run.context_of(rnd)
-    if run.host is not None:
-        run.host.begin_round(run, rnd)
     with timed(seconds, "propose"):
         broadcast(run, RoundOpened(view, model), roles)
     with timed(seconds, "chain"):
@@ -352,7 +322,6 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     with timed(seconds, "aggregate"):
         broadcast(run, ResponseDeadline(dict(run.responses)), members)
         for _ in range(MAX_OPENING_DEADLINES):
-            sync(run, members)
             if all(_member_done(run.peers[j]) for j in members):
                 break
             broadcast(run, OpeningDeadline(), members)
@@ -365,7 +334,6 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
             broadcast(run, VoteOpened(led.get_result(view.round)), voters)
             led.advance_to(Phase.REVEAL)
             broadcast(run, RevealOpened(), voters)
-            sync(run, voters)
             ballots = {i: accept for i in voters
                        if (accept := _ballot(run.peers[i])) is not None}
     with timed(seconds, "chain"):
@@ -374,7 +342,6 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
         perform(run, members[0], on_event(run.peers[members[0]], SettleOpened()))
         settlement = run.settlement
         assert settlement is not None
-    sync(run, members)
     proposal = describe(run, view, proposer_ids)
     if settlement.accepted and settlement.model != EMPTY:
         moved = SimWork(run, -1).fetch(settlement.model)

@@ -198,10 +198,6 @@ def make_round_player(cfg: SimConfig, data: Dataset | None = None) -> RoundPlaye
         from phalanx.sim.peers import build_peer_run, run_peer_round
 
         peers = build_peer_run(cfg, data)
-        if cfg.backend == "ray":
-            from phalanx.sim.ray_backend import host_peers
-
-            host_peers(peers, peers.fed.executor)
         return RoundPlayer(lambda rnd: run_peer_round(peers, rnd), peers.fed)
     if cfg.ledger != "none":
         from phalanx.sim.chained import build_chained, run_chained_round
