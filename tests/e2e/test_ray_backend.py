@@ -21,7 +21,7 @@ from phalanx.sim.run import make_round_player, read_metrics, read_summary, simul
 
 ray = pytest.importorskip("ray")
 
-DIGITS = dict(peers=5, rounds=2, model="logreg", seed=4, malicious=0.2, local_epochs=2)
+DIGITS = dict(peers=5, rounds=2, model="logreg", seed=4, malicious=0.2, local_epochs=1)
 
 
 def test_ctrl_c_shuts_the_local_instance_down(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def without_timings(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("mode", [
-    dict(model="mlp", attack="sign-flip", rule="fltrust"),
+    dict(attack="sign-flip", rule="fltrust"),
     dict(secure=True, committee=4, reproducible_secrets=True, rule="fltrust"),
     dict(secure=True, committee=4, reproducible_secrets=True, ledger="model", voters=1,
          peers=7, proposers=2, model="logreg"),
