@@ -162,6 +162,14 @@ def simulate(
                                        "--reproducible-secrets).")] = None,
     progress: Annotated[bool, Opt(help="Progress per round (a bar on a terminal, else one "
                                   "line per round).")] = True,
+    backend: Annotated[str | None, Opt(help="Where the peers' local work runs: inprocess, or "
+                                       "ray (pip install 'phalanx[ray]'; docs/scale.md).",
+                                       show_default=default("backend"))] = None,
+    ray_address: Annotated[str | None, Opt(help="Join this Ray cluster (auto or HOST:PORT) "
+                                           "instead of starting a local instance.",
+                                           show_default="a local instance")] = None,
+    ray_cpus: Annotated[int | None, Opt(help="CPUs of the local Ray instance (0 = all).",
+                                        show_default=default("ray_cpus"))] = None,
 ) -> None:
     """Simulate a federation in-process and write a run directory (with report.html)."""
     from phalanx.sim.config import load_config
@@ -179,7 +187,8 @@ def simulate(
         committee=committee, threshold=threshold, frac_bits=frac_bits,
         reproducible_secrets=reproducible_secrets, ledger=ledger, voters=voters, seed=seed,
         server_attack=server_attack, corrupt_servers=corrupt_servers, client_fault=client_fault,
-        faulty_clients=faulty_clients,
+        faulty_clients=faulty_clients, backend=backend, ray_address=ray_address,
+        ray_cpus=ray_cpus,
     )
     if resume is not None:
         given = sorted(k for k, v in options.items() if v is not None)

@@ -20,6 +20,8 @@ PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("logreg", "mlp", "cnn", "cnn1m")
 MALFORMED_KINDS = ("nan", "inf", "wrong-length")
 LEDGERS = ("none", "embedded", "model")
+#: where the peers' local work runs (sim/executor.py)
+BACKENDS = ("inprocess", "ray")
 #: the fixed-point fractional bits SecureParams accepts
 FRAC_BITS_RANGE = (4, 24)
 #: prefixes of a user's own dataset (ml/data.py) and the form of a user's own model
@@ -100,6 +102,12 @@ class SimConfig:
     #: on a busy 2-core machine two OpenMP threads per op ran local training up to 40x slower
     #: (docs/ml.md); the forked training path still uses every core.
     threads: int = 1
+    #: where the peers' local work runs: "inprocess" or "ray" (sim/executor.py, docs/scale.md)
+    backend: str = "inprocess"
+    #: the Ray cluster to join ("auto" or HOST:PORT); None = start a local instance
+    ray_address: str | None = None
+    #: CPUs of the local Ray instance (0 = every CPU of this machine)
+    ray_cpus: int = 0
 
     def __post_init__(self) -> None:
         for name in ("secure", "voting_attack", "reproducible_secrets"):
@@ -140,6 +148,7 @@ class SimConfig:
         check_fraction("momentum", self.momentum, hi_open=True)
         check_int("seed", self.seed, 0)
         check_int("threads", self.threads, 0)
+        check_backend(self)
         if self.rule == "fltrust" and self.root_size < 1:
             raise ConfigError(f"root_size={self.root_size}: fltrust needs a root dataset (>= 1)")
         check_rule(self)
@@ -178,6 +187,27 @@ class SimConfig:
                 continue
             out[f.name] = dict(value) if isinstance(value, Mapping) else value
         return out
+
+
+def check_backend(cfg: SimConfig) -> None:
+    """backend, ray_address and ray_cpus (the Ray options only with backend='ray')."""
+    check_choice("backend", cfg.backend, BACKENDS)
+    check_int("ray_cpus", cfg.ray_cpus, 0)
+    if cfg.backend != "ray":
+        for name, unset in (("ray_address", None), ("ray_cpus", 0)):
+            if getattr(cfg, name) != unset:
+                raise ConfigError(f"{name}={getattr(cfg, name)!r} needs backend='ray' "
+                                  f"(backend={cfg.backend!r})")
+    address = cfg.ray_address
+    if address is None:
+        return
+    host, sep, port = str(address).rpartition(":")
+    if not isinstance(address, str) or not (address == "auto" or (
+            sep and host and port.isdigit() and 0 < int(port) < 65536)):
+        raise ConfigError(f"ray_address={address!r} must be 'auto' or HOST:PORT")
+    if cfg.ray_cpus:
+        raise ConfigError(f"ray_cpus={cfg.ray_cpus} sizes a local instance; a joined cluster "
+                          f"(ray_address={address!r}) has its own CPUs")
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> SimConfig:

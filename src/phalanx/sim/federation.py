@@ -28,10 +28,10 @@ from phalanx.ml.train import (
     get_flat_params,
     local_train,
     set_flat_params,
-    train_clients,
 )
 from phalanx.rules import Aggregate, Rule, RuleContext, make_rule
 from phalanx.sim.config import MALFORMED_KINDS, SimConfig
+from phalanx.sim.executor import Executor, InProcess, TrainJob, make_executor
 
 Shard = tuple[torch.Tensor, torch.Tensor]
 #: prepared inputs of a round: one (n, d) matrix, or a list when some are malformed
@@ -54,6 +54,8 @@ class Federation:
     global_params: np.ndarray
     previous_update: np.ndarray
     aggregate_fn: AggregateFn
+    #: where local training runs (``cfg.backend``); closed when the run ends
+    executor: Executor = field(default_factory=InProcess)
 
 
 class AggregateFn(Protocol):
@@ -126,6 +128,7 @@ def build_federation(cfg: SimConfig, data: Dataset | None = None) -> Federation:
                               momentum=cfg.momentum),
         global_params=params, previous_update=np.zeros_like(params),
         aggregate_fn=make_aggregate_fn(cfg, malicious),
+        executor=make_executor(cfg.backend, cfg.ray_address, cfg.ray_cpus),
     )
 
 
@@ -253,8 +256,8 @@ def train_updates(fed: Federation, peers: Sequence[int], rnd: int) -> np.ndarray
     if not peers:
         return np.zeros((0, fed.global_params.size), np.float32)
     seeds = [fed.cfg.seed * 1_000_003 + rnd * 10_007 + p for p in peers]
-    return train_clients(fed.model, fed.global_params, [fed.shards[p] for p in peers],
-                         fed.train_cfg, seeds=seeds)
+    return fed.executor.train(TrainJob(rnd, fed.model, fed.global_params, list(peers),
+                                       [fed.shards[p] for p in peers], fed.train_cfg, seeds))
 
 
 def reference_for(fed: Federation, rnd: int) -> np.ndarray | None:

@@ -155,6 +155,7 @@ def play_rounds(cfg: SimConfig, out_dir: Path, play: RoundPlayer, history: list[
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
+        play.fed.executor.close()  # a local Ray instance goes down, also on Ctrl-C
         finish(cfg, out_dir, play.fed, checkpoint["global_params"], history, status, error,
                setup_s, time.perf_counter() - start)
     return read_summary(out_dir)
