@@ -40,9 +40,9 @@ class PeerConfig:
     #: seconds after the commitment deadline a member waits for part 2 (then: what it has)
     response_timeout: float = 20.0
     #: seconds without progress before an opening times out (missing shares: erasures)
-    opening_timeout: float = 8.0
+    opening_timeout: float = 15.0
     #: seconds between chain polls (doubled on each RPC error, up to ``rpc_retries`` times)
-    poll: float = 0.05
+    poll: float = 0.2
     rpc_retries: int = 8
 
     @property

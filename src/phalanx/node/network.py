@@ -2,14 +2,14 @@
 
 It starts anvil on 127.0.0.1 (unless given ``rpc_url``), deploys the task, creates one
 directory per peer (keystore, ``peer.toml``, run files), starts ``phalanx peer run`` for each
-and then plays the dev chain's **block producer**: phases are long in blocks (``PHASE_BLOCKS``),
-and it mines to the next phase once every live peer's ``status.json`` says it is done with the
-current one, or after ``phase_timeout`` seconds (a dead or slow peer cannot stall the network;
-on a live chain blocks come at their own pace and peers follow them the same way). After each
-round it writes the simulator's run-directory files (``sim.run.finish``: config.toml,
-metrics.jsonl, summary.json, model.npy, accuracy.png, report.html) from the chain's state and
-the peers' ``reports/round-N.json``. Every process it started is stopped on exit or Ctrl-C;
-``network.json`` lists them for ``phalanx network down``.
+and then plays the dev chain's **block producer**: a phase has more blocks than transactions
+(``phase_blocks``), and it mines to the next phase once every live peer's ``status.json``
+says it is done with the current one, or after ``phase_timeout`` seconds (a dead or slow peer
+cannot stall the network; on a live chain blocks come at their own pace and peers follow them
+the same way). After each round it writes the simulator's run-directory files
+(``sim.run.finish``: config.toml, metrics.jsonl, summary.json, model.npy, accuracy.png,
+report.html) from the chain's state and the peers' ``reports/round-N.json``. Every process it
+started is stopped on exit or Ctrl-C; ``network.json`` lists them for ``phalanx network down``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ from phalanx.sim.rundir import dumps_finite, prepare_out_dir, write_text_atomic
 
 ETHER = 10**18
 STAKE, MIN_STAKE, POOL = 10 * ETHER, 5 * ETHER, 100 * ETHER  # as sim.chained
-PHASE_BLOCKS = 1000  # blocks per phase: far more than the transactions a phase sees
+def phase_blocks(peers: int) -> int:
+    """Blocks per phase: more than the transactions of a phase (automine: one block each; at
+    most two per peer, in the beacon), few enough to mine fast (anvil mines ~200 blocks/s)."""
+    return 4 * peers + 16
 PHASE_NAMES = {Phase.BEACON: "beacon", Phase.PROPOSE: "propose", Phase.ATTEST: "attest",
                Phase.COMMIT: "vote", Phase.REVEAL: "vote", Phase.SETTLE: "settle"}
 REPO_ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
@@ -62,7 +65,7 @@ class NetworkOptions:
     rpc_url: str | None = None
     phase_timeout: float = 90.0
     response_timeout: float = 20.0
-    opening_timeout: float = 8.0
+    opening_timeout: float = 15.0
     base_port: int = 0
     #: called with one progress line at a time
     echo: Callable[[str], None] = print
@@ -110,7 +113,7 @@ class Network:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
                **self.opts.env.get(i, {})}
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "phalanx", "peer", "run", "--config", str(self.configs[i])],
+            [sys.executable, "-m", "phalanx.cli", "peer", "run", "--config", str(self.configs[i])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self._write_pids()
 
@@ -190,13 +193,13 @@ def start_anvil(port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def task_params(cfg: SimConfig) -> TaskParams:
+    n = phase_blocks(cfg.peers)
     proposers = cfg.proposers or cfg.peers - cfg.committee - cfg.voters
     return TaskParams(min_stake=MIN_STAKE, committee_size=cfg.committee,
                       threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
                       rounds=cfg.rounds, epsilon=int(round(cfg.epsilon * 10_000)),
-                      registration_blocks=PHASE_BLOCKS, beacon_blocks=PHASE_BLOCKS,
-                      propose_blocks=PHASE_BLOCKS, attest_blocks=PHASE_BLOCKS,
-                      commit_blocks=PHASE_BLOCKS, reveal_blocks=PHASE_BLOCKS)
+                      registration_blocks=n, beacon_blocks=n, propose_blocks=n,
+                      attest_blocks=n, commit_blocks=n, reveal_blocks=n)
 
 
 def check_network_config(cfg: SimConfig) -> None:
@@ -275,7 +278,7 @@ class Producer:
 
     def tick(self) -> tuple[int, Phase]:
         led = self.net.ledger
-        st = led.get_round_state()
+        st = led.get_round_state() if self.key is None else self._poll(led)
         key, now = (st.round, st.phase), time.monotonic()
         if key != self.key:
             if self.key is not None and self.key[1] in PHASE_NAMES:
@@ -291,7 +294,8 @@ class Producer:
         ready = [self.net.status(i) for i in live]
         done = all(s.get("round") == st.round and int(s.get("ready", -1)) >= int(st.phase)
                    for s in ready)
-        late = now - self.since > self.net.opts.phase_timeout
+        limit = self.net.opts.phase_timeout * (3 if st.phase is Phase.REGISTRATION else 1)
+        late = now - self.since > limit
         if late and not done:
             slow = [i for i, s in zip(live, ready, strict=True)
                     if not (s.get("round") == st.round and s.get("ready", -1) >= st.phase)]
@@ -308,6 +312,21 @@ class Producer:
             else:
                 led.advance_to(Phase(int(st.phase) + 1))
         return key
+
+
+    def _poll(self, led: ContractLedger) -> Any:
+        """Round and phase only (the full state is read when they change)."""
+        assert self.key is not None
+        key = (int(led._call("round")), Phase(int(led._call("get_phase"))))
+        if key == self.key:
+            return _Light(*key)
+        return led.get_round_state()
+
+
+@dataclass
+class _Light:
+    round: int
+    phase: Phase
 
 
 def _payer(led: ContractLedger) -> Any:
@@ -425,7 +444,7 @@ def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None
                     break
                 if max_wall is not None and time.perf_counter() - start > max_wall:
                     raise PhalanxError(f"the network did not finish within {max_wall:.0f} s")
-                time.sleep(0.05)
+                time.sleep(0.2)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"

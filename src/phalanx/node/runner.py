@@ -50,7 +50,7 @@ from phalanx.protocol.chain_view import read_roots, read_view
 from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity, recover_signer
-from phalanx.protocol.messages import compute_digest, decode, encode
+from phalanx.protocol.messages import Kind, Signed, compute_digest, decode, encode
 from phalanx.protocol.models import encode_model, hash_model
 from phalanx.protocol.peer import (
     BeaconDeadline,
@@ -131,6 +131,8 @@ class Node:
         self.ready = -1
         self.view: RoundView | None = None
         self.roots2: dict[str, bytes] = {}
+        self.roots1: dict[str, bytes] = {}
+        self.held: list[Signed] = []
         self.log = RoundLog(-1)
         self.commit_at = self.progress_at = 0.0
         self.deadlines = 0
@@ -236,7 +238,11 @@ class Node:
                 if is_root2(d.payload):
                     self._on_root2(d.payload, d.sender)
                     continue
-                acts = on_message(self.state, decode(d.payload, d.sender))
+                msg = decode(d.payload, d.sender)
+                if self._early_part2(msg):
+                    self.held.append(msg)
+                    continue
+                acts = on_message(self.state, msg)
             except ProtocolViolation as e:
                 self._refused(e)
                 continue
@@ -245,6 +251,16 @@ class Node:
                 continue
             self.perform(acts)
         return n
+
+    def _early_part2(self, msg: Signed) -> bool:
+        """A part-2 upload that reached this member before its own commitment deadline (the
+        proposer saw the attest phase first): kept and taken in right after the deadline,
+        as a member with a slower clock would."""
+        member = self.state.member
+        return (member is not None and member.phase is MemberPhase.COLLECT_PART1
+                and msg.header.kind is Kind.UPLOAD and msg.header.round == member.view.round
+                and msg.header.sender in member.view.proposers
+                and member.view.client(msg.header.sender) in member.roots[1])
 
     def _refused(self, e: ProtocolViolation) -> None:
         entry = {"from": str(e.peer), "reason": e.reason.value, "detail": e.detail}
@@ -303,8 +319,10 @@ class Node:
         try:
             out = self.rpc(calls[type(t)])
         except Reverted as e:
-            level = logging.DEBUG if isinstance(t, tx.CloseBeacon | tx.Settle) else logging.WARNING
-            log.log(level, "%s reverted: %s", type(t).__name__, e.reason)
+            if isinstance(t, tx.CloseBeacon | tx.Settle):  # another peer was first
+                log.debug("%s reverted: %s", type(t).__name__, e.reason)
+                return
+            log.warning("%s reverted: %s", type(t).__name__, e.reason)
             self.log.notes.append({"event": "reverted", "tx": type(t).__name__,
                                    "reason": e.reason})
             return
@@ -363,6 +381,8 @@ class Node:
         member = self.state.member
         if member is not None and "commit" in self.done and "response" not in self.done \
                 and (self._part2_in() or now - self.commit_at > self.cfg.response_timeout):
+            log.info("response deadline: part-2 roots of %d proposer(s), %.1f s after the "
+                     "commitment deadline", len(self.roots2), now - self.commit_at)
             self._once("response", ResponseDeadline(dict(self.roots2)))
         if member is not None and "response" in self.done and member.phase is not \
                 MemberPhase.DONE and now - self.progress_at > self.cfg.opening_timeout \
@@ -407,6 +427,12 @@ class Node:
         self.roots1 = self.rpc(lambda: read_roots(self.ledger, view))
         self.commit_at = time.monotonic()
         self.fire(CommitDeadline(self.roots1))
+        held, self.held = self.held, []
+        for msg in held:
+            try:
+                self.perform(on_message(self.state, msg))
+            except ProtocolViolation as e:
+                self._refused(e)
 
     def _part2_in(self) -> bool:
         """Every proposer bound for part 1 sent its part-2 root and upload; every key is in."""
@@ -441,7 +467,7 @@ class Node:
         if self.round >= 0:
             self._finish_round(st)
         self.round, self.done, self.ready = st.round, set(), -1
-        self.roots2, self.down, self.deadlines = {}, set(), 0
+        self.roots2, self.down, self.deadlines, self.held = {}, set(), 0, []
         self.log = RoundLog(st.round)
         self.phase_at = time.monotonic()
 
@@ -487,9 +513,10 @@ class Node:
                  self.net.address, self.cfg.endpoint, self.ledger.address)
         try:
             self.register()
+            st = None
             while not self.stop:
                 self.pump(self.cfg.poll)
-                st = self.rpc(self.ledger.get_round_state)
+                st = self.poll(st)
                 if st.phase is Phase.FINISHED:
                     if self.round >= 0:
                         self._finish_round(st)
@@ -500,6 +527,16 @@ class Node:
             self._save_state()
             self.net.close()
             log.info("stopped")
+
+    def poll(self, last: RoundState | None) -> RoundState:
+        """The round state, re-read in full only when round, phase or roles changed (three
+        view calls per poll instead of a dozen: many peers share one node)."""
+        call = self.ledger._call
+        light = self.rpc(lambda: (int(call("round")), Phase(int(call("get_phase"))),
+                                  bool(call("roles_drawn"))))
+        if last is not None and light == (last.round, last.phase, last.roles_drawn):
+            return last
+        return self.rpc(self.ledger.get_round_state)  # type: ignore[no-any-return]
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("signal %d: finishing the current step, then stopping", signum)
