@@ -341,6 +341,9 @@ def peer_index(net: Network) -> dict[str, int]:
 
 def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float],
               model: np.ndarray) -> RoundMetrics:
+    from phalanx.protocol.models import hash_model
+
+    model_hash = hash_model(model)
     """The round's metrics.jsonl row, from the peers' reports and the chain."""
     index = peer_index(net)
     reports = {i: r for i in range(net.cfg.peers) if (r := net.report(i, rnd)) is not None}
@@ -389,7 +392,7 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
                                        for i, r in sorted(reports.items())}
     row.extra["peer_notes"] = [{"peer": i, **n} for i, r in sorted(reports.items())
                                for n in r.get("notes", [])]
-    row.extra["network"] = {"bytes_sent": {str(i): r.get("bytes_sent", 0)
+    row.extra["network"] = {"model": model_hash.hex(), "bytes_sent": {str(i): r.get("bytes_sent", 0)
                                            for i, r in sorted(reports.items())},
                             "roles": {str(i): r.get("role") for i, r in sorted(reports.items())},
                             "unreachable": sorted({index.get(a, -1) for r in reports.values()
