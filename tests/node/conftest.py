@@ -13,15 +13,6 @@ from phalanx.node.network import REPO_ANVIL, Network, NetworkOptions, create_net
 from phalanx.sim.config import SimConfig
 
 
-def network_cfg(**kw: object) -> SimConfig:
-    """The CI network: 6 peers on digits, secure fltrust, m=4, t=1, one voter."""
-    base: dict[str, object] = dict(peers=6, rounds=2, secure=True, ledger="embedded",
-                                   rule="fltrust", attack="none", malicious=0.0, committee=4,
-                                   threshold=1, voters=1, model="mlp", dataset="digits", seed=0)
-    base.update(kw)
-    return SimConfig(**base)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def make_network(tmp_path: Path) -> Iterator[Callable[..., Network]]:
     if not REPO_ANVIL.exists():

@@ -23,12 +23,20 @@ from phalanx.node.network import Network, run_network
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, encode, make_signed
 from phalanx.protocol.models import hash_model
+from phalanx.sim.config import SimConfig
 from phalanx.sim.federation import build_federation
 from phalanx.sim.run import simulate
 
-from .conftest import network_cfg
-
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
+
+def network_cfg(**kw: object) -> SimConfig:
+    """The CI network: 6 peers on digits, secure fltrust, m=4, t=1, one voter."""
+    base: dict[str, object] = dict(peers=6, rounds=2, secure=True, ledger="embedded",
+                                   rule="fltrust", attack="none", malicious=0.0, committee=4,
+                                   threshold=1, voters=1, model="mlp", dataset="digits", seed=0)
+    base.update(kw)
+    return SimConfig(**base)  # type: ignore[arg-type]
 
 
 def test_six_peers_learn_as_the_simulator_does(make_network, tmp_path: Path) -> None:
