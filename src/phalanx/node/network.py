@@ -280,6 +280,8 @@ class Producer:
         led = self.net.ledger
         st = led.get_round_state() if self.key is None else self._poll(led)
         key, now = (st.round, st.phase), time.monotonic()
+        if int(led._call("round")) != st.round:  # a settlement tore the reads: look again
+            return self.key or key
         if key != self.key:
             if self.key is not None and self.key[1] in PHASE_NAMES:
                 secs = self.seconds.setdefault(self.key[0], {})

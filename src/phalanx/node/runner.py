@@ -385,11 +385,17 @@ class Node:
                      "commitment deadline", len(self.roots2), now - self.commit_at)
             self._once("response", ResponseDeadline(dict(self.roots2)))
         if member is not None and "response" in self.done and member.phase is not \
-                MemberPhase.DONE and now - self.progress_at > self.cfg.opening_timeout \
-                and self.deadlines < MAX_OPENING_DEADLINES and "failed" not in self.done:
-            self.deadlines += 1
-            log.info("opening timed out (%d): missing shares are erasures", self.deadlines)
-            self.fire(OpeningDeadline())
+                MemberPhase.DONE and self.deadlines < MAX_OPENING_DEADLINES \
+                and "failed" not in self.done:
+            if self._only_down_missing():
+                self.deadlines += 1
+                log.info("opening: every reachable member's shares are in; the unreachable "
+                         "are erasures")
+                self.fire(OpeningDeadline())
+            elif now - self.progress_at > self.cfg.opening_timeout:
+                self.deadlines += 1
+                log.info("opening timed out (%d): missing shares are erasures", self.deadlines)
+                self.fire(OpeningDeadline())
         if ph >= Phase.COMMIT and "vote" not in self.done:
             self.done.add("vote")
             if ph is Phase.COMMIT and self.state.voter is not None and st.winning != EMPTY:
@@ -443,6 +449,17 @@ class Node:
         return (all(view.proposers[c] in self.roots2 for c in bound)
                 and all(c in member.roots[2] or c in member.rejected for c in bound)
                 and not member.server.missing_przs())
+
+    def _only_down_missing(self) -> bool:
+        """The current opening waits only for members this peer found unreachable (their
+        shares will not come: no need to wait for the timeout, which members reach at
+        different times)."""
+        member, view = self.state.member, self.view
+        if member is None or view is None or not self.down or member.phase not in (
+                MemberPhase.CONSISTENCY, MemberPhase.CHECKS, MemberPhase.FINAL):
+            return False
+        live = {view.seat(a) for a in view.committee if a not in self.down}
+        return live <= set(member.inbox)
 
     def _how_far(self, ph: Phase) -> int:
         """The last phase this peer is done with (the block producer waits for everyone)."""
@@ -532,11 +549,14 @@ class Node:
         """The round state, re-read in full only when round, phase or roles changed (three
         view calls per poll instead of a dozen: many peers share one node)."""
         call = self.ledger._call
-        light = self.rpc(lambda: (int(call("round")), Phase(int(call("get_phase"))),
-                                  bool(call("roles_drawn"))))
-        if last is not None and light == (last.round, last.phase, last.roles_drawn):
-            return last
-        return self.rpc(self.ledger.get_round_state)  # type: ignore[no-any-return]
+        while True:  # the reads are not atomic: a settlement between them tears them
+            light = self.rpc(lambda: (int(call("round")), Phase(int(call("get_phase"))),
+                                      bool(call("roles_drawn"))))
+            if last is not None and light == (last.round, last.phase, last.roles_drawn):
+                return last
+            st: RoundState = self.rpc(self.ledger.get_round_state)
+            if self.rpc(lambda: int(call("round"))) == st.round == light[0]:
+                return st
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("signal %d: finishing the current step, then stopping", signum)
