@@ -36,6 +36,7 @@ from phalanx.node.config import PeerConfig, dump_peer_toml
 from phalanx.node.keystore import create_keystore
 from phalanx.protocol.models import decode_model
 from phalanx.rules import Aggregate, Rejection
+from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE
 from phalanx.sim.config import SimConfig, dump_toml
 from phalanx.sim.federation import (
     AggregateOutcome,
@@ -47,8 +48,7 @@ from phalanx.sim.federation import (
 )
 from phalanx.sim.rundir import dumps_finite, prepare_out_dir, write_text_atomic
 
-ETHER = 10**18
-STAKE, MIN_STAKE, POOL = 10 * ETHER, 5 * ETHER, 100 * ETHER  # as sim.chained
+
 def phase_blocks(peers: int) -> int:
     """Blocks per phase: more than the transactions of a phase (automine: one block each; at
     most two per peer, in the beacon), few enough to mine fast (anvil mines ~200 blocks/s)."""
