@@ -42,21 +42,26 @@ def _peer(run: PeerRun, address: str) -> int:
     return run.index[address]
 
 
+@pytest.mark.parametrize("defends", [False, True], ids=["silent", "disputes-own-share"])
 @pytest.mark.parametrize("deviation", ["tamper_consistency", "false_claim"])
 def test_a_member_lying_about_a_clients_upload_is_identified_and_the_client_kept(
-        deviation: str) -> None:
-    # Prepare: member 2 deviates against the first client it holds
+        deviation: str, defends: bool) -> None:
+    # Prepare: member 2 deviates against the first client it holds; silent, it leaves its
+    # suspect share undefended; defending, it disputes it so the client must reveal
     run = _run()
 
     def setup(view: RoundView) -> None:
-        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(**{deviation: True})
+        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(
+            **{deviation: True, "dispute_own": defends})
 
     # Execute
     view, row = _round(run, setup)
-    # Assert: every honest member names seat 2 (the dispute's reveal decided it), the targeted
-    # client is accepted, the chain slashes the member as a server
+    # Assert: every honest member names seat 2 (by the reveal, or for not defending its
+    # share), the targeted client is accepted, the chain slashes the member as a server
     honest = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != 2]
     assert all(m is not None and m.server.cheaters == {2} and 2 in m.evidence for m in honest)
+    why = honest[0].evidence[2] if honest[0] is not None else ""
+    assert ("did not dispute" in why) is not defends
     assert row.extra["cheating_servers"] == [2]
     assert row.accepted == row.proposers and row.rejected == []
     slashed = {(p, reason) for p, reason, _ in row.extra["ledger"]["slashed"]}
@@ -64,19 +69,20 @@ def test_a_member_lying_about_a_clients_upload_is_identified_and_the_client_kept
     assert row.extra["ledger"]["accepted"]
 
 
-def test_without_the_reveal_the_disputed_client_is_rejected_not_the_member() -> None:
-    # Prepare: member 2 tampers with client 0's share, and client 0 never answers disputes
+def test_without_the_reveal_a_client_whose_envelope_a_member_disputes_is_rejected() -> None:
+    # Prepare: proposer 0 sends member 1 committed garbage, then answers no dispute
     run = _run()
 
     def setup(view: RoundView) -> None:
-        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(tamper_consistency=True)
-        run.peers[_peer(run, view.proposers[0])].behaviour = Behaviour(withhold_reveal=True)
+        run.peers[_peer(run, view.proposers[0])].behaviour = Behaviour(garbage_to=1,
+                                                                       withhold_reveal=True)
 
     # Execute
     view, row = _round(run, setup)
-    # Assert: the client that does not back its envelope is rejected at the deadline, named
+    # Assert: member 1 disputed its share (it asked), no reveal came: the client is to blame
     reasons = {r["peer"]: r["reason"] for r in row.rejected}
-    assert reasons == {_peer(run, view.proposers[0]): Reject.INCONSISTENT_SHARING.value}
+    assert reasons == {_peer(run, view.proposers[0]): Reject.BAD_BUNDLE.value}
+    assert row.extra["cheating_servers"] == []
     assert row.accepted == row.proposers - 1
 
 
@@ -160,3 +166,22 @@ def test_a_reveal_with_commitments_other_than_the_posted_roots_is_refused() -> N
     with pytest.raises(ProtocolViolation) as e:
         process_reveal(member, msg)
     assert e.value.reason is Reject.HASH_MISMATCH
+
+
+def test_a_member_withholding_a_przs_key_neither_aborts_the_round_nor_gets_anyone_blamed() -> None:
+    # Prepare: member 1 deals its PRZS keys to every member but seat 3
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[1])].behaviour = Behaviour(withhold_przs_to=3)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: the sets seat 3 lacks are left out by all; everyone accepted, nobody slashed
+    members = [run.peers[_peer(run, a)].member for a in view.committee]
+    skips = [m.server.przs_skip for m in members if m is not None]
+    assert len(skips) == 5 and all(s == skips[0] and s for s in skips)
+    assert all(1 in a and 3 in a for a in skips[0])
+    assert row.extra["cheating_servers"] == [] and row.extra["aborted"] is None
+    assert row.accepted == row.proposers and row.rejected == []
+    assert row.extra["ledger"]["accepted"] and row.extra["ledger"]["slashed"] == []

@@ -174,8 +174,6 @@ def test_the_cli_warns_at_3t_plus_1_and_the_summary_names_servers(tmp_path: Path
      ["corrupt_servers=6", "committee=5"]),
     (["--secure", "--server-attack", "silent", "--corrupt-servers", "0"],
      ["corrupt_servers=0", ">= 1"]),
-    (["--secure", "--server-attack", "tamper", "--ledger", "model", "--peers", "12",
-      "--voters", "2"], ["server_attack='tamper'", "ledger='model'"]),
     (["--secure", "--client-fault", "wrong-trust-weight", "--faulty-clients", "2"],
      ["faulty_clients=2", "gives 1"]),
     (["--secure", "--client-fault", "wrong-trust-weight", "--malicious", "0"],
@@ -193,3 +191,80 @@ def test_bad_adversary_options_are_one_line_errors(tmp_path: Path, args: list[st
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("attack", ["tamper", "false-claim", "silent"])
+def test_server_attacks_in_the_per_peer_ledger_run_have_their_exact_outcome(
+        tmp_path: Path, attack: str) -> None:
+    # Execute: one corrupt member per round, each peer its own state machine, on the EVM
+    row, _ = run(tmp_path, attack, server_attack=attack, peers=12, voters=2,
+                 ledger="embedded", malicious=0.0, attack="none")
+    # Assert: tampering and false claims are named and slashed as a server; a silent member
+    # is only an erasure; in every case every client is accepted and the result stands
+    extra = row["extra"]
+    corrupt = extra["adversaries"]["corrupt_servers"]
+    assert extra["adversaries"]["server_attack"] == attack and len(corrupt) == 1
+    ledger = extra["ledger"]
+    seat_peer = ledger["committee"][corrupt[0]]
+    slashed = {(p, why) for p, why, _ in ledger["slashed"]}
+    if attack == "silent":
+        assert extra["cheating_servers"] == [] and (seat_peer, "server") not in slashed
+    else:
+        assert extra["cheating_servers"] == corrupt and (seat_peer, "server") in slashed
+    assert row["accepted"] == row["proposers"] and row["rejected"] == []
+    assert ledger["stands"] and extra["aborted"] is None
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ("wrong-trust-weight", "trust-weight"),
+    ("non-binary-bits", "not-binary"),
+    ("inconsistent-sharing", "inconsistent-sharing"),
+    ("wrap-around", "projection"),
+    ("garbage-bundle", "bad-bundle"),
+    ("short-vector", "bad-bundle"),
+])
+def test_client_faults_in_the_per_peer_ledger_run_are_rejected_by_name_and_slashed(
+        tmp_path: Path, fault: str, reason: str) -> None:
+    # Execute: the malicious proposers cheat inside the MPC with their own messages
+    row, _ = run(tmp_path, fault, client_fault=fault, faulty_clients=2, peers=12, voters=2,
+                 malicious=0.34, attack="none", ledger="embedded", seed=0)
+    # Assert: exactly they are rejected with the check's name and slashed as clients; no
+    # member is blamed, every honest input counts
+    extra = row["extra"]
+    faulty = extra["adversaries"]["faulty_clients"]
+    assert faulty and extra["adversaries"]["client_fault"] == fault
+    assert sorted((r["peer"], r["reason"]) for r in row["rejected"]) == [
+        (p, reason) for p in faulty]
+    assert row["accepted"] == row["proposers"] - len(faulty)
+    assert extra["cheating_servers"] == [] and extra["aborted"] is None
+    slashed = {(p, why) for p, why, _ in extra["ledger"]["slashed"]}
+    assert {(p, "client") for p in faulty} <= slashed
+
+
+def test_a_part1_resent_after_the_coin_is_refused_by_every_member_in_the_peer_run(
+        tmp_path: Path) -> None:
+    row, _ = run(tmp_path, "resend", client_fault="resend-part1", peers=12, voters=2,
+                 malicious=0.34, faulty_clients=1, attack="none", ledger="embedded", seed=0)
+    (faulty,) = row["extra"]["adversaries"]["faulty_clients"]
+    refused = row["extra"]["refused_messages"]
+    # every member refuses it (part 1 is closed: "part 1 while collecting part 2"), named
+    assert len(refused) == 5 and {r["reason"] for r in refused} == {"wrong-phase"}
+    assert len({r["from"] for r in refused}) == 1
+    assert row["rejected"] == [] and row["accepted"] == row["proposers"]
+
+
+def test_an_uncommitted_bundle_is_refused_on_arrival_and_no_member_is_blamed(
+        tmp_path: Path) -> None:
+    # Execute: a malicious proposer sends one member an envelope other than the committed one
+    row, _ = run(tmp_path, "uncommitted", client_fault="uncommitted-bundle", peers=12,
+                 voters=2, malicious=0.34, faulty_clients=1, attack="none", ledger="embedded",
+                 seed=0)
+    # Assert: that member refuses it and names the client (its signature is on both), holds
+    # nothing of it (an erasure): the client's committed input still counts, nobody is blamed
+    extra = row["extra"]
+    (faulty,) = extra["adversaries"]["faulty_clients"]
+    refused = extra["refused_messages"]
+    assert [(r["reason"], "not the one committed" in r["detail"]) for r in refused] == [
+        ("hash-mismatch", True)]
+    assert extra["cheating_servers"] == [] and row["rejected"] == []
+    assert extra["ledger"]["stands"] and extra["aborted"] is None

@@ -47,7 +47,8 @@ class World:
     ctx: RuleContext
 
 
-def _world(rnd: int = 3) -> World:
+def _world(rnd: int = 3, withhold: tuple[int, int] | None = None) -> World:
+    """``withhold``: (dealer, receiver) of PRZS keys that never arrive."""
     members = [Identity.from_source(IDS, f"member{j}") for j in range(M)]
     props = [Identity.from_source(IDS, f"proposer{i}") for i in range(N)]
     voter = Identity.from_source(IDS, "voter")
@@ -69,7 +70,8 @@ def _world(rnd: int = 3) -> World:
         states.append(MemberState(me, view, server))
     for s in states:  # PRZS keys, member to member
         for r, sealed in s.server.deal_przs():
-            states[r].server.receive_przs(s.server.j, sealed)
+            if (s.server.j, r) != withhold:
+                states[r].server.receive_przs(s.server.j, sealed)
     proposers = [ProposerState(p, view, make_circuit(rule, ctx, params, N), OsSecrets(),
                                Sender().seal_to) for p in props]
     return World(view, states, proposers, voter, prepared, rule, ctx)
@@ -337,4 +339,167 @@ def test_an_early_opening_is_kept_a_late_or_second_one_refused() -> None:
                        body=encode_opening(OpeningKind.CONSISTENCY, {0: np.zeros(1, np.uint64)}))
     with pytest.raises(ProtocolViolation) as e:
         process_opening(w.members[1], late)
+    assert e.value.reason is Reject.WRONG_PHASE
+
+
+def test_a_withheld_przs_key_is_left_out_by_every_member_and_the_round_opens() -> None:
+    from phalanx.mpc.przs import key_sets
+    from phalanx.protocol.committee import get_accepted, get_output, process_pass
+
+    # Prepare: member 0 deals its PRZS keys to everyone but member 3
+    w = _world(withhold=(0, 3))
+    lacking = [a for a in key_sets(M, T) if a[0] == 0 and 3 in a]
+    assert w.members[3].server.missing_przs() == lacking
+    _to_ready(w)
+    # Execute: the pass (member 3 lists what it lacks in its consistency shares), openings
+    _route(w, [m for s in w.members for m in process_pass(s)])
+    # Assert: every member left out the same sets, nobody is blamed, the output is the rule's
+    assert all(s.server.przs_skip == set(lacking) for s in w.members)
+    assert all(s.server.cheaters == set() and s.aborted is None for s in w.members)
+    want = w.rule.aggregate(np.stack(w.prepared), w.ctx).vector  # type: ignore[attr-defined]
+    outs = [get_output(s) for s in w.members]
+    assert all(o is not None and np.abs(o - want).max() < 1e-3 for o in outs)
+    assert all(get_accepted(s) == list(range(N)) for s in w.members)
+    # the set of the m - t members other than the withholder is kept: the masks stay private
+    assert (1, 2, 3, 4) not in w.members[1].server.przs_skip
+
+
+def test_a_member_listing_przs_sets_it_does_not_belong_to_is_refused() -> None:
+    from phalanx.mpc.przs import key_sets
+    from phalanx.protocol.committee import PRZS_MISSING, process_opening, process_pass
+    from phalanx.protocol.openings import encode_opening
+
+    # Prepare: member 0 claims it lacks the key of the set of members 1..4 (not its set)
+    w = _world()
+    _to_ready(w)
+    process_pass(w.members[1])
+    honest_only = key_sets(M, T).index((1, 2, 3, 4))
+    body = encode_opening(OpeningKind.CONSISTENCY,
+                          {PRZS_MISSING: np.array([honest_only], np.uint64)})
+    msg = make_signed(w.members[0].me, task=TASK, rnd=3, kind=Kind.OPENING,
+                      receiver=w.view.committee[1], body=body)
+    # Execute / Assert: refused and named, nothing kept
+    with pytest.raises(ProtocolViolation) as e:
+        process_opening(w.members[1], _wire(msg))
+    assert e.value.reason is Reject.MALFORMED and "does not belong" in e.value.detail
+    assert 0 not in w.members[1].inbox
+
+
+def _proposer_with_reveals(w: World) -> ProposerState:
+    """Proposer 0 after both parts, able to answer disputes (its sender keeps ephemerals)."""
+    sender = Sender()
+    p = ProposerState(w.proposers[0].me, w.view, w.proposers[0].circuit, OsSecrets(),
+                      sender.seal_to, sender.reveal)
+    make_part1(p, w.prepared[0])
+    make_part2(p, b"c" * 32)
+    return p
+
+
+def _dispute(w: World, seat: int, body: bytes, sender: Identity | None = None) -> Signed:
+    me = sender or w.members[seat].me
+    return _wire(make_signed(me, task=TASK, rnd=3, kind=Kind.DISPUTE,
+                             receiver=w.proposers[0].me.address, body=body))
+
+
+def test_a_member_may_dispute_only_its_own_share_so_no_honest_envelope_is_revealed() -> None:
+    from phalanx.protocol.disputes import decode_reveal, encode_dispute
+    from phalanx.protocol.proposer import process_dispute
+
+    w = _world()
+    p = _proposer_with_reveals(w)
+    # a member naming another seat (an honest one's envelope: t + 1 shares) is refused
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, _dispute(w, 0, encode_dispute(0, 1)))
+    assert e.value.reason is Reject.MALFORMED and "its own share" in e.value.detail
+    # a dispute about another client is refused too
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, _dispute(w, 0, encode_dispute(1, 0)))
+    assert e.value.reason is Reject.MALFORMED
+    # its own seat: that one envelope is revealed, to every member, once
+    out = process_dispute(p, _dispute(w, 2, encode_dispute(0, 2)))
+    assert sorted(m.header.receiver for m in out) == sorted(w.view.committee)
+    assert set(decode_reveal(out[0].body, "")) == {2}
+    again = _wire(make_signed(w.members[2].me, task=TASK, rnd=4, kind=Kind.DISPUTE,
+                              receiver=p.me.address, body=encode_dispute(0, 2)))
+    with pytest.raises(ProtocolViolation) as e:
+        process_dispute(p, again)
+    assert e.value.reason is Reject.REPLAYED
+
+
+def test_malformed_or_unelected_disputes_are_refused_and_named() -> None:
+    from phalanx.protocol.disputes import encode_dispute
+    from phalanx.protocol.proposer import process_dispute
+
+    w = _world()
+    p = _proposer_with_reveals(w)
+    for body in (b"", encode_dispute(0, 0) + b"\x00", b"\x00\x00"):
+        with pytest.raises(ProtocolViolation) as e:
+            process_dispute(p, _dispute(w, 0, body))
+        assert e.value.reason is Reject.MALFORMED and e.value.peer == w.members[0].me.address
+    with pytest.raises(ProtocolViolation) as e:  # a voter is no member
+        process_dispute(p, _dispute(w, 0, encode_dispute(0, 0), sender=w.voter))
+    assert e.value.reason is Reject.NOT_SELECTED
+    assert p.revealed == set()
+
+
+def test_malformed_reveals_are_refused_and_early_ones_kept() -> None:
+    from phalanx.protocol.committee import process_reveal
+    from phalanx.protocol.disputes import RevealedPart, encode_reveal
+
+    w = _world()
+    _to_ready(w)
+    prop = w.proposers[0].me
+    part = RevealedPart((b"\x01" * 32,) * M, b"sealed", b"\x02" * 32)
+    good = encode_reveal({1: (part, part)})
+
+    def reveal(body: bytes) -> Signed:
+        return _wire(make_signed(prop, task=TASK, rnd=3, kind=Kind.REVEAL,
+                                 receiver=w.view.committee[0], body=body))
+
+    for body in (good + b"\x00", good[:-1], b"", b"\x01\x01\x00"):
+        with pytest.raises(ProtocolViolation) as e:
+            process_reveal(w.members[0], reveal(body))
+        assert e.value.reason is Reject.MALFORMED
+    # before its consistency opening is decoded, a well-formed reveal is kept, not judged
+    assert process_reveal(w.members[0], reveal(good)) == []
+    assert len(w.members[0].early_reveals[0]) == 1
+
+
+def test_przs_keys_travel_as_signed_messages_and_each_way_to_cheat_is_refused() -> None:
+    from phalanx.protocol.committee import process_przs_key, start_member
+
+    # Prepare: fresh members that hold no keys yet (the world dealt them by hand: redo it)
+    w = _world(withhold=(0, 1))
+    m0, m1 = w.members[0], w.members[1]
+    m1.server.keys = {a: k for a, k in m1.server.keys.items() if a[0] != 0}
+    dealt = [msg for msg in start_member(m0) if msg.header.receiver == m1.me.address]
+    assert dealt and all(msg.header.kind is Kind.PRZS_KEY for msg in dealt)
+
+    def refused(msg: Signed) -> ProtocolViolation:
+        with pytest.raises(ProtocolViolation) as e:
+            process_przs_key(m1, _wire(msg))
+        return e.value
+
+    # a proposer is not elected to deal keys; a key for another round is a replay
+    forged = make_signed(w.proposers[0].me, task=TASK, rnd=3, kind=Kind.PRZS_KEY,
+                         receiver=m1.me.address, body=dealt[0].body)
+    assert refused(forged).reason is Reject.NOT_SELECTED
+    replay = make_signed(m0.me, task=TASK, rnd=2, kind=Kind.PRZS_KEY, receiver=m1.me.address,
+                         body=dealt[0].body)
+    assert refused(replay).reason is Reject.REPLAYED
+    # a key that opens for no set of this dealer is refused
+    junk = make_signed(m0.me, task=TASK, rnd=3, kind=Kind.PRZS_KEY, receiver=m1.me.address,
+                       body=b"\x00" * 80)
+    assert refused(junk).reason is Reject.BAD_BUNDLE
+    # the honest keys are kept, each once
+    for msg in dealt:
+        process_przs_key(m1, _wire(msg))
+    assert m1.server.missing_przs() == []
+    assert refused(dealt[0]).reason is Reject.DUPLICATE
+    # after the pass began, no key is taken
+    m2 = w.members[2]
+    _to_ready(w)
+    late = [msg for msg in start_member(m0) if msg.header.receiver == m2.me.address][0]
+    with pytest.raises(ProtocolViolation) as e:
+        process_przs_key(m2, _wire(late))
     assert e.value.reason is Reject.WRONG_PHASE

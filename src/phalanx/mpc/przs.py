@@ -14,7 +14,7 @@ opening hides everything but the value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from itertools import combinations
 
 import numpy as np
@@ -48,10 +48,18 @@ def coefficients(server: int, m: int, t: int) -> dict[KeySet, list[int]]:
 
 
 def zero_share(
-    keys: Mapping[KeySet, bytes], server: int, *, m: int, t: int, label: str, length: int
+    keys: Mapping[KeySet, bytes], server: int, *, m: int, t: int, label: str, length: int,
+    skip: Collection[KeySet] = (),
 ) -> FieldVec:
-    """Server ``server``'s share of a fresh degree-2t sharing of the zero vector."""
-    coeffs = coefficients(server, m, t)
+    """Server ``server``'s share of a fresh degree-2t sharing of the zero vector.
+
+    ``skip``: key sets every server leaves out (a key some member never received). Each
+    set's term is itself a sharing of zero, so any common subset of the sets still sums to
+    one; it stays private while one set with no corrupt member is kept (protocol.md §3.1).
+    """
+    coeffs = {a: w for a, w in coefficients(server, m, t).items() if a not in skip}
+    if not coeffs:
+        return np.zeros(length, np.uint64)
     rows = np.empty((len(coeffs) * t, length), np.uint64)
     weights: list[int] = []
     r = 0

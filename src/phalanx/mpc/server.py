@@ -15,7 +15,7 @@ openings (``consistency_share``, ``check_share``, ``decode``) → ``final_shares
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -195,6 +195,8 @@ class Server:
         self.coin = secrets.prg(self.party, "rs-location", session)
         self._przs = secrets.prg(self.party, "przs-keys", session)
         self.keys: dict[KeySet, bytes] = {}
+        #: key sets left out of every mask (some member never received their key)
+        self.przs_skip: set[KeySet] = set()
         self.acc = circuit.new_accumulator()
         #: (client, part) → every commitment the client posted for that part (servers by
         #: index, then the public blob's, if any); immutable once accepted
@@ -321,8 +323,21 @@ class Server:
         t0 = self.clock()
         self.client_index = {c: k for k, c in enumerate(clients)}
         g = len(self.circuit.check_reasons)
+        self.przs_skip = set(self.missing_przs())
         self.check_zero = zero_share(self.keys, self.j, m=self.m, t=self.t, label="checks",
-                                     length=len(clients) * g)
+                                     length=len(clients) * g, skip=self.przs_skip)
+        self.charge("round", self.clock() - t0)
+
+    def skip_przs(self, sets: Collection[KeySet]) -> None:
+        """Leave out of every later mask the key sets some member reported it never received
+        (all members leave out the same sets, so the masks still sum to zero)."""
+        if set(sets) <= self.przs_skip:
+            return
+        t0 = self.clock()
+        self.przs_skip |= set(sets)
+        g = len(self.circuit.check_reasons)
+        self.check_zero = zero_share(self.keys, self.j, m=self.m, t=self.t, label="checks",
+                                     length=len(self.client_index) * g, skip=self.przs_skip)
         self.charge("round", self.clock() - t0)
 
     # -- 4. local work per batch --------------------------------------------------------------
@@ -464,7 +479,8 @@ class Server:
             if fs.degree_2t:
                 t0 = self.clock()
                 zero = zero_share(self.keys, self.j, m=self.m, t=self.t,
-                                  label=f"final/{fs.kind.value}", length=vals.shape[0])
+                                  label=f"final/{fs.kind.value}", length=vals.shape[0],
+                                  skip=self.przs_skip)
                 vals = (vals + zero) % _P
                 self.charge("round", self.clock() - t0)
             out.append(FinalShare(fs.kind, vals, fs.degree_2t))

@@ -39,11 +39,13 @@ import numpy as np
 from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
 from phalanx.mpc.circuit import ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
+from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
+from phalanx.mpc.przs import key_sets
 from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
-from phalanx.protocol.disputes import RevealedPart, decode_reveal, encode_dispute
+from phalanx.protocol.disputes import RevealedPart, decode_dispute, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
@@ -56,6 +58,10 @@ ABORT = "committee-abort"
 CLAIM: FieldVec = np.zeros(0, np.uint64)
 """A consistency item of length 0: the member holds the client's upload and it does not open
 (its claim; more than t claims blame the client, since at most t members lie)."""
+PRZS_MISSING = 0xFFFFFF00
+"""The consistency opening's item that lists (by index in ``mpc.przs.key_sets``) the PRZS key
+sets this member belongs to and never received a key for: every member then leaves those
+sets out of its masks (protocol.md §3.1; docs/protocol.md, "Missing PRZS keys")."""
 
 
 class Phase(Enum):
@@ -123,6 +129,12 @@ class MemberState:
     disputes: dict[int, set[int]] = field(default_factory=dict)
     #: client → the seats that claimed its upload does not open
     claimed: dict[int, set[int]] = field(default_factory=dict)
+    #: (client, seat): the member at ``seat`` disputed its own share of the client (asked
+    #: the proposer to reveal its envelope); a suspect that does not is to blame
+    asked: set[tuple[int, int]] = field(default_factory=set)
+    #: reveals that arrived before this member finished the consistency opening (another
+    #: member disputed first): client → messages, at most m each, judged once it gets there
+    early_reveals: dict[int, list[Signed]] = field(default_factory=dict)
     #: the consistency opening's shares (kept while disputes are judged)
     consistency: dict[int, dict[int, FieldVec]] = field(default_factory=dict)
     #: proposer → the part-2 root it posted on chain (at the response deadline)
@@ -137,6 +149,9 @@ class MemberState:
     refusals: list[tuple[str, Reject, str]] = field(default_factory=list)
     #: accepted clients whose upload never reached this member (it abstains from the final)
     missing: tuple[int, ...] = ()
+    #: the seats heard in the consistency opening: only their degree-2t shares are decoded
+    #: (a member not heard there may mask with key sets the others left out)
+    heard: frozenset[int] = frozenset()
 
 
 def start_member(state: MemberState) -> list[Signed]:
@@ -175,6 +190,15 @@ def process_upload(state: MemberState, msg: Signed) -> list[Signed]:
     # Verify the proposer was not already refused this round
     client = view.client(sender)
     require(client not in state.rejected, Reject.DUPLICATE, sender, "already refused")
+    # Verify the sealed bundle is the one committed to for this member: the client signed
+    # both, so a mismatch is its fault, refused here (this member then holds nothing of it, an
+    # erasure) — found only at the pass, it would be a claim the revealed, committed envelope
+    # disproves, and the honest member would be blamed
+    seat = view.seat(state.me.address)
+    require(len(upload.commitments) > seat
+            and commitment_of(upload.sealed) == upload.commitments[seat],
+            Reject.HASH_MISMATCH, sender, f"part-{upload.part} sealed bundle is not the one "
+            "committed to")
     # Keep it, never replacing one (the server refuses a second upload of a part)
     state.server.accept_upload(client, upload.part, upload.commitments, upload.sealed,
                                upload.blob or None)
@@ -292,6 +316,10 @@ def process_pass(state: MemberState) -> list[Signed]:
     state.phase = Phase.CONSISTENCY
     items = {c: Server.consistency_share(r) for c, (_, r) in state.local.items()}
     items.update({c: CLAIM for c in state.claims})  # "I hold it and it does not open"
+    sets = key_sets(state.view.m, state.view.t)
+    lacking = state.server.missing_przs()
+    if lacking:  # "I never received these keys": every member leaves them out
+        items[PRZS_MISSING] = np.array(sorted(sets.index(a) for a in lacking), np.uint64)
     return _opening(state, OpeningKind.CONSISTENCY, items)
 
 
@@ -318,11 +346,26 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
     # Verify it covers only the round's bound clients (or the round-level values)
     allowed = set(state.bound) if state.phase is not Phase.FINAL else set(_final_keys(state))
+    if kind is OpeningKind.CONSISTENCY:
+        allowed.add(PRZS_MISSING)
+        _check_missing_przs(state, seat, items.get(PRZS_MISSING), sender)
     require(set(items) <= allowed, Reject.MALFORMED, sender, "shares of clients not bound")
     state.seen.add(msg.header.msg_id)
     state.inbox[seat] = items
     active = [j for j in range(view.m) if j not in state.server.cheaters]
     return _advance(state) if all(j in state.inbox for j in active) else []
+
+
+def _check_missing_przs(state: MemberState, seat: int, listed: FieldVec | None,
+                        sender: str) -> None:
+    """Verify a member lists only key sets it belongs to, each once (it cannot make the
+    others drop a set of honest members only, so the masks stay private)."""
+    if listed is None:
+        return
+    sets = key_sets(state.view.m, state.view.t)
+    idx = [int(i) for i in listed]
+    require(len(set(idx)) == len(idx) and all(i < len(sets) and seat in sets[i] for i in idx),
+            Reject.MALFORMED, sender, "lists PRZS key sets it does not belong to")
 
 
 def process_opening_deadline(state: MemberState) -> list[Signed]:
@@ -348,10 +391,17 @@ def _claimers(state: MemberState, client: int) -> set[int]:
             if client in items and items[client].shape[0] == 0}
 
 
+def _holders(state: MemberState, key: int, degree: int) -> dict[int, FieldVec]:
+    """The shares of ``key`` to decode: non-empty, and for a re-randomized (degree-2t)
+    opening only from members heard in the consistency opening."""
+    masked = degree > state.view.t
+    return {j: items[key] for j, items in state.inbox.items()
+            if key in items and items[key].shape[0] and (not masked or j in state.heard)}
+
+
 def _decode(state: MemberState, key: int, degree: int,
             mark: bool = True) -> tuple[FieldVec, tuple[int, ...]]:
-    view = {j: items[key] for j, items in state.inbox.items()
-            if key in items and items[key].shape[0]}
+    view = _holders(state, key, degree)
     got = state.server.decode(view, degree)
     if mark:
         state.server.cheaters.update(got.bad)
@@ -363,17 +413,17 @@ def _pending(state: MemberState) -> list[int]:
     return [c for c in state.bound if c not in state.verdicts]
 
 
-def _delivered(state: MemberState, client: int) -> bool:
+def _delivered(state: MemberState, client: int, degree: int) -> bool:
     """Whether enough members hold the client's upload to open its values: all but t (at
     most t members may withhold shares, so an honest client always gets there)."""
-    have = sum(1 for items in state.inbox.values() if client in items and items[client].shape[0])
-    return have >= state.view.m - state.view.t
+    return len(_holders(state, client, degree)) >= state.view.m - state.view.t
 
 
 def _advance(state: MemberState) -> list[Signed]:
     t = state.view.t
     try:
         if state.phase is Phase.CONSISTENCY:
+            _agree_przs(state)
             for c in _pending(state):
                 claims = _claimers(state, c)
                 if len(claims) > t:
@@ -381,7 +431,7 @@ def _advance(state: MemberState) -> list[Signed]:
                             f"{len(claims)} members (more than t) hold an upload that "
                             "does not open")
                     continue
-                if not _delivered(state, c):
+                if not _delivered(state, c, t):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its upload reached fewer than m - t members")
                     continue
@@ -392,15 +442,12 @@ def _advance(state: MemberState) -> list[Signed]:
             if state.disputes:
                 return _open_disputes(state)
             return _start_checks(state)
-        if state.phase is Phase.DISPUTE:  # the deadline: an unanswered dispute blames the client
-            for c in list(state.disputes):
-                _reject(state, c, Reject.INCONSISTENT_SHARING if not state.claimed.get(c)
-                        else Reject.BAD_BUNDLE, "no reveal answered the dispute in time")
-            state.disputes.clear()
+        if state.phase is Phase.DISPUTE:
+            _dispute_deadline(state)
             return _start_checks(state)
         if state.phase is Phase.CHECKS:
             for c in _pending(state):
-                if not _delivered(state, c):
+                if not _delivered(state, c, 2 * t):
                     _reject(state, c, Reject.MISSED_DEADLINE,
                             "its check shares reached fewer than m - t members")
                     continue
@@ -434,6 +481,17 @@ def _advance(state: MemberState) -> list[Signed]:
     return []
 
 
+def _agree_przs(state: MemberState) -> None:
+    """Leave out of the masks every key set a member heard here never received; only the
+    members heard here take part in the re-randomized openings."""
+    sets = key_sets(state.view.m, state.view.t)
+    state.heard = frozenset(state.inbox)
+    skip = {sets[int(i)] for items in state.inbox.values()
+            for i in items.get(PRZS_MISSING, ())}
+    if skip:
+        state.server.skip_przs(skip)
+
+
 def _start_checks(state: MemberState) -> list[Signed]:
     state.phase = Phase.CHECKS
     return _opening(state, OpeningKind.CHECKS,
@@ -441,13 +499,67 @@ def _start_checks(state: MemberState) -> list[Signed]:
 
 
 def _open_disputes(state: MemberState) -> list[Signed]:
-    """Ask each disputed client's proposer to reveal the suspects' envelopes (§3.4)."""
-    view = state.view
+    """Where this member is itself a suspect (its share disagreed, or it claimed the upload
+    does not open), dispute its own share: ask the client's proposer to reveal its envelope,
+    and tell every other member that it asked (§3.4)."""
+    view, me = state.view, state.server.j
     state.phase = Phase.DISPUTE
     state.consistency = dict(state.inbox)
-    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
-                        receiver=view.proposers[c], body=encode_dispute(sorted(seats)))
-            for c, seats in sorted(state.disputes.items())]
+    out = []
+    for c, seats in sorted(state.disputes.items()):
+        if me not in seats:
+            continue
+        state.asked.add((c, me))
+        body = encode_dispute(c, me)
+        out += [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
+                            receiver=receiver, body=body)
+                for receiver in (view.proposers[c],
+                                 *(a for j, a in enumerate(view.committee) if j != me))]
+    early, state.early_reveals = state.early_reveals, {}
+    for msg in (m for c in sorted(early) if c in state.disputes for m in early[c]):
+        if state.phase is not Phase.DISPUTE:
+            break
+        state.seen.discard(msg.header.msg_id)
+        try:
+            out += process_reveal(state, msg)
+        except ProtocolViolation as e:
+            state.refusals.append((str(e.peer), e.reason, e.detail))
+    return out
+
+
+def process_dispute_notice(state: MemberState, msg: Signed) -> list[Signed]:
+    """Another member disputed its own share of a client: keep that it asked (a suspect that
+    did not ask is blamed at the dispute deadline; one that asked and got no reveal is not)."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
+                   seen=state.seen)
+    sender = msg.header.sender
+    client, seat = decode_dispute(msg.body, sender)
+    # Verify a member disputes only its own share, of a client the chain bound
+    require(seat == view.seat(sender) and client in state.bound, Reject.MALFORMED, sender,
+            f"dispute of client {client}, seat {seat}")
+    # Verify the disputes are still open here
+    require(state.phase in (Phase.READY, Phase.CONSISTENCY, Phase.DISPUTE), Reject.WRONG_PHASE,
+            sender, f"dispute during {state.phase.name}")
+    state.seen.add(msg.header.msg_id)
+    state.asked.add((client, seat))
+    return []
+
+
+def _dispute_deadline(state: MemberState) -> None:
+    """No reveal came: a suspect that asked for one leaves the client to blame (its proposer
+    did not back its envelope); a suspect that did not ask is identified (an honest member
+    always defends its share, so only a corrupt one stays silent)."""
+    for c, seats in sorted(state.disputes.items()):
+        askers = {j for j in seats if (c, j) in state.asked}
+        for j in sorted(seats - askers):
+            state.server.cheaters.add(j)
+            state.evidence[j] = (f"its share of client {c} disagreed, or it claimed the "
+                                 "upload does not open, and it did not dispute it")
+        if askers:
+            _reject(state, c, Reject.INCONSISTENT_SHARING if not state.claimed.get(c)
+                    else Reject.BAD_BUNDLE, "no reveal answered the dispute in time")
+    state.disputes.clear()
 
 
 def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
@@ -459,10 +571,16 @@ def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
                    seen=state.seen)
     sender = msg.header.sender
     client = view.client(sender)
+    parts = decode_reveal(msg.body, sender)
+    if state.phase in (Phase.READY, Phase.CONSISTENCY):  # a faster member disputed first
+        kept = state.early_reveals.setdefault(client, [])
+        require(len(kept) < view.m, Reject.DUPLICATE, sender, "more reveals than members")
+        kept.append(msg)
+        state.seen.add(msg.header.msg_id)
+        return []
     # Verify a dispute about this client is open
     require(state.phase is Phase.DISPUTE and client in state.disputes, Reject.WRONG_PHASE,
             sender, "no open dispute about this client")
-    parts = decode_reveal(msg.body, sender)
     state.seen.add(msg.header.msg_id)
     for j, (p1, p2) in sorted(parts.items()):
         if j not in state.disputes.get(client, ()):

@@ -1,7 +1,9 @@
 """The bodies of ``DISPUTE`` and ``REVEAL`` messages (protocol.md §3.4). Parsed exactly.
 
-DISPUTE (member → proposer): the seats whose envelopes the proposer must reveal —
-count (1 B) ‖ seats (1 B each, strictly increasing).
+DISPUTE (member j → the client's proposer and every other member): "my share of client c is
+what its committed bundle gives (or: that bundle does not open); reveal it" — client (2 B) ‖
+j (1 B). A member disputes only its own seat: revealing another seat's envelope would hand
+the corrupt members a share they do not hold (t + 1 shares open an honest client's input).
 REVEAL (proposer → every member): for each disputed seat j, both parts' commitment lists
 (bound by the roots on chain), j's sealed bundles and their ephemeral secrets —
 count (1 B) ‖ per seat: j (1 B) ‖ per part 1, 2: n (2 B) ‖ n × 32 B commitments ‖
@@ -25,14 +27,16 @@ class RevealedPart:
     ephemeral: bytes
 
 
-def encode_dispute(seats: list[int]) -> bytes:
-    return bytes([len(seats), *sorted(seats)])
+def encode_dispute(client: int, seat: int) -> bytes:
+    return struct.pack(">HB", client, seat)
 
 
-def decode_dispute(body: bytes, sender: str) -> list[int]:
-    if not body or len(body) != 1 + body[0] or list(body[1:]) != sorted(set(body[1:])):
+def decode_dispute(body: bytes, sender: str) -> tuple[int, int]:
+    """(client, seat); ProtocolViolation(MALFORMED) unless exactly 3 bytes."""
+    if len(body) != 3:
         raise ProtocolViolation(Reject.MALFORMED, sender, "dispute does not parse exactly")
-    return list(body[1:])
+    client, seat = struct.unpack(">HB", body)
+    return client, seat
 
 
 def encode_reveal(parts: dict[int, tuple[RevealedPart, RevealedPart]]) -> bytes:

@@ -35,8 +35,8 @@ class Kind(Enum):
     UPLOAD = 1  # proposer → member: a part's commitments and the member's sealed bundle
     PRZS_KEY = 2  # member → member: a sealed PRZS key
     OPENING = 3  # member → member: shares of an opening
-    DISPUTE = 4  # member → all: a claim that an upload does not open
-    REVEAL = 5  # proposer → all: the re-sent envelope and its ephemeral
+    DISPUTE = 4  # member → proposer and members: it disputes its own share of a client
+    REVEAL = 5  # proposer → members: the disputed member's envelope and its ephemeral
     BLOB = 6  # proposer → member: a public masked blob
 
 

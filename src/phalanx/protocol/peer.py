@@ -125,6 +125,15 @@ class Behaviour:
     #: as a proposer, sends member ``garbage_to`` committed random bytes (the others get
     #: their true envelopes)
     garbage_to: int | None = None
+    #: as a tampering or falsely claiming member, also disputes its own share at once
+    dispute_own: bool = False
+    #: as a member, deals its PRZS keys to every member but seat ``withhold_przs_to``
+    withhold_przs_to: int | None = None
+    #: as a member, sends nothing and attests nothing (a crashed or withholding server)
+    silent: bool = False
+    #: as a proposer, cheats inside the MPC with this ``rules.secure.ClientFault`` value
+    #: (``attacks.protocol.CLIENT_FAULTS``)
+    client_fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +212,18 @@ class PeerState:
 
 def on_event(state: PeerState, event: Event) -> Actions:
     """One event of the round (see the module docstring for their order)."""
+    return _silenced(state, _on_event(state, event))
+
+
+def _silenced(state: PeerState, out: Actions) -> Actions:
+    """A silent member's steps run, but nothing of its role leaves it."""
+    if not (state.behaviour.silent and state.member is not None):
+        return out
+    return Actions(txs=[t for t in out.txs if not isinstance(t, Attest)], blobs=out.blobs,
+                   notes=out.notes)
+
+
+def _on_event(state: PeerState, event: Event) -> Actions:
     if isinstance(event, BeaconOpened):
         return _beacon(state, event)
     if isinstance(event, BeaconDeadline):
@@ -235,6 +256,10 @@ def on_message(state: PeerState, msg: Signed) -> Actions:
     A message of a round this peer has not opened yet (peers learn of a round at slightly
     different times) is kept, a bounded number, and taken in when the round opens.
     """
+    return _silenced(state, _on_message(state, msg))
+
+
+def _on_message(state: PeerState, msg: Signed) -> Actions:
     kind, member = msg.header.kind, state.member
     if state.view is None or msg.header.round > state.view.round:
         require(len(state.early) < MAX_EARLY, Reject.WRONG_PHASE, msg.header.sender,
@@ -243,6 +268,8 @@ def on_message(state: PeerState, msg: Signed) -> Actions:
         return Actions()
     if kind is Kind.DISPUTE and state.proposer is not None:
         return Actions(messages=process_dispute(state.proposer, msg))
+    if kind is Kind.DISPUTE and member is not None:
+        return _after_member_step(state, member_steps.process_dispute_notice(member, msg))
     if member is None:
         raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender,
                                 f"{kind.name} to a peer that is not a member this round")
@@ -330,7 +357,10 @@ def _start_member(state: PeerState, view: RoundView) -> Actions:
                     clock=state.runtime.clock)
     state.member = MemberState(state.me, view, server,
                                revealed_opener=state.runtime.revealed_opener)
-    return Actions(messages=member_steps.start_member(state.member))
+    msgs = member_steps.start_member(state.member)
+    if state.behaviour.withhold_przs_to is not None:
+        msgs = deviations.withhold_przs(state.member, msgs, state.behaviour.withhold_przs_to)
+    return Actions(messages=msgs)
 
 
 def _start_proposer(state: PeerState, view: RoundView) -> Actions:
@@ -351,7 +381,11 @@ def _start_proposer(state: PeerState, view: RoundView) -> Actions:
     if bad is not None:  # an honest client refuses to encode it (protocol.md §1)
         return Actions(notes=[{"event": "not-proposed", "reason": bad.reason.value,
                                "detail": bad.detail}])
-    root, msgs = make_part1(state.proposer, prepared)
+    fault = state.behaviour.client_fault
+    if fault is not None and fault != "resend-part1":
+        root, msgs = deviations.faulty_part1(state.proposer, prepared, fault)
+    else:
+        root, msgs = make_part1(state.proposer, prepared)
     if state.behaviour.garbage_to is not None:
         root, msgs = deviations.garbage_to(state.proposer, state.behaviour.garbage_to)
     return Actions(messages=msgs, txs=[PostBundle(root)])
@@ -373,6 +407,8 @@ def _commit_deadline(state: PeerState, event: CommitDeadline) -> Actions:
         root, msgs = deviations.garbage(prop, 2)
     else:
         root, msgs = make_part2(prop, coin1)
+    if state.behaviour.client_fault == "resend-part1":
+        msgs = deviations.resend_part1(prop) + msgs
     return Actions(messages=msgs, txs=[PostResponse(root)])
 
 
@@ -385,6 +421,8 @@ def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
         msgs = deviations.tamper_consistency(state.member, msgs)
     if state.behaviour.false_claim:
         msgs = deviations.false_claim(state.member, msgs)
+    if state.behaviour.dispute_own:
+        msgs = deviations.dispute_own_share(state.member, msgs)
     return _after_member_step(state, msgs)
 
 

@@ -21,6 +21,7 @@ from phalanx.errors import ConfigError, Reject
 from phalanx.mpc.circuit import Circuit, ClientSecrets
 from phalanx.mpc.coins import compute_root
 from phalanx.mpc.committee_client import Observer, context_of, make_bundles, seal_bundles
+from phalanx.mpc.messages import ShareBundle
 from phalanx.mpc.parties import SecretSource
 from phalanx.protocol.admission import require, verify_message
 from phalanx.protocol.disputes import RevealedPart, decode_dispute, encode_reveal
@@ -53,14 +54,23 @@ class ProposerState:
     sent: dict[int, tuple[tuple[bytes, ...], list[bytes]]] = field(default_factory=dict)
     #: seats whose envelopes it already revealed this round
     revealed: set[int] = field(default_factory=set)
+    #: the prepared update it shared in part 1
+    prepared: NDArray[np.float32] | None = None
     seen: set[bytes] = field(default_factory=set)
 
 
-def _uploads(state: ProposerState, part: int,
-             items: dict[str, Any]) -> tuple[bytes, list[Signed]]:
+BundlesHook = Callable[[list[ShareBundle]], list[ShareBundle]]
+"""A deviation's change to the bundles before they are sealed (``attacks.protocol``)."""
+
+
+def share_part(state: ProposerState, part: int, items: dict[str, Any],
+               tamper: BundlesHook | None = None) -> tuple[bytes, list[Signed]]:
+    """Share a part's items with the proposer's own randomness, seal, commit and sign."""
     view, client = state.view, state.view.client(state.me.address)
     prg = state.secrets.prg(state.me.address, "sharing", part, view.session)
     bundles = make_bundles(client, part, items, m=view.m, t=view.t, prg=prg)
+    if tamper is not None:
+        bundles = tamper(bundles)
 
     def sealer(j: int, payload: bytes | memoryview, context: bytes,
                observe: Observer | None) -> bytes | memoryview:
@@ -89,10 +99,15 @@ def make_part1(state: ProposerState,
     if 1 in state.roots:
         raise ConfigError("part 1 was already made this round (uploads are immutable)")
     prg = state.secrets.prg(state.me.address, "encoding", state.view.session)
+    state.prepared = prepared
     state.kept = state.circuit.client_secrets(prepared, prg)
-    items = {"s1": state.kept.scalars,
-             **dict(zip(state.circuit.vector_labels, state.kept.vectors, strict=True))}
-    return _uploads(state, 1, items)
+    return share_part(state, 1, part1_items(state.circuit, state.kept))
+
+
+def part1_items(circuit: Circuit, kept: ClientSecrets) -> dict[str, Any]:
+    """What part 1 shares: the scalars first (a member reads them before it streams the long
+    vectors), then the circuit's vectors."""
+    return {"s1": kept.scalars, **dict(zip(circuit.vector_labels, kept.vectors, strict=True))}
 
 
 def make_part2(state: ProposerState, coin1: bytes) -> tuple[bytes, list[Signed]]:
@@ -100,22 +115,27 @@ def make_part2(state: ProposerState, coin1: bytes) -> tuple[bytes, list[Signed]]
     if state.kept is None or 2 in state.roots:
         raise ConfigError("part 2 needs part 1 first, and is made once")
     response = state.circuit.client_response(state.kept, coin1)
-    return _uploads(state, 2, {"s2": response})
+    return share_part(state, 2, {"s2": response})
 
 
 def process_dispute(state: ProposerState, msg: Signed) -> list[Signed]:
-    """A member disputes some members' shares of this proposer's input (protocol.md §3.4):
-    reveal those envelopes — re-sent, with their ephemerals — to every member, once per seat.
-    Safe: either the disputed member is honest (and the dispute is about this client's own
-    sharing) or it is corrupt and already holds that bundle."""
+    """A member disputes its own share of this proposer's input (protocol.md §3.4): reveal
+    that member's envelopes — re-sent, with their ephemerals — to every member, once per seat.
+    Safe: either the member is honest (and the dispute is about this client's own sharing) or
+    it is corrupt and already holds that bundle. A dispute naming another seat is refused:
+    revealing an honest member's envelope would give the corrupt ones t + 1 shares."""
     view = state.view
     verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
                    seen=state.seen)
-    seats = decode_dispute(msg.body, msg.header.sender)
+    client, seat = decode_dispute(msg.body, msg.header.sender)
+    # Verify a member disputes its own share of this client, after both parts were sent
+    require(client == view.client(state.me.address) and seat == view.seat(msg.header.sender),
+            Reject.MALFORMED, msg.header.sender,
+            f"dispute of client {client}, seat {seat}: a member disputes only its own share")
+    require(1 in state.sent and 2 in state.sent, Reject.WRONG_PHASE, msg.header.sender,
+            "dispute before both parts were sent")
     state.seen.add(msg.header.msg_id)
-    # Verify the disputed seats exist and both parts were sent
-    require(all(j < view.m for j in seats) and 1 in state.sent and 2 in state.sent,
-            Reject.MALFORMED, msg.header.sender, f"dispute of seats {seats}")
+    seats = [seat]
     new = [j for j in seats if j not in state.revealed]
     if state.reveal is None or not new:
         return []

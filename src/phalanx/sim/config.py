@@ -308,9 +308,6 @@ def check_adversaries(cfg: SimConfig) -> None:
         if value is not None:
             check_int(count, value, 1)
     if cfg.server_attack != "none":
-        if cfg.ledger != "none":
-            raise ConfigError(f"server_attack={cfg.server_attack!r} runs with ledger='none' only "
-                              f"for now, not ledger={cfg.ledger!r}")
         if cfg.num_corrupt_servers > cfg.committee:
             raise ConfigError(f"corrupt_servers={cfg.num_corrupt_servers} must be <= "
                               f"committee={cfg.committee}")

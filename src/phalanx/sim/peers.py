@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -297,12 +297,57 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     """One full round played by the peers; the simulator only moves bytes and time.
     ``view``: the roles already drawn (``draw_roles``), e.g. by a test that then chooses who
     misbehaves."""
-    fed, led = run.fed, run.ledger
     seconds: dict[str, float] = {}
     run.refused, run.notes, run.responses = [], [], {}
     with timed(seconds, "chain"):
         view = view if view is not None else draw_roles(run)
-    index = run.index
+    adversaries, restore = round_adversaries(run, view, rnd)
+    try:
+        metrics = _play(run, rnd, view, seconds)
+    finally:
+        for i, behaviour in restore.items():
+            run.peers[i].behaviour = behaviour
+    if adversaries:
+        metrics.extra["adversaries"] = adversaries
+    return metrics
+
+
+#: --server-attack as the members' own deviations (attacks/protocol.py)
+SERVER_DEVIATIONS = {"tamper": "tamper_consistency", "false-claim": "false_claim",
+                     "silent": "silent"}
+
+
+def round_adversaries(run: PeerRun, view: RoundView,
+                      rnd: int) -> tuple[dict[str, Any], dict[int, Behaviour]]:
+    """This round's protocol-level adversaries, as the in-process driver chooses them: corrupt
+    seats (a seeded choice) running ``cfg.server_attack``, and the first
+    ``cfg.num_faulty_clients`` malicious proposers (by id) running ``cfg.client_fault``.
+    Returns what the round's metrics record and the behaviours to restore after it."""
+    cfg = run.cfg
+    out: dict[str, Any] = {}
+    changes: dict[int, dict[str, Any]] = {}
+    if cfg.num_corrupt_servers:
+        rng = np.random.default_rng([cfg.seed, rnd, 11])
+        seats = sorted(int(j) for j in rng.choice(view.m, cfg.num_corrupt_servers,
+                                                  replace=False))
+        for j in seats:
+            changes[run.index[view.committee[j]]] = {SERVER_DEVIATIONS[cfg.server_attack]: True}
+        out.update(server_attack=cfg.server_attack, corrupt_servers=seats)
+    if cfg.num_faulty_clients:
+        ids = sorted(run.index[a] for a in view.proposers)
+        bad = [i for i in ids if i in run.fed.malicious][: cfg.num_faulty_clients]
+        for i in bad:
+            changes[i] = {"client_fault": cfg.client_fault}
+        out.update(client_fault=cfg.client_fault, faulty_clients=bad)
+    restore = {}
+    for i, change in changes.items():
+        restore[i] = run.peers[i].behaviour
+        run.peers[i].behaviour = replace(restore[i], **change)
+    return out, restore
+
+
+def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) -> RoundMetrics:
+    fed, led, index = run.fed, run.ledger, run.index
     roles = [index[a] for a in (*view.committee, *view.proposers, *view.voters)]
     proposer_ids = [index[a] for a in view.proposers]
     ids, raw = collect_updates(fed, rnd, seconds,

@@ -191,9 +191,8 @@ def make_round_player(cfg: SimConfig, data: Dataset | None = None) -> RoundPlaye
     The result is callable as ``play(round) -> RoundMetrics``; ``play.fed`` is the federation
     whose :data:`STATE_FIELDS` a checkpoint holds.
     """
-    # the per-peer protocol plays secure ledger runs; the MPC engine's injected client faults
-    # (--client-fault) still run through the in-process driver of sim/chained.py
-    if cfg.ledger != "none" and cfg.secure and cfg.client_fault == "none":
+    # the per-peer protocol plays secure ledger runs (with their server and client adversaries)
+    if cfg.ledger != "none" and cfg.secure:
         from phalanx.sim.peers import build_peer_run, run_peer_round
 
         peers = build_peer_run(cfg, data)
