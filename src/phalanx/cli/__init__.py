@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from phalanx.cli import chain, committee, mpc, sim
+from phalanx.cli import chain, committee, mpc, network, peer, sim
 
 app = typer.Typer(
     name="phalanx",
@@ -52,6 +52,8 @@ sim.register(app)
 mpc.register(app)
 chain.register(app)
 committee.register(app)
+peer.register(app)
+network.register(app)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ from phalanx.net.transport import (
 SERVICE = "phalanx.net.Transport"
 UNARY_METHOD = f"/{SERVICE}/Send"
 STREAM_METHOD = f"/{SERVICE}/Stream"
+FETCH_METHOD = f"/{SERVICE}/Fetch"  # server-streaming: a 32-byte content address -> chunks
 MAGIC = b"PHX1"
 _FIXED = struct.Struct(">4s32sQH")  # magic, msg_id, payload length, sender length
 MAX_SENDER = 256  # bytes of a claimed sender endpoint ("host:port" fits easily)
@@ -170,8 +171,11 @@ class GrpcTransport:
                  advertise: str | None = None, max_workers: int = 16,
                  max_inflight_per_sender: int | None = None, max_inflight: int | None = None,
                  attempt_timeout: float = 10.0, max_attempts: int = 8,
-                 backoff: float = 0.05, max_backoff: float = 1.0) -> None:
+                 backoff: float = 0.05, max_backoff: float = 1.0,
+                 serve: Callable[[bytes], bytes | None] | None = None) -> None:
         host, _ = _split_host_port(listen)
+        #: answers Fetch: the bytes this endpoint holds at a 32-byte address, or None
+        self._serve = serve
         self.stats = TransportStats()
         self.inbox = Inbox(self.stats, admit, max_payload)
         per_sender = max_payload if max_inflight_per_sender is None else max_inflight_per_sender
@@ -218,7 +222,38 @@ class GrpcTransport:
             "Send": grpc.unary_unary_rpc_method_handler(
                 lambda frame, ctx: self._on_frames(iter((frame,)), ctx)),
             "Stream": grpc.stream_unary_rpc_method_handler(self._on_frames),
+            "Fetch": grpc.unary_stream_rpc_method_handler(self._on_fetch),
         })
+
+    def _on_fetch(self, key: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """Serve the blob at ``key`` in CHUNK-sized frames (NOT_FOUND when not held)."""
+        if len(key) != 32 or self._serve is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "fetch needs a 32-byte address")
+        blob = self._serve(bytes(key)) if self._serve is not None else None
+        if blob is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no blob {bytes(key).hex()[:16]}")
+            return
+        view = memoryview(blob)
+        yield bytes(view[:0]) if not view else bytes(view[:CHUNK])
+        for i in range(CHUNK, len(view), CHUNK):
+            yield bytes(view[i:i + CHUNK])
+
+    def fetch(self, to: str, key: bytes, *, timeout: float = 30.0,
+              max_bytes: int | None = None) -> bytes | None:
+        """The bytes endpoint ``to`` serves at ``key`` (None: it holds none, or is unreachable
+        within ``timeout``). The caller checks them against ``key`` (content addressing)."""
+        limit = self.inbox.max_payload if max_bytes is None else max_bytes
+        try:
+            call = self._channel(to).unary_stream(FETCH_METHOD)
+            parts, got = [], 0
+            for frame in call(check_msg_id(key), timeout=check_timeout(timeout)):
+                got += len(frame)
+                if got > limit:
+                    return None
+                parts.append(frame)
+        except (grpc.RpcError, TransportError, ValueError):
+            return None
+        return b"".join(parts)
 
     # -- receiving ---------------------------------------------------------------------------
 

@@ -1,0 +1,504 @@
+"""``phalanx network up``: a local network of real peer processes on one chain node (issue 10).
+
+It starts anvil on 127.0.0.1 (unless given ``rpc_url``), deploys the task, creates one
+directory per peer (keystore, ``peer.toml``, run files), starts ``phalanx peer run`` for each
+and then plays the dev chain's **block producer**: a phase has more blocks than transactions
+(``phase_blocks``), and it mines to the next phase once every live peer's ``status.json``
+says it is done with the current one, or after ``phase_timeout`` seconds (a dead or slow peer
+cannot stall the network; on a live chain blocks come at their own pace and peers follow them
+the same way). After each round it writes the simulator's run-directory files
+(``sim.run.finish``: config.toml, metrics.jsonl, summary.json, model.npy, accuracy.png,
+report.html) from the chain's state and the peers' ``reports/round-N.json``. Every process it
+started is stopped on exit or Ctrl-C; ``network.json`` lists them for ``phalanx network down``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+
+from phalanx.chain.ledger import ContractLedger
+from phalanx.chain.model import Phase, Reverted, TaskParams
+from phalanx.errors import ChainError, ConfigError, PhalanxError, Reject
+from phalanx.node.config import PeerConfig, dump_peer_toml
+from phalanx.node.keystore import create_keystore
+from phalanx.protocol.models import decode_model
+from phalanx.rules import Aggregate, Rejection
+from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE
+from phalanx.sim.config import SimConfig, dump_toml
+from phalanx.sim.federation import (
+    AggregateOutcome,
+    Federation,
+    Proposal,
+    RoundMetrics,
+    build_federation,
+    round_metrics,
+)
+from phalanx.sim.rundir import dumps_finite, prepare_out_dir, write_text_atomic
+
+
+def phase_blocks(peers: int) -> int:
+    """Blocks per phase: more than the transactions of a phase (automine: one block each; at
+    most two per peer, in the beacon), few enough to mine fast (anvil mines ~200 blocks/s)."""
+    return 4 * peers + 16
+PHASE_NAMES = {Phase.BEACON: "beacon", Phase.PROPOSE: "propose", Phase.ATTEST: "attest",
+               Phase.COMMIT: "vote", Phase.REVEAL: "vote", Phase.SETTLE: "settle"}
+REPO_ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
+
+
+@dataclass
+class NetworkOptions:
+    """How ``network up`` runs (beyond the task's SimConfig)."""
+
+    rpc_url: str | None = None
+    phase_timeout: float = 90.0
+    response_timeout: float = 20.0
+    opening_timeout: float = 15.0
+    base_port: int = 0
+    #: called with one progress line at a time
+    echo: Callable[[str], None] = print
+    #: peer index -> extra environment (tests: fault injection)
+    env: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Network:
+    """A running network: its processes, chain and peers."""
+
+    out: Path
+    cfg: SimConfig
+    opts: NetworkOptions
+    ledger: ContractLedger
+    addresses: list[str]
+    configs: list[Path]
+    procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    anvil: subprocess.Popen[bytes] | None = None
+
+    def peer_dir(self, i: int) -> Path:
+        return self.out / "peers" / f"peer-{i}"
+
+    def alive(self) -> list[int]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def status(self, i: int) -> dict[str, Any]:
+        try:
+            doc = json.loads((self.peer_dir(i) / "run" / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def report(self, i: int, rnd: int) -> dict[str, Any] | None:
+        try:
+            doc = json.loads((self.peer_dir(i) / "run" / "reports" / f"round-{rnd}.json")
+                             .read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def start_peer(self, i: int) -> None:
+        """Start (or restart) peer ``i``'s process."""
+        log = open(self.peer_dir(i) / "stdout.log", "ab")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
+               **self.opts.env.get(i, {})}
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "phalanx.cli", "peer", "run", "--config", str(self.configs[i])],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        pids = {str(i): p.pid for i, p in self.procs.items()}
+        doc = {"peers": pids, "anvil": self.anvil.pid if self.anvil else None,
+               "rpc_url": self.ledger.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+               "contract": self.ledger.address}
+        write_text_atomic(self.out / "network.json", json.dumps(doc, indent=1) + "\n")
+
+    def stop(self) -> None:
+        """SIGTERM every process started, SIGKILL what is left after a grace period."""
+        stop_processes([p.pid for p in self.procs.values() if p.poll() is None])
+        for p in self.procs.values():
+            p.wait(timeout=10)
+        if self.anvil is not None:
+            stop_processes([self.anvil.pid], grace=0.0)
+            self.anvil.wait(timeout=10)
+
+
+def stop_processes(pids: list[int], grace: float = 8.0) -> None:
+    """SIGTERM each process group, then SIGKILL the ones still alive after ``grace`` s."""
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM if grace else signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    end = time.monotonic() + grace
+    for pid in pids:
+        while time.monotonic() < end and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as dead
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def start_anvil(port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """anvil on 127.0.0.1 (automine: each transaction is one block)."""
+    import socket
+
+    if not REPO_ANVIL.exists():
+        raise ConfigError(f"anvil not found at {REPO_ANVIL}: run `make anvil`, or pass --rpc URL")
+    if port == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    proc = subprocess.Popen([str(REPO_ANVIL), "--host", "127.0.0.1", "--port", str(port),
+                             "--silent"], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    from phalanx.chain.rpc import RpcLedger
+
+    end = time.monotonic() + 20
+    while True:
+        try:
+            RpcLedger.connect(url)
+            return proc, url
+        except ChainError:
+            if time.monotonic() > end or proc.poll() is not None:
+                stop_processes([proc.pid], grace=0.0)
+                raise ChainError(f"anvil did not answer at {url} within 20 s") from None
+            time.sleep(0.1)
+
+
+def task_params(cfg: SimConfig) -> TaskParams:
+    n = phase_blocks(cfg.peers)
+    proposers = cfg.proposers or cfg.peers - cfg.committee - cfg.voters
+    return TaskParams(min_stake=MIN_STAKE, committee_size=cfg.committee,
+                      threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
+                      rounds=cfg.rounds, epsilon=int(round(cfg.epsilon * 10_000)),
+                      registration_blocks=n, beacon_blocks=n, propose_blocks=n,
+                      attest_blocks=n, commit_blocks=n, reveal_blocks=n)
+
+
+def check_network_config(cfg: SimConfig) -> None:
+    """What a network runs: the secure per-peer protocol with a ledger."""
+    if not cfg.secure:
+        raise ConfigError("secure=false: a network runs the secure protocol (use --secure)")
+    for name in ("malformed_peers", "num_corrupt_servers", "num_faulty_clients"):
+        if getattr(cfg, name):
+            raise ConfigError(f"{name}={getattr(cfg, name)}: not supported by `network up` "
+                              "(use `phalanx simulate`)")
+
+
+def create_network(cfg: SimConfig, out: Path, opts: NetworkOptions) -> Network:
+    """Chain, task, peer directories and configs (no peer started yet)."""
+    check_network_config(cfg)
+    prepare_out_dir(out, overwrite=False)
+    (out / "config.toml").write_text(dump_toml(cfg.to_dict()))
+    (out / "metrics.jsonl").touch()
+    anvil = None
+    url = opts.rpc_url
+    if url is None:
+        anvil, url = start_anvil()
+    try:
+        from phalanx.chain.rpc import RpcLedger
+
+        fed = build_federation(cfg)
+        from phalanx.protocol.models import hash_model
+
+        deployer = Account.create()
+        w3 = RpcLedger.connect(url)
+        w3.provider.make_request("anvil_setBalance",  # type: ignore[arg-type]
+                                 [deployer.address, hex(POOL + 10 * ETHER)])
+        ledger = RpcLedger.deploy(url, task_params(cfg), deployer=deployer, pool=POOL,
+                                  genesis_seed=np.random.default_rng([cfg.seed, 99]).bytes(32),
+                                  initial_model=hash_model(fed.global_params))
+        addresses, configs = [], []
+        for i in range(cfg.peers):
+            d = out / "peers" / f"peer-{i}"
+            store = create_keystore(d / "keystore")
+            ledger.faucet(store.address, STAKE + ETHER)
+            port = opts.base_port + i if opts.base_port else _free_port()
+            pc = PeerConfig(keystore=d / "keystore", listen=f"127.0.0.1:{port}",
+                            run_dir=d / "run", rpc_url=url, contract=ledger.address,
+                            task=(out / "config.toml").resolve(), partition=i,
+                            stake_ether=STAKE / ETHER, response_timeout=opts.response_timeout,
+                            opening_timeout=opts.opening_timeout)
+            (d / "peer.toml").write_text(dump_peer_toml(pc))
+            addresses.append(store.address)
+            configs.append(d / "peer.toml")
+    except BaseException:
+        if anvil is not None:
+            stop_processes([anvil.pid], grace=0.0)
+        raise
+    net = Network(out, cfg, opts, ledger, addresses, configs, anvil=anvil)
+    net._write_pids()
+    return net
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the block producer and the run directory -----------------------------------------------------
+class Producer:
+    """Moves the dev chain's phases on once every live peer is done (or on timeout)."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self.key: tuple[int, Phase] | None = None
+        self.since = time.monotonic()
+        self.seconds: dict[int, dict[str, float]] = {}
+
+    def tick(self) -> tuple[int, Phase]:
+        led = self.net.ledger
+        st = led.get_round_state() if self.key is None else self._poll(led)
+        key, now = (st.round, st.phase), time.monotonic()
+        if int(led._call("round")) != st.round:  # a settlement tore the reads: look again
+            return self.key or key
+        if key != self.key:
+            if self.key is not None and self.key[1] in PHASE_NAMES:
+                secs = self.seconds.setdefault(self.key[0], {})
+                name = PHASE_NAMES[self.key[1]]
+                secs[name] = secs.get(name, 0.0) + now - self.since
+            self.key, self.since = key, now
+            if st.phase in PHASE_NAMES:
+                self.net.opts.echo(f"round {st.round}: {st.phase.name.lower()}")
+        if st.phase is Phase.FINISHED:
+            return key
+        live = self.net.alive()
+        ready = [self.net.status(i) for i in live]
+        done = all(s.get("round") == st.round and int(s.get("ready", -1)) >= int(st.phase)
+                   for s in ready)
+        limit = self.net.opts.phase_timeout * (3 if st.phase is Phase.REGISTRATION else 1)
+        late = now - self.since > limit
+        if late and not done:
+            slow = [i for i, s in zip(live, ready, strict=True)
+                    if not (s.get("round") == st.round and s.get("ready", -1) >= st.phase)]
+            self.net.opts.echo(f"round {st.round}: {st.phase.name.lower()} timed out "
+                               f"waiting for peers {slow}")
+        if done or late:
+            if st.phase is Phase.SETTLE:
+                if late:  # nobody settled: anyone may
+                    try:
+                        led.settle(_payer(led))
+                    except Reverted:
+                        pass
+                    self.since = now
+            else:
+                led.advance_to(Phase(int(st.phase) + 1))
+        return key
+
+
+    def _poll(self, led: ContractLedger) -> Any:
+        """Round and phase only (the full state is read when they change)."""
+        assert self.key is not None
+        key = (int(led._call("round")), Phase(int(led._call("get_phase"))))
+        if key == self.key:
+            return _Light(*key)
+        return led.get_round_state()
+
+
+@dataclass
+class _Light:
+    round: int
+    phase: Phase
+
+
+def _payer(led: ContractLedger) -> Any:
+    acct = Account.create()
+    led.faucet(acct.address, ETHER)
+    return acct
+
+
+def peer_index(net: Network) -> dict[str, int]:
+    return {a: i for i, a in enumerate(net.addresses)}
+
+
+def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float],
+              model: np.ndarray) -> RoundMetrics:
+    from phalanx.protocol.models import hash_model
+
+    model_hash = hash_model(model)
+    """The round's metrics.jsonl row, from the peers' reports and the chain."""
+    index = peer_index(net)
+    reports = {i: r for i in range(net.cfg.peers) if (r := net.report(i, rnd)) is not None}
+    members = [r["member"] for r in reports.values() if r.get("member")]
+    good = [m for m in members if m["done"] and m["aborted"] is None and m["output"]]
+    ref = good[0] if good else (members[0] if members else None)
+    proposers = [index.get(a, -1) for a in (ref or {}).get("proposers", [])]
+    dim = model.size
+    extra: dict[str, Any] = {"aborted": None if good else
+                             (ref or {}).get("aborted") or "no member finished"}
+    accepted, rejected = [], []
+    if good and ref is not None:
+        for c, v in sorted(ref["verdicts"].items(), key=lambda kv: int(kv[0])):
+            if v is None:
+                accepted.append(int(c))
+            else:
+                rejected.append(Rejection(int(c), Reject(v[0]), v[1]))
+        extra["cheating_servers"] = ref["cheaters"]
+    agg = Aggregate(np.zeros(dim, np.float32), tuple(accepted), tuple(rejected),
+                    dict(ref["revealed"]) if good and ref else {})
+    fed.global_params = model
+    row = round_metrics(fed, rnd, Proposal(proposers, [], AggregateOutcome(agg, extra)),
+                        seconds)
+    settlement = next((r["settlement"] for r in reports.values() if r.get("settlement")), None)
+    stakes = [net.ledger.get_stake(a) / ETHER for a in net.addresses]
+    bad = fed.malicious
+    row.extra["ledger"] = {
+        "committee": [index.get(a, -1) for a in (ref or {}).get("committee", [])],
+        "proposers": proposers,
+        "voters": [index.get(a, -1) for a in (ref or {}).get("voters", [])],
+        "ballots": {str(i): r["ballot"] for i, r in sorted(reports.items())
+                    if r.get("ballot") is not None},
+        "stands": bool(settlement and settlement["stands"]),
+        "accepted": bool(settlement and settlement["accepted"]),
+        "slashed": [[index.get(a, -1), why, amt]
+                    for a, why, amt in (settlement or {}).get("slashes", [])],
+        "rewarded_ether": sum((settlement or {}).get("rewards", {}).values()),
+        "stakes": stakes,
+        "honest_stake_ether": sum(s for i, s in enumerate(stakes) if i not in bad),
+        "malicious_stake_ether": sum(s for i, s in enumerate(stakes) if i in bad),
+        "pool_ether": net.ledger.get_round_state().pool / ETHER,
+    }
+    row.extra["refused_messages"] = [{"peer": i, **x} for i, r in sorted(reports.items())
+                                     for x in r.get("refused", [])]
+    row.extra["transport_rejected"] = {str(i): r.get("transport_rejected", {})
+                                       for i, r in sorted(reports.items())}
+    row.extra["peer_notes"] = [{"peer": i, **n} for i, r in sorted(reports.items())
+                               for n in r.get("notes", [])]
+    row.extra["network"] = {"model": model_hash.hex(), "bytes_sent": {str(i): r.get("bytes_sent", 0)
+                                           for i, r in sorted(reports.items())},
+                            "roles": {str(i): r.get("role") for i, r in sorted(reports.items())},
+                            "unreachable": sorted({index.get(a, -1) for r in reports.values()
+                                                   for a in r.get("unreachable", [])}),
+                            "alive": net.alive()}
+    return row
+
+
+def load_model(net: Network, address: bytes) -> np.ndarray | None:
+    """The model at ``address`` from any peer's store (hash-checked)."""
+    for i in range(net.cfg.peers):
+        path = net.peer_dir(i) / "run" / "blobs" / address.hex()
+        if path.is_file():
+            return decode_model(path.read_bytes(), address)
+    return None
+
+
+def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None = None,
+                max_wall: float | None = None) -> dict[str, Any]:
+    """Start every peer, produce blocks until the task finishes, write the run directory."""
+    from phalanx.sim.run import finish, read_summary
+
+    cfg, out = net.cfg, net.out
+    start = time.perf_counter()
+    fed = build_federation(cfg)
+    params = fed.global_params.copy()
+    history: list[RoundMetrics] = []
+    status, error = "failed", None
+    producer = Producer(net)
+    setup_s = 0.0
+    try:
+        for i in range(cfg.peers):
+            net.start_peer(i)
+        setup_s = time.perf_counter() - start
+        last = net.ledger.get_round_state().round
+        with (out / "metrics.jsonl").open("a") as sink:
+            while True:
+                rnd, phase = producer.tick()
+                if rnd != last or phase is Phase.FINISHED:
+                    if phase is Phase.FINISHED or rnd > last:
+                        row = _settled(net, fed, producer, last, params)
+                        if row is not None:
+                            params = fed.global_params.copy()
+                            history.append(row)
+                            sink.write(dumps_finite(dataclasses.asdict(row)) + "\n")
+                            sink.flush()
+                            net.opts.echo(_progress(row))
+                            if on_round is not None:
+                                on_round(row)
+                    last = rnd
+                if phase is Phase.FINISHED:
+                    break
+                if max_wall is not None and time.perf_counter() - start > max_wall:
+                    raise PhalanxError(f"the network did not finish within {max_wall:.0f} s")
+                time.sleep(0.2)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        net.stop()
+        finish(cfg, out, fed, params, history, status, error, setup_s,
+               time.perf_counter() - start)
+    return read_summary(out)
+
+
+def _settled(net: Network, fed: Federation, producer: Producer, rnd: int,
+             params: np.ndarray) -> RoundMetrics | None:
+    """Round ``rnd`` settled: wait (bounded) for the live peers' reports, then its row."""
+    end = time.monotonic() + 15
+    while time.monotonic() < end and any(net.report(i, rnd) is None for i in net.alive()):
+        time.sleep(0.1)
+    if all(net.report(i, rnd) is None for i in range(net.cfg.peers)):
+        return None
+    address = net.ledger.get_round_state().model_hash
+    model = load_model(net, address)
+    if model is None:
+        raise PhalanxError(f"round {rnd}: the chain's model {address.hex()[:16]} is held by "
+                           "no peer")
+    return round_row(net, fed, rnd, producer.seconds.get(rnd, {}), model)
+
+
+def _progress(row: RoundMetrics) -> str:
+    led = row.extra["ledger"]
+    refused = len(row.extra["refused_messages"])
+    return (f"round {row.round} settled: accuracy {row.accuracy:.4f}, accepted "
+            f"{row.accepted}/{row.proposers}, committee {led['committee']}, proposers "
+            f"{led['proposers']}, voters {led['voters']}, result "
+            f"{'accepted' if led['accepted'] else 'not accepted'}, refused messages {refused}, "
+            f"stakes {[round(s, 2) for s in led['stakes']]}")
+
+
+def network_down(out: Path) -> list[int]:
+    """Stop the processes a network directory lists; returns the pids signalled."""
+    try:
+        doc = json.loads((out / "network.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"dir={out}: no readable network.json ({e})") from e
+    pids = [int(p) for p in doc.get("peers", {}).values()]
+    if doc.get("anvil"):
+        pids.append(int(doc["anvil"]))
+    live = [p for p in pids if _alive(p)]
+    stop_processes(live)
+    return live

@@ -1,0 +1,594 @@
+"""One peer process: one ``protocol.peer.PeerState`` following the chain (issue 10).
+
+The node plays ``sim.peers``'s driver for one peer, from what it sees itself: it polls the
+chain's round and phase (JSON-RPC; retried with backoff, then a clear ChainError), and hands
+its state the events of protocol/peer.py in their order — BeaconOpened in the beacon phase,
+BeaconDeadline (close, if nobody has) and RoundOpened once roles are drawn, CommitDeadline with
+the part-1 roots on chain when the attest phase opens, ResponseDeadline once every bound
+proposer's part-2 root and upload and every PRZS key arrived (or ``response_timeout``),
+OpeningDeadline after ``opening_timeout`` without progress, VoteOpened / RevealOpened in the
+vote phases, SettleOpened in the settle phase. Events are delivered only after the messages
+that arrived were taken in (a member must not start its pass before its PRZS keys are in).
+
+Its actions become transactions with its own key, signed messages over gRPC to the endpoints
+the peers registered on chain, and blobs in its content-addressed store, which it serves to
+other peers by hash. ``status.json`` says how far it got in the current phase (a dev chain's
+block producer, ``node.network``, moves the phase on once every peer is done); ``state.json``
+keeps what a restart needs (the unrevealed beacon secret); ``reports/round-N.json`` what it saw.
+SIGTERM: the current step finishes, then the node closes its endpoint and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import requests
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from phalanx.chain.ledger import ContractLedger, RoundState
+from phalanx.chain.model import EMPTY, Phase, Reverted, Settlement
+from phalanx.errors import ChainError, PhalanxError, ProtocolViolation, Reject
+from phalanx.net.envelope import Sender, opener_of, revealed_opener
+from phalanx.net.grpc_transport import GrpcTransport
+from phalanx.net.transport import Delivery, TransportError
+from phalanx.node.blobs import BlobStore
+from phalanx.node.config import PeerConfig
+from phalanx.node.keystore import load_keystore
+from phalanx.node.roots import decode_root2, encode_root2, is_root2
+from phalanx.node.work import NodeWork
+from phalanx.protocol import actions as tx
+from phalanx.protocol.chain_view import read_roots, read_view
+from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
+from phalanx.protocol.committee import Phase as MemberPhase
+from phalanx.protocol.identity import Identity, recover_signer
+from phalanx.protocol.messages import Kind, Signed, compute_digest, decode, encode
+from phalanx.protocol.models import encode_model, hash_model
+from phalanx.protocol.peer import (
+    BeaconDeadline,
+    BeaconOpened,
+    Behaviour,
+    Event,
+    OpeningDeadline,
+    PeerState,
+    RevealOpened,
+    RoundOpened,
+    Runtime,
+    SettleOpened,
+    Task,
+    VoteOpened,
+    commit_first_beacon,
+    on_event,
+    on_message,
+)
+from phalanx.protocol.round import RoundView
+from phalanx.rules.secure import SecureParams
+from phalanx.rules.secure.parties import OsSecrets
+from phalanx.sim.config import SimConfig, load_config
+from phalanx.sim.rundir import write_text_atomic
+from phalanx.sim.secure_params import choose_frac_bits
+
+log = logging.getLogger("phalanx.node")
+ETHER = 10**18
+MAX_OPENING_DEADLINES = 4  # as sim.peers
+SEND_TIMEOUT = 4.0  # seconds a message may take to reach a peer before it counts as down
+T = TypeVar("T")
+RPC_ERRORS = (OSError, requests.RequestException, Web3Exception, TimeoutError)
+
+
+@dataclass
+class RoundLog:
+    """What this peer saw in one round (its ``reports/round-N.json``)."""
+
+    round: int
+    role: str = "none"
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    settlement: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    unreachable: list[str] = field(default_factory=list)
+
+
+class Node:
+    """A peer process's state: its keys, chain, transport, blob store and protocol state."""
+
+    def __init__(self, cfg: PeerConfig, *, passphrase: str | None = None,
+                 behaviour: Behaviour | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = cfg.run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "reports").mkdir(exist_ok=True)
+        keys = load_keystore(cfg.keystore, passphrase)
+        secret = keys.x25519.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        self.me = Identity(keys.account, secret)
+        from phalanx.chain.rpc import RpcLedger
+
+        self.ledger: ContractLedger = self.rpc(lambda: RpcLedger.attach(cfg.rpc_url,
+                                                                        cfg.contract))
+        self.task_cfg: SimConfig = load_config(cfg.task)
+        self.store = BlobStore(self.run_dir / "blobs")
+        index = cfg.partition if cfg.partition is not None else 0
+        self.work = NodeWork(self.task_cfg, index, self.store, cfg.files)
+        self.store.put(hash_model(self.work.initial), encode_model(self.work.initial))
+        self.net = GrpcTransport(cfg.listen, admit=self._admit, advertise=cfg.advertise,
+                                 serve=self.store.get, max_attempts=3, attempt_timeout=3.0)
+        self.work.net, self.work.endpoints = self.net, self._model_holders
+        self.state = PeerState(self.me, OsSecrets(), self._task(), self.work,
+                               Runtime(new_sender=Sender, opener=opener_of,
+                                       revealed_opener=revealed_opener, clock=time.thread_time),
+                               behaviour or self._behaviour())
+        self._endpoints: dict[str, str] = {}
+        self.stop = False
+        self.round, self.done = -1, set[str]()
+        self.ready = -1
+        self.view: RoundView | None = None
+        self.roots2: dict[str, bytes] = {}
+        self.roots1: dict[str, bytes] = {}
+        self.held: list[Signed] = []
+        self.log = RoundLog(-1)
+        self.commit_at = self.progress_at = 0.0
+        self.deadlines = 0
+        self.down: set[str] = set()
+        self.phase_at = time.monotonic()
+        self._load_state()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _task(self) -> Task:
+        c, led = self.task_cfg, self.ledger
+        p = led.params
+        f = c.frac_bits if c.frac_bits is not None else choose_frac_bits(
+            c.rule, dict(c.rule_params), self.work.initial.size,
+            max(p.n_proposers, c.peers + c.malformed_peers), m=p.committee_size, t=p.threshold)
+        return Task(self.work.fed.rule, SecureParams(m=p.committee_size, t=p.threshold,
+                                                     frac_bits=f), p.epsilon)
+
+    def _behaviour(self) -> Behaviour:
+        c = self.task_cfg
+        return Behaviour(flip_ballot=self.work.malicious and c.voting_attack
+                         and c.attack != "none")
+
+    def _load_state(self) -> None:
+        path = self.run_dir / "state.json"
+        if path.is_file():
+            doc = json.loads(path.read_text())
+            if doc.get("beacon_secret"):
+                self.state.beacon_secret = bytes.fromhex(doc["beacon_secret"])
+
+    def _save_state(self) -> None:
+        secret = self.state.beacon_secret
+        write_text_atomic(self.run_dir / "state.json", json.dumps(
+            {"address": self.me.address, "contract": self.ledger.address,
+             "beacon_secret": secret.hex() if secret else None}) + "\n")
+
+    def register(self) -> None:
+        """Register with the configured stake, or re-use the stake already on chain."""
+        stake = self.rpc(lambda: self.ledger.get_stake(self.me.address))
+        if stake > 0:
+            log.info("registered already (stake %.2f ETH): re-using it", stake / ETHER)
+            return
+        amount = int(self.cfg.stake_ether * ETHER)
+        self.rpc(lambda: self.ledger.register(self.me.account, amount, self.me.x25519_public,
+                                              self.cfg.endpoint))
+        log.info("registered %s with stake %.2f ETH at %s", self.me.address, amount / ETHER,
+                 self.cfg.endpoint)
+        self._transact(commit_first_beacon(self.state))
+        self._save_state()
+
+    # -- chain access ----------------------------------------------------------------------------
+    def rpc(self, fn: Any) -> Any:
+        """``fn()`` with retries on RPC errors (backoff from ``poll``); then ChainError."""
+        wait = self.cfg.poll
+        for attempt in range(1, self.cfg.rpc_retries + 1):
+            try:
+                return fn()
+            except ContractLogicError:
+                raise
+            except RPC_ERRORS as e:
+                if attempt == self.cfg.rpc_retries:
+                    raise ChainError(f"rpc_url={self.cfg.rpc_url} failed {attempt} times: "
+                                     f"{type(e).__name__}: {e}") from e
+                log.warning("chain call failed (%s), retry %d in %.2f s", type(e).__name__,
+                            attempt, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _endpoint(self, address: str) -> str:
+        if address not in self._endpoints:
+            self._endpoints[address] = self.rpc(lambda: self.ledger.get_endpoint(address))
+        return self._endpoints[address]
+
+    def _model_holders(self) -> list[str]:
+        """Endpoints to ask for a model: this round's and the last round's roles."""
+        view = self.view
+        if view is None:
+            return []
+        peers = [*view.committee, *view.proposers, *view.voters]
+        return [self._endpoint(a) for a in peers if a != self.me.address]
+
+    # -- messages --------------------------------------------------------------------------------
+    def _admit(self, d: Delivery) -> Reject | None:
+        """Parse, addressed to this peer, signed by the sender it names (before it is queued)."""
+        if is_root2(d.payload):
+            decode_root2(d.payload, d.sender)
+            return None
+        msg = decode(d.payload, d.sender)
+        if msg.header.receiver != self.me.address:
+            return Reject.WRONG_RECEIVER
+        if recover_signer(compute_digest(msg.header, msg.body), msg.signature) \
+                != msg.header.sender:
+            return Reject.BAD_SIGNATURE
+        return None
+
+    def pump(self, timeout: float) -> int:
+        """Take in every message that arrived (waiting up to ``timeout`` for the first)."""
+        n = 0
+        for d in self.net.receive(timeout):
+            n += 1
+            self.progress_at = time.monotonic()
+            try:
+                if is_root2(d.payload):
+                    self._on_root2(d.payload, d.sender)
+                    continue
+                msg = decode(d.payload, d.sender)
+                if self._early_part2(msg):
+                    self.held.append(msg)
+                    continue
+                acts = on_message(self.state, msg)
+            except ProtocolViolation as e:
+                self._refused(e)
+                continue
+            except Exception as e:  # a bug must not take the peer down; the log names it
+                self._failed("message", e)
+                continue
+            self.perform(acts)
+        return n
+
+    def _early_part2(self, msg: Signed) -> bool:
+        """A part-2 upload that reached this member before its own commitment deadline (the
+        proposer saw the attest phase first): kept and taken in right after the deadline,
+        as a member with a slower clock would."""
+        member = self.state.member
+        return (member is not None and member.phase is MemberPhase.COLLECT_PART1
+                and msg.header.kind is Kind.UPLOAD and msg.header.round == member.view.round
+                and msg.header.sender in member.view.proposers
+                and member.view.client(msg.header.sender) in member.roots[1])
+
+    def _refused(self, e: ProtocolViolation) -> None:
+        entry = {"from": str(e.peer), "reason": e.reason.value, "detail": e.detail}
+        self.log.refused.append(entry)
+        log.info("refused a message from %s: %s %s", e.peer, e.reason.value, e.detail)
+
+    def _on_root2(self, raw: bytes, sender: str) -> None:
+        task, rnd, who, root = decode_root2(raw, sender)
+        view = self.view
+        if view is None or task.lower() != view.task.lower() or rnd != view.round:
+            raise ProtocolViolation(Reject.REPLAYED, who, f"root of round {rnd}")
+        if who not in view.proposers:
+            raise ProtocolViolation(Reject.NOT_SELECTED, who, "part-2 root from a non-proposer")
+        if self.roots2.get(who, root) != root:
+            raise ProtocolViolation(Reject.DUPLICATE, who, "a second, different part-2 root")
+        self.roots2[who] = root
+
+    def _send(self, receiver: str, msg_id: bytes, payload: bytes) -> None:
+        if receiver in self.down:
+            return
+        try:
+            self.net.send(self._endpoint(receiver), msg_id, payload, timeout=SEND_TIMEOUT)
+        except TransportError as e:
+            self.down.add(receiver)
+            self.log.unreachable.append(receiver)
+            log.warning("peer %s unreachable this round: %s", receiver, e)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def perform(self, actions: tx.Actions) -> None:
+        """Blobs to the store, notes to the log, transactions to the chain, messages out."""
+        for address, raw in actions.blobs.items():
+            self.store.put(address, raw)
+        for note in actions.notes:
+            self.log.notes.append(note)
+            log.info("note: %s", note)
+        for t in actions.txs:
+            self._transact(t)
+        for msg in actions.messages:
+            self._send(msg.header.receiver, msg.header.msg_id, encode(msg))
+
+    def _transact(self, t: tx.Tx) -> None:
+        led, acct = self.ledger, self.me.account
+        calls: dict[type, Any] = {
+            tx.CommitBeacon: lambda: led.commit_beacon(acct, t.secret),  # type: ignore[union-attr]
+            tx.RevealBeacon: lambda: led.reveal_beacon(acct, t.secret),  # type: ignore[union-attr]
+            tx.CloseBeacon: lambda: led.close_beacon(acct),
+            tx.PostBundle: lambda: led.post_bundle(acct, t.root),  # type: ignore[union-attr]
+            tx.Attest: lambda: led.attest(acct, t.attestation),  # type: ignore[union-attr]
+            tx.CommitVote: lambda: led.commit_vote(acct, t.accept, t.salt),  # type: ignore
+            tx.RevealVote: lambda: led.reveal_vote(acct, t.accept, t.salt),  # type: ignore
+            tx.Settle: lambda: led.settle(acct),
+        }
+        if isinstance(t, tx.PostResponse):
+            self._announce_root2(t.root)
+            return
+        try:
+            out = self.rpc(calls[type(t)])
+        except Reverted as e:
+            if isinstance(t, tx.CloseBeacon | tx.Settle):  # another peer was first
+                log.debug("%s reverted: %s", type(t).__name__, e.reason)
+                return
+            log.warning("%s reverted: %s", type(t).__name__, e.reason)
+            self.log.notes.append({"event": "reverted", "tx": type(t).__name__,
+                                   "reason": e.reason})
+            return
+        log.info("sent %s", type(t).__name__)
+        if isinstance(out, Settlement):
+            self.log.settlement = _settlement_doc(out)
+        if isinstance(t, tx.CommitBeacon | tx.RevealBeacon):
+            self._save_state()
+
+    def _announce_root2(self, root: bytes) -> None:
+        view = self.view
+        assert view is not None
+        raw = encode_root2(self.me, view.task, view.round, root)
+        msg_id = hash_model(np.frombuffer(raw, np.uint8))
+        for member in view.committee:
+            self._send(member, msg_id, raw)
+
+    def fire(self, event: Event) -> None:
+        """One event: messages first taken in, then the step, then its actions."""
+        self.pump(0.0)
+        try:
+            acts = on_event(self.state, event)
+        except ProtocolViolation as e:
+            self._refused(e)
+            return
+        except Exception as e:
+            self._failed(type(event).__name__, e)
+            return
+        self.perform(acts)
+        self.progress_at = time.monotonic()
+
+    def _failed(self, step: str, e: Exception) -> None:
+        self.log.notes.append({"event": "step-failed", "step": step,
+                               "error": f"{type(e).__name__}: {e}"})
+        log.error("%s failed: %s\n%s", step, e, traceback.format_exc())
+        self.done.add("failed")
+
+    # -- the round -----------------------------------------------------------------------------
+    def step(self, st: RoundState) -> None:
+        """React to the chain's round and phase (each event once per round)."""
+        if st.round != self.round:
+            self._new_round(st)
+        ph, now = st.phase, time.monotonic()
+        if ph is Phase.REGISTRATION:
+            self._ready(Phase.REGISTRATION)
+            return
+        if ph is Phase.BEACON and "beacon" not in self.done:
+            stake = self.rpc(lambda: self.ledger.get_stake(self.me.address))
+            self._once("beacon", BeaconOpened(st.round, stake >= self.ledger.params.min_stake))
+        if ph >= Phase.PROPOSE and not st.roles_drawn and "close" not in self.done:
+            self._once("close", BeaconDeadline())
+        if ph >= Phase.PROPOSE and st.roles_drawn and "open" not in self.done:
+            self._open(st)
+        if ph >= Phase.ATTEST and "open" in self.done and "commit" not in self.done:
+            self._commit_deadline()
+        member = self.state.member
+        if member is not None and "commit" in self.done and "response" not in self.done \
+                and (self._part2_in() or now - self.commit_at > self.cfg.response_timeout):
+            log.info("response deadline: part-2 roots of %d proposer(s), %.1f s after the "
+                     "commitment deadline", len(self.roots2), now - self.commit_at)
+            self._once("response", ResponseDeadline(dict(self.roots2)))
+        if member is not None and "response" in self.done and member.phase is not \
+                MemberPhase.DONE and self.deadlines < MAX_OPENING_DEADLINES \
+                and "failed" not in self.done:
+            if self._only_down_missing():
+                self.deadlines += 1
+                log.info("opening: every reachable member's shares are in; the unreachable "
+                         "are erasures")
+                self.fire(OpeningDeadline())
+            elif now - self.progress_at > self.cfg.opening_timeout:
+                self.deadlines += 1
+                log.info("opening timed out (%d): missing shares are erasures", self.deadlines)
+                self.fire(OpeningDeadline())
+        if ph >= Phase.COMMIT and "vote" not in self.done:
+            self.done.add("vote")
+            if ph is Phase.COMMIT and self.state.voter is not None and st.winning != EMPTY:
+                candidate = self.rpc(lambda: self.ledger.get_result(st.round))
+                self.fire(VoteOpened(candidate))
+        if ph >= Phase.REVEAL and "reveal" not in self.done:
+            self._once("reveal", RevealOpened())
+        if ph is Phase.SETTLE and "settle" not in self.done:
+            self._once("settle", SettleOpened())
+        self._ready(self._how_far(ph))
+
+    def _once(self, name: str, event: Event) -> None:
+        self.done.add(name)
+        self.fire(event)
+
+    def _open(self, st: RoundState) -> None:
+        self.done.add("open")
+        if st.phase > Phase.PROPOSE:  # too late to propose or deal keys: sit this round out
+            log.info("round %d opened without this peer (joined in %s)", st.round, st.phase.name)
+            self.done.update({"commit", "response"})
+            return
+        self.view = view = self.rpc(lambda: read_view(self.ledger))
+        me = self.me.address
+        self.log.role = ("member" if me in view.committee else "proposer"
+                         if me in view.proposers else "voter" if me in view.voters else "none")
+        self.work.n_proposers = len(view.proposers)
+        log.info("round %d: role %s (committee %d, proposers %d, voters %d)", view.round,
+                 self.log.role, len(view.committee), len(view.proposers), len(view.voters))
+        self.fire(RoundOpened(view, st.model_hash))
+
+    def _commit_deadline(self) -> None:
+        self.done.add("commit")
+        view = self.view
+        assert view is not None
+        self.roots1 = self.rpc(lambda: read_roots(self.ledger, view))
+        self.commit_at = time.monotonic()
+        self.fire(CommitDeadline(self.roots1))
+        held, self.held = self.held, []
+        for msg in held:
+            try:
+                self.perform(on_message(self.state, msg))
+            except ProtocolViolation as e:
+                self._refused(e)
+
+    def _part2_in(self) -> bool:
+        """Every proposer bound for part 1 sent its part-2 root and upload; every key is in."""
+        member, view = self.state.member, self.view
+        assert member is not None and view is not None
+        self.pump(0.0)
+        bound = [view.client(p) for p in self.roots1]
+        return (all(view.proposers[c] in self.roots2 for c in bound)
+                and all(c in member.roots[2] or c in member.rejected for c in bound)
+                and not member.server.missing_przs())
+
+    def _only_down_missing(self) -> bool:
+        """The current opening waits only for members this peer found unreachable (their
+        shares will not come: no need to wait for the timeout, which members reach at
+        different times)."""
+        member, view = self.state.member, self.view
+        if member is None or view is None or not self.down or member.phase not in (
+                MemberPhase.CONSISTENCY, MemberPhase.CHECKS, MemberPhase.FINAL):
+            return False
+        live = {view.seat(a) for a in view.committee if a not in self.down}
+        return live <= set(member.inbox)
+
+    def _how_far(self, ph: Phase) -> int:
+        """The last phase this peer is done with (the block producer waits for everyone)."""
+        need = {Phase.BEACON: "beacon", Phase.PROPOSE: "open", Phase.COMMIT: "vote",
+                Phase.REVEAL: "reveal", Phase.SETTLE: "settle"}
+        if ph is Phase.ATTEST:
+            member = self.state.member
+            done = "commit" in self.done and (member is None or member.phase is MemberPhase.DONE
+                                              or "failed" in self.done
+                                              or self.deadlines >= MAX_OPENING_DEADLINES)
+            return int(ph) if done else int(ph) - 1
+        return int(ph) if need.get(ph, "") in self.done else int(ph) - 1
+
+    def _ready(self, upto: int) -> None:
+        if upto != self.ready:
+            self.ready = upto
+            write_text_atomic(self.run_dir / "status.json", json.dumps(
+                {"round": self.round, "ready": upto, "role": self.log.role,
+                 "address": self.me.address}) + "\n")
+
+    def _new_round(self, st: RoundState) -> None:
+        if self.round >= 0:
+            self._finish_round(st)
+        self.round, self.done, self.ready = st.round, set(), -1
+        self.roots2, self.down, self.deadlines, self.held = {}, set(), 0, []
+        self.log = RoundLog(st.round)
+        self.phase_at = time.monotonic()
+
+    def _finish_round(self, st: RoundState) -> None:
+        """The round settled: fetch the model the chain now names, write the report."""
+        old = self.state.model or st.model_hash
+        if st.model_hash != old:
+            before, after = self.work.fetch(old), self.work.fetch(st.model_hash)
+            if after is None:
+                log.warning("the settled model %s is served by no peer", st.model_hash.hex())
+            elif before is not None:
+                self.work.moved(before, after)
+        member = self.state.member
+        doc: dict[str, Any] = {**self.log.__dict__, "address": self.me.address,
+                               "model": st.model_hash.hex(),
+                               "bytes_sent": sum(self.net.stats.bytes_sent.values()),
+                               "bytes_received": sum(self.net.stats.bytes_received.values()),
+                               "transport_rejected": dict(self.net.stats.rejected)}
+        if member is not None and self.view is not None:
+            view = self.view
+            doc["member"] = {
+                "seat": view.seat(self.me.address), "done": member.phase is MemberPhase.DONE,
+                "aborted": member.aborted, "output": member.output is not None,
+                "verdicts": {str(c): (None if v is None else [v[0].value, v[1]])
+                             for c, v in sorted(member.verdicts.items())},
+                "revealed": dict(member.revealed), "cheaters": sorted(member.server.cheaters),
+                "proposers": list(view.proposers), "committee": list(view.committee),
+                "voters": list(view.voters)}
+        voter = self.state.voter
+        if voter is not None:
+            doc["ballot"] = voter.accept
+        write_text_atomic(self.run_dir / "reports" / f"round-{self.log.round}.json",
+                          json.dumps(doc, default=str) + "\n")
+        self.state.member = self.state.proposer = self.state.voter = None
+
+    # -- main loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Register (or re-use the stake), then follow the chain until the task finishes or
+        SIGTERM / SIGINT."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info("peer %s listening on %s (endpoint %s), task %s", self.me.address,
+                 self.net.address, self.cfg.endpoint, self.ledger.address)
+        try:
+            self.register()
+            st = None
+            while not self.stop:
+                self.pump(self.cfg.poll)
+                st = self.poll(st)
+                if st.phase is Phase.FINISHED:
+                    if self.round >= 0:
+                        self._finish_round(st)
+                    log.info("the task finished")
+                    break
+                self.step(st)
+        finally:
+            self._save_state()
+            self.net.close()
+            log.info("stopped")
+
+    def poll(self, last: RoundState | None) -> RoundState:
+        """The round state, re-read in full only when round, phase or roles changed (three
+        view calls per poll instead of a dozen: many peers share one node)."""
+        call = self.ledger._call
+        while True:  # the reads are not atomic: a settlement between them tears them
+            light = self.rpc(lambda: (int(call("round")), Phase(int(call("get_phase"))),
+                                      bool(call("roles_drawn"))))
+            if last is not None and light == (last.round, last.phase, last.roles_drawn):
+                return last
+            st: RoundState = self.rpc(self.ledger.get_round_state)
+            if self.rpc(lambda: int(call("round"))) == st.round == light[0]:
+                return st
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the current step, then stopping", signum)
+        self.stop = True
+
+
+def _settlement_doc(s: Settlement) -> dict[str, Any]:
+    return {"round": s.round, "stands": s.stands, "accepted": s.accepted,
+            "model": s.model.hex(), "paid": s.paid,
+            "rewards": {a: v / ETHER for a, v in s.rewards.items()},
+            "slashes": [[a, r.name.lower(), v / ETHER] for a, r, v in s.slashes]}
+
+
+def setup_logging(run_dir: Path, name: str) -> None:
+    """A readable log: ``run_dir/peer.log`` and stderr, one line per event."""
+    fmt = logging.Formatter(f"%(asctime)s {name} %(levelname)s %(message)s", "%H:%M:%S")
+    root = logging.getLogger("phalanx.node")
+    root.setLevel(logging.INFO)
+    for h in (logging.FileHandler(run_dir / "peer.log"), logging.StreamHandler()):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def run_peer(cfg: PeerConfig, passphrase: str | None = None) -> None:
+    """``phalanx peer run``."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(cfg.run_dir, f"peer[{cfg.partition}]")
+    try:
+        Node(cfg, passphrase=passphrase).run()
+    except PhalanxError as e:
+        log.error("%s", e)
+        raise

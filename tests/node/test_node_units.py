@@ -1,0 +1,112 @@
+"""node/ pieces without a chain: peer.toml checks, the blob store, fetch by hash over gRPC,
+the signed part-2 root announcement."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phalanx.errors import ConfigError, ProtocolViolation, Reject
+from phalanx.net.grpc_transport import GrpcTransport
+from phalanx.node.blobs import BlobStore, fetch_model
+from phalanx.node.config import dump_peer_toml, load_peer_config
+from phalanx.node.roots import decode_root2, encode_root2
+from phalanx.protocol.identity import Identity
+from phalanx.protocol.models import encode_model, hash_model
+
+TASK = "0x" + "ab" * 20
+
+
+def _write(tmp: Path, **over: object) -> Path:
+    (tmp / "config.toml").write_text("peers = 4\n")
+    values: dict[str, object] = {"keystore": "keystore", "listen": "127.0.0.1:5000",
+                                 "run_dir": "run", "rpc_url": "http://127.0.0.1:8545",
+                                 "contract": TASK, "task": "config.toml", "partition": 1}
+    values.update(over)
+    body = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items()
+                     if v is not None)
+    (tmp / "peer.toml").write_text("[peer]\n" + body + "\n")
+    return tmp / "peer.toml"
+
+
+def test_a_valid_peer_toml_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    cfg = load_peer_config(_write(tmp_path))
+    assert cfg.keystore == (tmp_path / "keystore").resolve()
+    assert cfg.partition == 1 and cfg.endpoint == "127.0.0.1:5000"
+    # the dump reads back the same
+    (tmp_path / "again.toml").write_text(dump_peer_toml(cfg))
+    assert load_peer_config(tmp_path / "again.toml") == cfg
+
+
+@pytest.mark.parametrize(("over", "named"), [
+    ({"listen": "localhost"}, "listen='localhost'"),
+    ({"rpc_url": "ftp://x"}, "rpc_url='ftp://x'"),
+    ({"contract": "0x1234"}, "contract='0x1234'"),
+    ({"partition": -1}, "partition=-1"),
+    ({"partition": None}, "exactly one of partition"),
+    ({"task": "missing.toml"}, "missing.toml"),
+    ({"poll": 0}, "poll=0"),
+    ({"rpc_retries": 0}, "rpc_retries=0"),
+    ({"colour": "red"}, "colour"),
+])
+def test_each_bad_value_is_one_error_naming_it(tmp_path: Path, over: dict[str, object],
+                                               named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace("?", r"\?")):
+        load_peer_config(_write(tmp_path, **over))
+
+
+def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_peer_config(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("[peer\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_peer_config(tmp_path / "bad.toml")
+
+
+def test_the_blob_store_refuses_wrong_bytes_and_drops_a_corrupted_file(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    raw = b"model bytes"
+    address = hashlib.sha256(raw).digest()
+    with pytest.raises(ValueError, match="does not hash"):
+        store.put(address, raw + b"!")
+    store.put(address, raw)
+    assert store.get(address) == raw
+    store.path(address).write_bytes(b"tampered")
+    assert store.get(address) is None and not store.path(address).exists()
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_fetch_by_hash_over_grpc_skips_a_peer_serving_other_bytes(tmp_path: Path) -> None:
+    params = np.arange(300_000, dtype=np.float32)  # 1.2 MB: more than one chunk
+    address = hash_model(params)
+    liar = GrpcTransport(serve=lambda key: encode_model(params + 1))
+    honest = GrpcTransport(serve=lambda key: encode_model(params) if key == address else None)
+    me = GrpcTransport()
+    try:
+        store = BlobStore(tmp_path)
+        assert me.fetch(honest.address, b"\x00" * 32) is None  # not held
+        got = fetch_model(store, address, me, [liar.address, honest.address])
+        assert got is not None and np.array_equal(got, params)
+        assert store.get(address) == encode_model(params)  # stored after the check
+        # the liar alone yields nothing
+        assert fetch_model(BlobStore(tmp_path / "b"), address, me, [liar.address]) is None
+    finally:
+        for t in (liar, honest, me):
+            t.close()
+
+
+def test_a_part2_root_announcement_is_bound_to_its_signer() -> None:
+    me, other = Identity.generate(), Identity.generate()
+    raw = encode_root2(me, TASK, 3, b"\x07" * 32)
+    task, rnd, sender, root = decode_root2(raw)
+    assert (task.lower(), rnd, sender, root) == (TASK, 3, me.address, b"\x07" * 32)
+    forged = raw[:28] + bytes.fromhex(other.address[2:]) + raw[48:]
+    with pytest.raises(ProtocolViolation) as e:
+        decode_root2(forged)
+    assert e.value.reason is Reject.BAD_SIGNATURE
+    with pytest.raises(ProtocolViolation) as e:
+        decode_root2(raw[:-1])
+    assert e.value.reason is Reject.MALFORMED
