@@ -184,7 +184,8 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     for i, p in enumerate(run.peers):
         ledger.faucet(p.me.address, STAKE + ETHER)
         ledger.register(p.me.account, STAKE, p.me.x25519_public, f"loop:{p.me.address}")
-        perform(run, i, Actions(txs=[commit_first_beacon(p)]))
+        if ledger.may_commit_beacon(p.me.address):  # round 0's beacon: the first k
+            perform(run, i, Actions(txs=[commit_first_beacon(p)]))
     return run
 
 
@@ -222,16 +223,20 @@ def _admit(me: str) -> Any:
 
 # -- the driver: network and clock --------------------------------------------------------------
 def draw_roles(run: PeerRun) -> RoundView:
-    """The beacon as the peers play it (reveal, commit the next, one peer closes); the view."""
+    """The beacon as the peers play it (reveal, one peer closes, the role holders commit the
+    next round's secrets); the view."""
     led = run.ledger
     led.advance_to(Phase.BEACON)
     rnd = led.get_round_state().round
     for i, p in enumerate(run.peers):
-        eligible = led.get_stake(p.me.address) >= led.params.min_stake
-        perform(run, i, on_event(p, BeaconOpened(rnd, eligible)))
+        perform(run, i, on_event(p, BeaconOpened(rnd, False)))
     led.advance_to(Phase.PROPOSE)
     perform(run, 0, on_event(run.peers[0], BeaconDeadline()))
-    return read_view(led)
+    view = read_view(led)
+    for a in (*view.committee, *view.proposers, *view.voters):
+        if led.may_commit_beacon(a):
+            perform(run, run.index[a], on_event(run.peers[run.index[a]], BeaconOpened(rnd, True)))
+    return view
 
 
 def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
