@@ -165,9 +165,8 @@ def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int =
         beh.audit = beh.rng.random() < p_audit
         led.advance_to(Phase.BEACON)
         stakes = dict(drv.get_stakes())
-        roles_fn = beh.reveals
         drv.play_round(vote=beh.vote, attest=beh.attest,
-                       reveals_vote=lambda v, a: roles_fn(led.get_roles(), stakes)(v, a),
+                       reveals_vote=lambda v, a, st=stakes: beh.reveals(led.get_roles(), st)(v, a),
                        audit=(accounts[0], beh.audit))
         st = drv.get_stakes()
         if expelled_at is None and bad and all(st[a] < ETH for a in bad):
