@@ -482,3 +482,22 @@ def test_evidence_in_any_order_is_the_same_attestation(backend: str):
 
     res = drv.play_round(attest=attest)
     assert res.settlement.stands and res.settlement.accepted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bundle_without_part2_response_is_a_missed_deadline(backend: str):
+    from dataclasses import replace
+
+    led, drv, _ = _task(backend, params=replace(SMALL, attest_blocks=3, response_blocks=1),
+                        stakes=EQUAL)
+    first = {}
+
+    def responds(p: str) -> bool:  # the first proposer commits part 1 and never answers
+        first.setdefault("p", p)
+        return p != first["p"]
+
+    res = drv.play_round(responds=responds)
+    s, gone = res.settlement, first["p"]
+    assert s.accepted and gone not in s.rewards
+    assert (gone, SlashReason.PROPOSER, ETH * SMALL.sigma_p // 10000) in s.slashes
+    assert all(led.get_response(0, p) != b"\x00" * 32 for p in res.roles.proposers if p != gone)

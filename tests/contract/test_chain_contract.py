@@ -544,3 +544,44 @@ def test_settle_without_result_pays_nothing_and_slashes_the_silent(world: World)
     assert got == ([(a, SlashReason.MEMBER) for a in roles.committee]
                    + [(a, SlashReason.PROPOSER) for a in roles.proposers])
     assert c.pool() == pool0 + sum(amt for _, _, amt in s.slashes)
+
+
+# -- part-2 responses ----------------------------------------------------------------------
+def test_post_response_window_and_missed_deadline(compiled):
+    p = _replace(SMALL, attest_blocks=3, response_blocks=2)
+    w = make_world(p, stakes=[ETH] * 12)
+    c, led = w.c, w.led
+    w.reveal_all()
+    roles = w.draw()
+    late, silent = roles.proposers[1], roles.proposers[2]
+    for a in roles.proposers[:2]:
+        led.post_bundle(w.by(a), w.rand32())
+    with boa.reverts(dev="wrong phase"):
+        c.post_response(b"\x01" * 32, sender=roles.proposers[0])
+    led.advance_to(Phase.ATTEST)
+    with boa.reverts(dev="not a proposer"):
+        c.post_response(b"\x01" * 32, sender=roles.voters[0])
+    with boa.reverts(dev="no bundle"):
+        c.post_response(b"\x01" * 32, sender=silent)
+    with boa.reverts(dev="empty root"):
+        c.post_response(Z, sender=roles.proposers[0])
+    led.post_response(w.by(roles.proposers[0]), b"\x02" * 32)
+    assert led.get_response(0, roles.proposers[0]) == b"\x02" * 32
+    with boa.reverts(dev="already responded"):
+        c.post_response(b"\x03" * 32, sender=roles.proposers[0])
+    m0 = roles.committee[0]
+    with boa.reverts(dev="response window open"):  # coins come after the roots are fixed
+        c.attest(b"\x55" * 32, [], [], [], [], sender=m0)
+    led.mine(2)
+    with boa.reverts(dev="response window closed"):
+        c.post_response(b"\x04" * 32, sender=late)
+    with boa.reverts(dev="accepted without response"):
+        c.attest(b"\x55" * 32, [late], [], [], [], sender=m0)
+    for m in roles.committee:
+        led.attest(w.by(m), Attestation(b"\x55" * 32, accepted=(roles.proposers[0],)))
+    w.vote_all(roles, [False, False, False])  # rejected: the missed deadlines still pay
+    led.advance_to(Phase.SETTLE)
+    s = led.settle(w.peers[0])
+    assert s.outcome is Outcome.REJECTED
+    got = {a for a, r, _ in s.slashes if r is SlashReason.PROPOSER}
+    assert got == {late, silent}  # bundle without response, and no bundle at all

@@ -10,6 +10,7 @@ the bonded peers at or above min_stake; the funders reclaim at most the leftover
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from chain_world import ETH, SMALL, make_account
@@ -31,7 +32,7 @@ ACTORS = [make_account(i) for i in range(14)] + [DEPLOYER]
 ADDRS = [a.address for a in ACTORS]
 AUDITOR = len(ACTORS) - 1
 GENESIS, MODEL0 = b"\x42" * 32, b"\x01" * 32
-PARAMS = SMALL
+PARAMS = replace(SMALL, response_blocks=1)  # attest_blocks=2: one block of part-2 responses
 pick = st.integers(min_value=0, max_value=len(ACTORS) - 1)
 
 
@@ -124,6 +125,10 @@ class LedgerMachine(RuleBasedStateMachine):
             for i in range(len(m.proposers or [0])):
                 if not mask >> i & 1 & variant:
                     self.post_bundle(i, False)
+        elif phase == 3 and m.block < m._response_end():
+            for i in range(len(m.proposers or [0])):
+                if not mask >> (i + 1) & 1 & variant:  # variant 1: some responses missed
+                    self.post_response(i, False)
         elif phase == 3:
             for i in range(len(m.committee or [0])):
                 self.attest(i, False, variant)
@@ -170,13 +175,19 @@ class LedgerMachine(RuleBasedStateMachine):
         who = i if outsider else self.role_holder(self.model.proposers, i)
         self.both("post_bundle", who, (i + 1).to_bytes(32, "big"))
 
+    @rule(i=pick, outsider=st.booleans())
+    def post_response(self, i: int, outsider: bool) -> None:
+        who = i if outsider else self.role_holder(self.model.proposers, i)
+        self.both("post_response", who, (i + 50).to_bytes(32, "big"))
+
     @rule(i=pick, outsider=st.booleans(), variant=st.integers(min_value=0, max_value=3))
     def attest(self, i: int, outsider: bool, variant: int) -> None:
         """variant 0 accepts every posted input, 1 rejects the first, 2 names a server, 3
         accepts nothing (undelivered); lists in canonical order."""
         m = self.model
         who = i if outsider else self.role_holder(m.committee, i)
-        posted = sorted((p for p in m.proposers if (m.round, p) in m.bundle_of),
+        posted = sorted((p for p in m.proposers if (m.round, p) in m.bundle_of
+                         and (variant != 0 or (m.round, p) in m.response_of)),
                         key=lambda a: int(a, 16))
         rejected = posted[:1] if variant == 1 else []
         accepted = [] if variant == 3 else [p for p in posted if p not in rejected]

@@ -69,6 +69,7 @@ class RoundDriver:
         posts: Callable[[str], bool] = lambda proposer: True,
         reveals_vote: Callable[[str, bool], bool] = lambda voter, accept: True,
         audit: tuple[LocalAccount, bool] | None = None,
+        responds: Callable[[str], bool] = lambda proposer: True,
     ) -> RoundResult:
         """One full round: beacon, roles, bundles, attestations, votes, settlement.
 
@@ -76,7 +77,8 @@ class RoundDriver:
         stay silent; default: all attest the same result, accepting every posted bundle);
         ``reveals(peer)`` whether a beacon committer reveals; ``posts(proposer)`` whether a
         proposer posts its bundle hash; ``reveals_vote(voter, accept)`` whether a voter opens
-        its ballot; ``audit`` = (auditor, bad): the auditor commits and reveals its verdict.
+        its ballot; ``audit`` = (auditor, bad): the auditor commits and reveals its verdict;
+        ``responds(proposer)``: whether it posts a part-2 root (tasks with a response window).
         """
         led = self.ledger
         led.advance_to(Phase.BEACON)
@@ -102,6 +104,12 @@ class RoundDriver:
                 led.post_bundle(self.accounts[p], self._bytes())
                 posted.append(p)
         led.advance_to(Phase.ATTEST)
+        if led.params.response_blocks:
+            posted = [p for p in posted if responds(p)]
+            for p in posted:
+                led.post_response(self.accounts[p], self._bytes())
+            led.mine(led.get_phase_end(Phase.PROPOSE) + led.params.response_blocks
+                     - led.get_block())
         for c in roles.committee:
             att = attest(c, roles) if attest is not None else _honest_attestation(posted, r + 1)
             if att is not None:

@@ -105,6 +105,8 @@ class MirrorLedger(ContractLedger):
             return getattr(m, fn).get(checksum(args[0]), default)
         if fn == "ev_result":
             return m.evidence[args[0]].result
+        if fn == "response_of":
+            return m.response_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "bundle_of":
             return m.bundle_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "compute_sortition":

@@ -140,6 +140,7 @@ class TaskParams:
     sigma_m: int = 1000
     vote_quorum: int = 5000
     max_peers: int = 10_000
+    response_blocks: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         """The ABI tuple the constructor takes."""
@@ -175,6 +176,7 @@ class TaskParams:
         phases = (self.beacon_blocks, self.propose_blocks, self.attest_blocks,
                   self.commit_blocks, self.reveal_blocks)
         require(all(x > 0 for x in phases), "empty phase")
+        require(self.response_blocks < self.attest_blocks, "response window not inside attest")
 
     def check(self) -> None:
         """The constructor's checks as a ``ConfigError`` naming the parameter, its value and
@@ -420,6 +422,7 @@ class LedgerModel:
     beacon_committers: dict[int, list[str]] = field(default_factory=dict)
     role_of: dict[tuple[int, str], Role] = field(default_factory=dict)
     bundle_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    response_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
     x25519_of: dict[str, bytes] = field(default_factory=dict)
     endpoint_of: dict[str, str] = field(default_factory=dict)
     attestation_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
@@ -681,6 +684,26 @@ class LedgerModel:
         require(root != EMPTY, "empty root")
         self.bundle_of[(r, sender)] = root
 
+    def _response_end(self) -> int:
+        p = self.params
+        return self.round_start + p.beacon_blocks + p.propose_blocks + p.response_blocks
+
+    @_atomic
+    def post_response(self, sender: str, root: bytes) -> None:
+        """Mirror of ``post_response`` (part-2 root, inside the response window)."""
+        self._in_phase(Phase.ATTEST)
+        require(self.block < self._response_end(), "response window closed")
+        r = self.round
+        require(self.get_role(sender) == Role.PROPOSER, "not a proposer")
+        require((r, sender) in self.bundle_of, "no bundle")
+        require((r, sender) not in self.response_of, "already responded")
+        require(root != EMPTY, "empty root")
+        self.response_of[(r, sender)] = root
+
+    def _responded(self, a: str) -> bool:
+        """Posted its part-2 root, or the task has no response window."""
+        return self.params.response_blocks == 0 or (self.round, a) in self.response_of
+
     @_atomic
     def attest(
         self, sender: str, result: bytes, accepted: Sequence[str], rejected: Sequence[str],
@@ -688,6 +711,7 @@ class LedgerModel:
     ) -> bytes:
         """Mirror of ``attest``; returns the attestation hash."""
         self._in_phase(Phase.ATTEST)
+        require(self.block >= self._response_end(), "response window open")
         r = self.round
         require(self.get_role(sender) == Role.COMMITTEE, "not in committee")
         require((r, sender) not in self.attestation_of, "already attested")
@@ -699,6 +723,8 @@ class LedgerModel:
                 require(int(c, 16) > prev, f"{name} not sorted")
                 prev = int(c, 16)
                 require((r, c) in self.bundle_of, f"{name} without bundle")
+                if name == "accepted":
+                    require(self._responded(c), "accepted without response")
         require(not set(accepted) & set(rejected), "accepted and rejected")
         prev = 0
         for s in servers:
@@ -853,7 +879,7 @@ class LedgerModel:
                 if (r, a) not in self.attestation_of:
                     self._slash(out, a, p.sigma_m, SlashReason.MEMBER)
             for a in self.proposers:
-                if (r, a) not in self.bundle_of:
+                if (r, a) not in self.bundle_of or not self._responded(a):
                     self._slash(out, a, p.sigma_p, SlashReason.PROPOSER)
         shares = compute_rewards(budget, [self.stake_of[a] for a in rewarded])
         for a, amt in zip(rewarded, shares, strict=True):

@@ -92,6 +92,7 @@ struct TaskParams:
     sigma_m: uint256
     vote_quorum: uint256
     max_peers: uint256
+    response_blocks: uint256
 
 
 event Registered:
@@ -137,6 +138,11 @@ event RolesDrawn:
     voters: DynArray[address, MAX_VOTERS]
 
 event BundlePosted:
+    peer: indexed(address)
+    round: indexed(uint256)
+    root: bytes32
+
+event ResponsePosted:
     peer: indexed(address)
     round: indexed(uint256)
     root: bytes32
@@ -246,6 +252,7 @@ beacon_revealed: public(HashMap[uint256, HashMap[address, bool]])
 beacon_committers: HashMap[uint256, DynArray[address, MAX_ROLES]]
 role_of: public(HashMap[uint256, HashMap[address, uint8]])
 bundle_of: public(HashMap[uint256, HashMap[address, bytes32]])
+response_of: public(HashMap[uint256, HashMap[address, bytes32]])  # part-2 roots
 attestation_of: public(HashMap[uint256, HashMap[address, bytes32]])
 attestation_count: public(HashMap[bytes32, uint256])
 winning: public(HashMap[uint256, bytes32])
@@ -293,6 +300,7 @@ def __init__(p: TaskParams, genesis_seed: bytes32, initial_model: bytes32):
     assert p.vote_quorum > 0  # dev: vote_quorum is zero
     assert p.beacon_blocks > 0 and p.propose_blocks > 0 and p.attest_blocks > 0  # dev: empty phase
     assert p.commit_blocks > 0 and p.reveal_blocks > 0  # dev: empty phase
+    assert p.response_blocks < p.attest_blocks  # dev: response window not inside attest
     self.params = p
     self.pool = msg.value
     self.total_funded = msg.value
@@ -809,6 +817,32 @@ def post_bundle(root: bytes32):
     log BundlePosted(peer=msg.sender, round=r, root=root)
 
 
+@view
+@internal
+def _response_end() -> uint256:
+    """First block of the attest phase after the part-2 response window."""
+    return self.round_start + self.params.beacon_blocks + self.params.propose_blocks + self.params.response_blocks
+
+
+@external
+def post_response(root: bytes32):
+    """
+    @notice A proposer that posted a bundle commits the root of its part-2 responses, in the
+            first response_blocks blocks of the attest phase (protocol.md §3.3). With a
+            response window, a proposer without a response counts as missing the deadline.
+    @param root The commitment.
+    """
+    self._in_phase(PHASE_ATTEST)
+    assert block.number < self._response_end()  # dev: response window closed
+    r: uint256 = self.round
+    assert self.role_of[r][msg.sender] == ROLE_PROPOSER  # dev: not a proposer
+    assert self.bundle_of[r][msg.sender] != empty(bytes32)  # dev: no bundle
+    assert self.response_of[r][msg.sender] == empty(bytes32)  # dev: already responded
+    assert root != empty(bytes32)  # dev: empty root
+    self.response_of[r][msg.sender] = root
+    log ResponsePosted(peer=msg.sender, round=r, root=root)
+
+
 @external
 def attest(result: bytes32, accepted: DynArray[address, MAX_PROPOSERS], rejected: DynArray[address, MAX_PROPOSERS], reasons: DynArray[uint8, MAX_PROPOSERS], servers: DynArray[address, MAX_COMMITTEE]):
     """
@@ -822,16 +856,19 @@ def attest(result: bytes32, accepted: DynArray[address, MAX_PROPOSERS], rejected
     @param servers Committee members identified as cheating.
     """
     self._in_phase(PHASE_ATTEST)
+    assert block.number >= self._response_end()  # dev: response window open
     r: uint256 = self.round
     assert self.role_of[r][msg.sender] == ROLE_COMMITTEE  # dev: not in committee
     assert self.attestation_of[r][msg.sender] == empty(bytes32)  # dev: already attested
     assert result != empty(bytes32)  # dev: empty result
     assert len(reasons) == len(rejected)  # dev: reasons length
+    p_resp: uint256 = self.params.response_blocks
     prev: uint256 = 0
     for c: address in accepted:
         assert convert(c, uint256) > prev  # dev: accepted not sorted
         prev = convert(c, uint256)
         assert self.bundle_of[r][c] != empty(bytes32)  # dev: accepted without bundle
+        assert p_resp == 0 or self.response_of[r][c] != empty(bytes32)  # dev: accepted without response
     prev = 0
     for c: address in rejected:
         assert convert(c, uint256) > prev  # dev: rejected not sorted
@@ -995,7 +1032,7 @@ def settle():
          1. beacon committers that did not reveal: sigma_b.
          2. no standing result: evidence that m - t members posted identically (the first to
             reach m - t) slashes its rejected clients sigma_c and servers sigma_s; silent
-            members sigma_m; proposers without a bundle sigma_p; nobody is paid.
+            members sigma_m; proposers without a bundle (or a response, with a window) sigma_p; nobody is paid.
          3. a standing result: tally A, R = stake of accept / reject revealers; drawn voters
             that did not reveal sigma_v. Outcome: audited (auditor revealed bad), else accepted
             iff (A + R) * BPS >= vote_quorum * (voters' stake) and A > R, rejected iff the quorum
@@ -1006,8 +1043,8 @@ def settle():
               sigma_m; accept-voters paid, reject-voters sigma_v.
             rejected / audited: the evidence is dropped (a captured committee cannot slash);
               reject-voters paid, accept-voters sigma_v (reason AUDIT when audited); silent
-              members sigma_m; proposers without a bundle sigma_p.
-            undecided: nobody paid; silent members sigma_m; proposers without a bundle sigma_p.
+              members sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
+            undecided: nobody paid; silent members sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
          4. rewards budget * stake // W; the tree weights of every touched peer are updated.
     """
     assert self._phase() == PHASE_SETTLE  # dev: not settle phase
@@ -1094,7 +1131,7 @@ def settle():
             if self.attestation_of[r][a] == empty(bytes32):
                 self._slash(a, p.sigma_m, SLASH_MEMBER, r)
         for a: address in self.proposers:
-            if self.bundle_of[r][a] == empty(bytes32):
+            if self.bundle_of[r][a] == empty(bytes32) or (p.response_blocks > 0 and self.response_of[r][a] == empty(bytes32)):
                 self._slash(a, p.sigma_p, SLASH_PROPOSER, r)
     paid: uint256 = 0
     weight: uint256 = 0

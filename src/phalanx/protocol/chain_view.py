@@ -27,3 +27,13 @@ def read_roots(ledger: Ledger, view: RoundView) -> dict[str, bytes]:
         if root and root != EMPTY:
             out[p] = root
     return out
+
+
+def read_responses(ledger: Ledger, view: RoundView) -> dict[str, bytes]:
+    """proposer → the part-2 root it posted this round in the response window (none: left out)."""
+    out = {}
+    for p in view.proposers:
+        root = ledger.get_response(view.round, p)
+        if root and root != EMPTY:
+            out[p] = root
+    return out

@@ -39,7 +39,7 @@ from phalanx.net.loopback import LoopbackHub, LoopbackTransport
 from phalanx.net.transport import Delivery
 from phalanx.protocol import actions as tx
 from phalanx.protocol.actions import Actions
-from phalanx.protocol.chain_view import read_roots, read_view
+from phalanx.protocol.chain_view import read_responses, read_roots, read_view
 from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity
@@ -128,7 +128,6 @@ class PeerRun:
     #: this round's raw updates of the proposers (batched training; attacks applied)
     updates: dict[int, np.ndarray] = field(default_factory=dict)
     settlement: Settlement | None = None
-    responses: dict[str, bytes] = field(default_factory=dict)
     refused: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: address → peer id (filled as the peers are made)
@@ -159,7 +158,7 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     params = TaskParams(min_stake=MIN_STAKE, committee_size=cfg.committee,
                         threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
                         rounds=cfg.rounds, epsilon=int(round(cfg.epsilon * 10_000)),
-                        registration_blocks=2)
+                        registration_blocks=2, attest_blocks=2, response_blocks=1)
     ledger = make_ledger(cfg.ledger, params=params, deployer=deployer.account, pool=POOL,
                          genesis_seed=rng.bytes(32),
                          initial_model=hash_model(fed.global_params))
@@ -258,7 +257,7 @@ def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
         elif isinstance(t, tx.PostBundle):
             led.post_bundle(acct, t.root)
         elif isinstance(t, tx.PostResponse):
-            run.responses[peer.me.address] = t.root  # until the contract holds part-2 roots
+            led.post_response(acct, t.root)
         elif isinstance(t, tx.Attest):
             led.advance_to(Phase.ATTEST)
             led.attest(acct, t.attestation)
@@ -304,7 +303,7 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     misbehaves."""
     fed, led = run.fed, run.ledger
     seconds: dict[str, float] = {}
-    run.refused, run.notes, run.responses = [], [], {}
+    run.refused, run.notes = [], []
     with timed(seconds, "chain"):
         view = view if view is not None else draw_roles(run)
     index = run.index
@@ -324,8 +323,12 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     members = [index[a] for a in view.committee]
     with timed(seconds, "respond"):
         broadcast(run, CommitDeadline(roots), [*members, *proposer_ids])
+    with timed(seconds, "chain"):  # the response window closes: the part-2 roots are fixed
+        led.mine(max(0, led.get_phase_end(Phase.PROPOSE) + led.params.response_blocks
+                     - led.get_block()))
+        responses = read_responses(led, view)
     with timed(seconds, "aggregate"):
-        broadcast(run, ResponseDeadline(dict(run.responses)), members)
+        broadcast(run, ResponseDeadline(responses), members)
         for _ in range(MAX_OPENING_DEADLINES):
             if all(_member_done(run.peers[j]) for j in members):
                 break
