@@ -30,7 +30,7 @@ from eth_account import Account
 
 from phalanx.chain.driver import RoundDriver
 from phalanx.chain.ledger import Attestation, Roles, make_ledger
-from phalanx.chain.model import TaskParams, checksum
+from phalanx.chain.model import Phase, TaskParams, checksum
 from phalanx.errors import Reject
 
 ETH = 10**18
@@ -83,12 +83,127 @@ class Behaviour:
         if member in self.cheaters or len(self.cheaters) > self.t:
             return None
         rejected = tuple((p, Reject.RANGE_PROOF) for p in roles.proposers if p in self.invalid)
-        return Attestation((roles.round + 1).to_bytes(32, "big"), rejected, tuple(self.cheaters))
+        accepted = tuple(p for p in roles.proposers if p not in self.invalid)
+        return Attestation((roles.round + 1).to_bytes(32, "big"), rejected, tuple(self.cheaters),
+                           accepted)
 
     def vote(self, voter: str) -> bool:
         if voter in self.malicious:
             return not self.good
         return self.good if self.rng.random() < self.s.q else not self.good
+
+
+@dataclass
+class Strategic(Behaviour):
+    """The strategic adversary of issue 11 against honest peers of which ``lazy`` never
+    evaluate and always accept: malicious proposers send valid-but-poisoned inputs (they pass
+    every check); malicious voters vote against the truth and reveal only when their revealed
+    stake would decide the vote (selective revealers). Defences: audit rounds (the auditor's
+    known-bad candidate, revealed after the votes) with probability ``p_audit``, and the fltrust
+    trust bit: a poisoned input gets trust weight 0 with probability ``p_zero_trust`` and the
+    committee then lists it as not contributing (not paid, sigma_p)."""
+
+    lazy: set[str] = field(default_factory=set)
+    p_audit: float = 0.0
+    p_zero_trust: float = 0.0
+    audit: bool = False
+    untrusted: set[str] = field(default_factory=set)
+
+    def _plan(self, roles: Roles) -> None:
+        if self.plan_round == roles.round:
+            return
+        self.plan_round = roles.round
+        poisoned = [p for p in roles.proposers if p in self.malicious]
+        self.invalid = set()
+        self.untrusted = {p for p in poisoned if self.rng.random() < self.p_zero_trust}
+        counted = [p for p in roles.proposers if p not in self.untrusted]
+        bad = sum(1 for p in counted if p in self.malicious)
+        self.good = not self.audit and (not counted or bad / len(counted) <= self.s.robust_frac)
+        self.cheaters = []
+
+    def attest(self, member: str, roles: Roles) -> Attestation | None:
+        self._plan(roles)
+        accepted = tuple(p for p in roles.proposers if p not in self.untrusted)
+        return Attestation((roles.round + 1).to_bytes(32, "big"), accepted=accepted)
+
+    def vote(self, voter: str) -> bool:
+        if voter in self.lazy:
+            return True
+        return super().vote(voter)
+
+    def reveals(self, roles: Roles, stake: dict[str, int]) -> object:
+        mal = sum(stake[v] for v in roles.voters if v in self.malicious)
+        total = sum(stake[v] for v in roles.voters)
+        return lambda v, accept: v not in self.malicious or 2 * mal > total
+
+
+def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int = 0,
+                       lazy_frac: float = 0.3, p_audit: float = 0.2, p_zero_trust: float = 0.9,
+                       sigma: int = 3000, stake_multiple: int = 2) -> dict[str, object]:
+    """One strategic run (model backend); the stakes of malicious, lazy and diligent peers
+    (``honest_min_ratio``: the poorest diligent honest peer; lazy peers are meant to lose)."""
+    rng = random.Random(seed)
+    accounts = [Account.from_key(rng.getrandbits(256).to_bytes(32, "big"))
+                for _ in range(peers + 1)]
+    stake0 = stake_multiple * ETH
+    params = TaskParams(min_stake=ETH, committee_size=5, threshold=1, n_proposers=20,
+                        n_voters=11, rounds=rounds, sigma_c=sigma, sigma_v=sigma, sigma_p=sigma,
+                        sigma_m=sigma, registration_blocks=1)
+    led = make_ledger("model", params=params, deployer=accounts[0], pool=2 * peers * stake0,
+                      genesis_seed=rng.getrandbits(256).to_bytes(32, "big"))
+    drv = RoundDriver(led, rng)
+    drv.register_all(accounts[1:], [stake0] * peers)
+    addrs = [checksum(a.address) for a in accounts[1:]]
+    n_bad = round(eta * peers)
+    bad = set(addrs[:n_bad])
+    lazy = set(addrs[n_bad:n_bad + round(lazy_frac * (peers - n_bad))])
+    beh = Strategic(bad, Setting("strategic"), 1, random.Random(seed + 1), lazy=lazy,
+                    p_audit=p_audit, p_zero_trust=p_zero_trust)
+    expelled_at = None
+    for r in range(rounds):
+        if sum(1 for a in addrs if led.get_stake(a) >= ETH) < params.seats:
+            break
+        beh.audit = beh.rng.random() < p_audit
+        led.advance_to(Phase.BEACON)
+        stakes = dict(drv.get_stakes())
+        drv.play_round(vote=beh.vote, attest=beh.attest,
+                       reveals_vote=lambda v, a, st=stakes: beh.reveals(led.get_roles(), st)(v, a),
+                       audit=(accounts[0], beh.audit))
+        st = drv.get_stakes()
+        if expelled_at is None and bad and all(st[a] < ETH for a in bad):
+            expelled_at = r + 1
+    st = drv.get_stakes()
+    diligent = [a for a in addrs if a not in bad and a not in lazy]
+
+    def mean(xs: list[str]) -> float:
+        return sum(st[a] for a in xs) / len(xs) / stake0 if xs else 0.0
+
+    return {"eta": eta, "rounds": r + 1, "expelled_at": expelled_at,
+            "honest_min_ratio": min(st[a] for a in diligent) / stake0,
+            "lazy_min_ratio": min((st[a] for a in lazy), default=0) / stake0,
+            "lazy_mean_ratio": mean(sorted(lazy)), "diligent_mean_ratio": mean(diligent),
+            "malicious_mean_ratio": mean(sorted(bad))}
+
+
+def main_strategic(rounds: int, seed: int, as_json: bool) -> None:
+    """``--adversary strategic``: 100 peers, eta in {0.1, 0.2, 0.3, 0.4}."""
+    runs = [simulate_strategic(eta, rounds=rounds, seed=seed) for eta in (0.1, 0.2, 0.3, 0.4)]
+    print("| η | rounds run | expelled after | malicious | lazy honest | diligent honest | "
+          "diligent min | lazy min |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        print(f"| {r['eta']} | {r['rounds']} | {r['expelled_at'] or 'never'} | "
+              f"{r['malicious_mean_ratio']:.2f}× | {r['lazy_mean_ratio']:.2f}× | "
+              f"{r['diligent_mean_ratio']:.2f}× | {r['honest_min_ratio']:.2f}× | "
+              f"{r['lazy_min_ratio']:.2f}× |", flush=True)
+    if as_json:
+        print(json.dumps({
+            "adversary": "strategic", "rounds": rounds, "peers": 100,
+            "rounds_to_expel": {str(r["eta"]): r["expelled_at"] for r in runs},
+            "honest_min_stake_ratio": min(float(str(r["honest_min_ratio"])) for r in runs),
+            "lazy_over_diligent": max(float(str(r["lazy_mean_ratio"]))
+                                      / float(str(r["diligent_mean_ratio"])) for r in runs),
+            "runs": runs}, sort_keys=True))
 
 
 def simulate(eta: float, s: Setting, *, rounds: int, peers: int = 100, seed: int = 0
@@ -179,7 +294,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", default="docs/img/economics_stakes.png")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--adversary", choices=["simple", "strategic"], default="simple")
     args = ap.parse_args()
+    if args.adversary == "strategic":
+        main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json)
+        return
     results = []
     print("| setting | η | rounds run | expelled after (rounds) | malicious stake left | "
           "honest peers below start | honest min / mean stake |")

@@ -1,15 +1,17 @@
 """Gas per round by function and role, and wall time per round of chain work.
 
-100 registered peers, m = 5 (t = 1), 20 proposers, 11 voters. Each round: every peer reveals
-its beacon secret and commits the next one, one peer closes the beacon (draws the roles), the
-proposers post bundle roots, 4 of 5 members attest a result that rejects one client and
-identifies the fifth member, voters commit and reveal 8 accept / 3 reject, one peer settles.
+``--peers`` registered peers (default 100), k = 64 seats: m = 16 (t = 5), 32 proposers, 16
+voters. Each round: last round's beacon contributors reveal, one peer closes the beacon (draws
+the roles: O(k log n) in the Fenwick tree), the role holders commit the next round's secrets,
+the proposers post bundle roots, 15 of 16 members attest a result that accepts the other
+proposers, rejects one client and identifies the sixteenth member, voters commit and reveal,
+one peer settles.
 
-Gas comes from anvil's receipts (real gasUsed, intrinsic gas included). Without anvil the script
-reports the embedded backend's execution gas instead (no 21000 intrinsic, no calldata) and says so.
+Gas comes from the embedded backend (py-evm execution gas: no 21000 intrinsic, no calldata)
+and, for at most --anvil-peers peers, from anvil's receipts (real gasUsed, intrinsic included).
 
-    .venv/bin/python benchmarks/gas.py --rounds 3          # needs node_modules/.bin/anvil
-    .venv/bin/python benchmarks/gas.py --rounds 3 --json   # last line: one JSON object
+    .venv/bin/python benchmarks/gas.py --rounds 3          # anvil too (node_modules/.bin/anvil)
+    .venv/bin/python benchmarks/gas.py --peers 10000 --json  # last line: one JSON object
 """
 
 from __future__ import annotations
@@ -36,19 +38,20 @@ from phalanx.errors import Reject
 ETH = 10**18
 ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
 ROLE_OF_FN = {
-    "register": "every peer (once)", "commit_beacon": "every peer", "reveal_beacon": "every peer",
+    "register": "every peer (once)", "commit_beacon": "role holder (next round's beacon)",
+    "reveal_beacon": "last round's role holder",
     "close_beacon": "anyone (once)", "post_bundle": "proposer", "attest": "committee member",
     "commit_vote": "voter", "reveal_vote": "voter", "settle": "anyone (once)",
 }
 
 
-def make_params(phase_blocks: int) -> TaskParams:
-    """The benchmark's task: 100 peers, m=5, t=1, 20 proposers, 11 voters."""
+def make_params(phase_blocks: int, peers: int) -> TaskParams:
+    """The benchmark's task: k = 64 seats (m=16, t=5, 32 proposers, 16 voters)."""
     return TaskParams(
-        min_stake=ETH, committee_size=5, threshold=1, n_proposers=20, n_voters=11, rounds=50,
+        min_stake=ETH, committee_size=16, threshold=5, n_proposers=32, n_voters=16, rounds=50,
         sigma_p=500, registration_blocks=2 * phase_blocks, beacon_blocks=phase_blocks,
         propose_blocks=phase_blocks, attest_blocks=phase_blocks, commit_blocks=phase_blocks,
-        reveal_blocks=phase_blocks, unbond_delay=1,
+        reveal_blocks=phase_blocks, unbond_delay=1, max_peers=max(peers, 64),
     )
 
 
@@ -56,7 +59,7 @@ def _attest(member: str, roles: Roles) -> Attestation | None:
     if member == roles.committee[-1]:
         return None  # the identified server stays silent
     return Attestation(b"\x5a" * 32, ((roles.proposers[0], Reject.RANGE_PROOF),),
-                       (roles.committee[-1],))
+                       (roles.committee[-1],), tuple(roles.proposers[1:]))
 
 
 def run(backend: str, rounds: int, url: str | None, peers: int = 100) -> dict[str, object]:
@@ -64,7 +67,7 @@ def run(backend: str, rounds: int, url: str | None, peers: int = 100) -> dict[st
     rng = random.Random(1)
     accounts = [Account.from_key(rng.getrandbits(256).to_bytes(32, "big"))
                 for _ in range(peers + 1)]
-    params = make_params(4 * peers if backend == "rpc" else 1)
+    params = make_params(4 * 64 if backend == "rpc" else 1, peers)
     if url is not None:
         from web3.types import RPCEndpoint
 
@@ -83,8 +86,10 @@ def run(backend: str, rounds: int, url: str | None, peers: int = 100) -> dict[st
         res = drv.play_round(vote=lambda v: int(v, 16) % 11 < 8, attest=_attest)
         assert res.settlement.stands
     per_round_s = (time.perf_counter() - t0) / rounds
-    return {"backend": backend, "rounds": rounds, "peers": peers, "seconds_per_round": per_round_s,
+    return {"backend": backend, "rounds": rounds, "peers": peers, "seats": params.seats,
+            "seconds_per_round": per_round_s,
             "gas_per_round": sum(g for _, g in led.gas_log) / rounds,
+            "max_gas_per_call": max(g for _, g in led.gas_log + setup_gas if _ != "deploy"),
             "by_function": _summarize(led.gas_log, rounds),
             "setup": _summarize(setup_gas, 1)}
 
@@ -138,11 +143,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--peers", type=int, default=100)
+    ap.add_argument("--anvil-peers", type=int, default=200,
+                    help="run anvil too when --peers is at most this (registration is slow)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    out = {"embedded": run("embedded", args.rounds, None, args.peers)}
-    print_table(out["embedded"], "embedded (titanoboa py-evm): execution gas, no intrinsic")
-    if ANVIL.exists():
+    emb = run("embedded", args.rounds, None, args.peers)
+    out: dict[str, object] = {"embedded": emb}
+    print_table(emb, "embedded (titanoboa py-evm): execution gas, no intrinsic")
+    if args.peers > args.anvil_peers:
+        print(f"\nanvil skipped: --peers {args.peers} > --anvil-peers {args.anvil_peers}")
+    elif ANVIL.exists():
         proc, url = start_anvil()
         try:
             out["anvil"] = run("rpc", args.rounds, url, args.peers)
@@ -152,7 +162,9 @@ def main() -> None:
     else:
         print(f"\n{ANVIL} missing (run `make anvil`): anvil numbers skipped")
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        worst = max(r["max_gas_per_call"] for r in out.values() if isinstance(r, dict))
+        print(json.dumps({"peers": args.peers, "seats": emb["seats"], "max_gas_per_call": worst,
+                          "by_function": emb["by_function"], **out}, sort_keys=True))
 
 
 if __name__ == "__main__":

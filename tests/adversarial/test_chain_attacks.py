@@ -16,9 +16,10 @@ from phalanx.chain.embedded import get_deployer  # noqa: E402
 from phalanx.chain.ledger import Attestation  # noqa: E402
 from phalanx.chain.model import (  # noqa: E402
     Phase,
-    compute_beacon_commitment,
+    SlashReason,
     compute_sortition,
 )
+from phalanx.errors import Reject  # noqa: E402
 
 ATTACKER_SRC = """
 # pragma version 0.4.3
@@ -61,7 +62,6 @@ def __default__():
         else:
             extcall self.target.withdraw()
 """
-
 
 @pytest.fixture
 def world() -> World:
@@ -120,13 +120,14 @@ def test_late_and_double_beacon_reveals(world: World):
 
 
 def test_copying_and_revealing_anothers_commitment(world: World):
-    # Prepare: the attacker copies an honest peer's commitment for round 1
+    # Prepare: after the draw, a role holder copies another role holder's round-1 commitment
     c, led = world.c, world.led
-    honest, attacker = world.peers[0], world.peers[1]
     world.reveal_all()
+    roles = world.draw()
+    honest, attacker = world.by(roles.committee[0]), world.by(roles.committee[1])
     secret = b"\x31" * 32
     led.commit_beacon(honest, secret)
-    c.commit_beacon(compute_beacon_commitment(secret, honest.address, 1), sender=attacker.address)
+    c.commit_beacon(c.beacon_commit(1, honest.address), sender=attacker.address)
     led.advance_to(Phase.SETTLE)
     led.settle(honest)
     led.advance_to(Phase.BEACON)
@@ -134,6 +135,10 @@ def test_copying_and_revealing_anothers_commitment(world: World):
     c.reveal_beacon(secret, sender=honest.address)
     with boa.reverts(dev="bad reveal"):
         c.reveal_beacon(secret, sender=attacker.address)
+    led.advance_to(Phase.SETTLE)
+    stake = c.stake_of(attacker.address)
+    s = led.settle(honest)
+    assert (attacker.address, SlashReason.BEACON, stake * SMALL.sigma_b // 10000) in s.slashes
 
 
 def test_vote_without_selection_and_vote_change(world: World):
@@ -165,7 +170,7 @@ def test_attest_from_outside_the_committee(world: World):
     led.advance_to(Phase.ATTEST)
     for outsider in roles.proposers + roles.voters:
         with boa.reverts(dev="not in committee"):
-            c.attest(b"\x13" * 32, [], [], [], sender=outsider)
+            c.attest(b"\x13" * 32, [], [], [], [], sender=outsider)
     # t = 1 dishonest member alone cannot make a result stand
     led.attest(world.by(roles.committee[0]), Attestation(b"\x13" * 32))
     assert c.winning(0) == b"\x00" * 32
@@ -197,8 +202,8 @@ def test_splitting_stake_does_not_raise_expected_seats(stake: int, parts: int):
     assert abs(mean_many - mean_one) < 6 * se
 
 
-def test_splitting_a_whale_never_exceeds_its_proportional_share():
-    # A stake above S/k is taken once with certainty; split, it gets at most k*s/S seats
+def test_splitting_a_whale_gains_at_most_the_draw_without_replacement_bias():
+    # A whale holds at most one seat; split, its seats stay within k*s/(S - s_top) per draw
     k, trials = 10, 400
     honest = [(f"h{i}", ETH) for i in range(60)]
     split = [(f"sybil{j}", ETH) for j in range(20)]
@@ -206,5 +211,293 @@ def test_splitting_a_whale_never_exceeds_its_proportional_share():
     seeds = [rng.getrandbits(256) for _ in range(trials)]
     whole = [_seats(s, honest + [("whale", 20 * ETH)], {"whale"}, k) for s in seeds]
     many = [_seats(s, honest + split, {a for a, _ in split}, k) for s in seeds]
-    assert set(whole) == {1}
-    assert sum(many) / trials <= k * 20 / 80 + 0.15
+    assert set(whole) <= {0, 1}
+    assert sum(many) / trials <= k * 20 / (80 - k) + 0.15
+
+
+# -- issue 11: each hole, on the contract (embedded) and on its mirror (model) ---------------
+BACKENDS = ["embedded", "model"]
+EQUAL = [ETH] * 12
+
+
+def _task(backend: str, params=SMALL, n: int = 12, stakes=None, rng: int = 5):
+    from phalanx.chain.driver import RoundDriver
+    from phalanx.chain.ledger import make_ledger
+
+    get_deployer()
+    deployer = make_account(900)
+    led = make_ledger(backend, params=params, deployer=deployer, pool=100 * ETH,
+                      genesis_seed=b"\x21" * 32, initial_model=b"\x01" * 32)
+    drv = RoundDriver(led, random.Random(rng))
+    drv.register_all([make_account(600 + i) for i in range(n)], stakes or [ETH] * n)
+    return led, drv, deployer
+
+
+def _reasons(s) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for a, r, _ in s.slashes:
+        out.setdefault(a, set()).add(r)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reordering_the_reveals_gives_the_same_seed(backend: str):
+    from phalanx.chain.model import compute_seed
+
+    seeds = []
+    for order in (1, -1):
+        led, drv, _ = _task(backend)
+        start = led.get_round_state().seed
+        led.advance_to(Phase.BEACON)
+        pending = list(drv.secrets.items())[::order]
+        for a, secret in pending:
+            led.reveal_beacon(drv.accounts[a], secret)
+        seeds.append(led.get_round_state().seed)
+        assert seeds[-1] == compute_seed(start, [(x, a) for a, x in pending])
+    assert seeds[0] == seeds[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_withholding_the_last_reveal_costs_sigma_b(backend: str):
+    led, drv, _ = _task(backend)
+    last = list(drv.secrets)[-1]
+    stake = led.get_stake(last)
+    res = drv.play_round(reveals=lambda a: a != last)
+    assert (last, SlashReason.BEACON, stake * SMALL.sigma_b // 10000) in res.settlement.slashes
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_withdraw_does_not_change_the_draw(backend: str):
+    # Prepare: twin tasks, the same peer unbonds in both before round 0; in one it withdraws
+    # after round 1's seed is final (the old swap-and-pop reordered every later seat)
+    roles = []
+    for leave in (False, True):
+        led, drv, _ = _task(backend)
+        quitter = drv.accounts[list(drv.accounts)[-1]]
+        led.unbond(quitter)
+        drv.play_round()  # its unbonding delay passes during the round
+        led.advance_to(Phase.BEACON)
+        for a, secret in list(drv.secrets.items()):
+            led.reveal_beacon(drv.accounts[a], secret)
+        drv.secrets.clear()
+        led.advance_to(Phase.PROPOSE)
+        if leave:
+            assert led.withdraw(quitter) == ETH
+        led.close_beacon(quitter)
+        roles.append(led.get_roles())
+    assert roles[0] == roles[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unrevealed_votes_are_slashed_and_no_quorum_pays_nothing(backend: str):
+    # The free option: every voter commits accept and nobody reveals (the old rule accepted)
+    led, drv, _ = _task(backend, stakes=EQUAL)
+    model0 = led.get_round_state().model_hash
+    res = drv.play_round(vote=lambda v: True, reveals_vote=lambda v, a: False)
+    s = res.settlement
+    assert s.stands and s.outcome.name == "UNDECIDED" and not s.accepted
+    assert s.paid == 0 and s.rewards == {}
+    assert led.get_round_state().model_hash == model0
+    withheld = [a for a, r, _ in s.slashes if r is SlashReason.WITHHELD]
+    assert sorted(withheld) == sorted(res.roles.voters)
+    assert all(amt == ETH * SMALL.sigma_v // 10000 for a, r, amt in s.slashes
+               if r is SlashReason.WITHHELD)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_committed_but_undelivered_proposer_is_slashed_not_paid(backend: str):
+    led, drv, _ = _task(backend, stakes=EQUAL)
+
+    def attest(member: str, roles):  # every member: input of proposers[0] never arrived
+        return Attestation(b"\x44" * 32, accepted=tuple(roles.proposers[1:]))
+
+    res = drv.play_round(attest=attest)
+    s, gone = res.settlement, res.roles.proposers[0]
+    assert s.accepted and gone not in s.rewards
+    assert (gone, SlashReason.PROPOSER, ETH * SMALL.sigma_p // 10000) in s.slashes
+    assert set(res.roles.proposers[1:]) <= set(s.rewards)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_silent_and_false_attesting_members_are_slashed(backend: str):
+    from dataclasses import replace
+
+    p = replace(SMALL, committee_size=7, threshold=2)  # m - t = 5
+    led, drv, _ = _task(backend, params=p, n=16, stakes=[ETH] * 16)
+
+    def attest(member: str, roles):
+        i = roles.committee.index(member)
+        if i == 5:
+            return Attestation(b"\xee" * 32, accepted=tuple(roles.proposers))  # another result
+        if i == 6:
+            return None  # silent
+        return Attestation(b"\x45" * 32, accepted=tuple(roles.proposers))
+
+    res = drv.play_round(attest=attest)
+    s, com = res.settlement, res.roles.committee
+    assert s.accepted
+    assert _reasons(s)[com[5]] == {SlashReason.MEMBER} == _reasons(s)[com[6]]
+    assert set(com[:5]) <= set(s.rewards) and not {com[5], com[6]} & set(s.rewards)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_captured_committee_cannot_slash_honest_peers_when_voters_reject(backend: str):
+    led, drv, _ = _task(backend, stakes=EQUAL)
+
+    def attest(member: str, roles):  # all members lie: honest inputs rejected, a server named
+        return Attestation(b"\x66" * 32, tuple((a, Reject.PROJECTION) for a in roles.proposers),
+                           (roles.committee[0],))
+
+    res = drv.play_round(attest=attest, vote=lambda v: False)
+    s = res.settlement
+    assert s.stands and s.outcome.name == "REJECTED"
+    assert not {r for _, r, _ in s.slashes} & {SlashReason.CLIENT, SlashReason.SERVER}
+    assert not set(res.roles.proposers) & {a for a, _, _ in s.slashes}
+    assert set(s.rewards) == set(res.roles.voters)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_a_standing_result_only_quorum_evidence_slashes(backend: str):
+    # m - t = 3 members agree on the evidence (not on the result): it counts; a lone member's
+    # evidence against another client does not
+    led, drv, _ = _task(backend, stakes=EQUAL)
+
+    def attest(member: str, roles):
+        i = roles.committee.index(member)
+        bad = roles.proposers[1] if i == 3 else roles.proposers[0]
+        return Attestation(bytes([0x50 + i]) * 32, ((bad, Reject.RANGE_PROOF),))
+
+    res = drv.play_round(attest=attest)
+    s, props = res.settlement, res.roles.proposers
+    assert not s.stands and s.paid == 0
+    assert SlashReason.CLIENT in _reasons(s)[props[0]]
+    assert SlashReason.CLIENT not in _reasons(s).get(props[1], set())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_audit_round_slashes_lazy_accepters_and_pays_rejecters(backend: str):
+    led, drv, deployer = _task(backend, stakes=EQUAL)
+    res = drv.play_round(vote=lambda v: v != drv.ledger.get_roles().voters[0],
+                         audit=(deployer, True))
+    s, voters = res.settlement, res.roles.voters
+    assert s.outcome.name == "AUDITED" and not s.accepted
+    assert set(s.rewards) == {voters[0]}
+    assert all(_reasons(s)[v] == {SlashReason.AUDIT} for v in voters[1:])
+    assert not set(res.roles.proposers) & {a for a, _, _ in s.slashes}  # nothing else moves
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pool_reclaim_and_fund_after_the_end(backend: str):
+    from dataclasses import replace
+
+    from phalanx.chain.model import Reverted
+
+    led, drv, deployer = _task(backend, params=replace(SMALL, rounds=1), stakes=EQUAL)
+    with pytest.raises(Reverted, match="task not finished"):
+        led.reclaim(deployer)
+    s = drv.play_round(vote=lambda v: False).settlement  # rejected: only voters paid
+    left = led.get_round_state().pool
+    assert left > 0 and s.paid < s.budget
+    led.faucet(deployer.address, 2 * ETH)
+    with pytest.raises(Reverted, match="task finished"):
+        led.fund(deployer, ETH)
+    with pytest.raises(Reverted, match="nothing to reclaim"):
+        led.reclaim(drv.accounts[list(drv.accounts)[0]])
+    assert led.reclaim(deployer) == left  # the only funder gets the whole leftover
+    assert led.get_round_state().pool == 0
+    with pytest.raises(Reverted, match="nothing to reclaim"):
+        led.reclaim(deployer)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_256_identities_no_longer_lock_everyone_out(backend: str):
+    from dataclasses import replace
+
+    led, drv, _ = _task(backend, params=replace(SMALL, max_peers=300), n=257, stakes=[ETH] * 257)
+    assert led.get_round_state().round == 0 and len(drv.accounts) == 257  # the old cap was 256
+    extra = [make_account(1900 + i) for i in range(44)]
+    for a in extra[:43]:
+        led.faucet(a.address, 2 * ETH)
+        led.register(a, ETH, b"\x00" * 32, "x")
+    from phalanx.chain.model import Reverted
+
+    led.faucet(extra[43].address, 2 * ETH)
+    with pytest.raises(Reverted, match="too many peers"):  # the task's own cap, declared
+        led.register(extra[43], ETH, b"\x00" * 32, "x")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dust_min_stake_is_refused(backend: str):
+    from dataclasses import replace
+
+    from phalanx.chain.ledger import make_ledger
+    from phalanx.errors import ConfigError
+
+    get_deployer()
+    with pytest.raises(ConfigError, match="min_stake=9 wei is below the slash denominator"):
+        make_ledger(backend, params=replace(SMALL, min_stake=9), deployer=make_account(900),
+                    pool=ETH)
+
+
+def test_commitments_are_bound_to_the_chain_and_the_contract(world: World):
+    # a commitment made for another task (another contract address) cannot be opened here
+    from phalanx.chain.model import compute_beacon_commitment, compute_vote_commitment
+
+    c, led = world.c, world.led
+    world.reveal_all()
+    roles = world.draw()
+    holder = roles.committee[0]
+    secret = b"\x71" * 32
+    elsewhere = "0x" + "cd" * 20
+    c.commit_beacon(compute_beacon_commitment(secret, holder, 1, led.chain_id, elsewhere),
+                    sender=holder)
+    world.post_all(roles)
+    world.attest_all(roles)
+    led.advance_to(Phase.COMMIT)
+    v = roles.voters[0]
+    salt = b"\x72" * 32
+    c.commit_vote(compute_vote_commitment(0, True, salt, v, led.chain_id + 1, led.address),
+                  sender=v)
+    led.advance_to(Phase.REVEAL)
+    with boa.reverts(dev="bad reveal"):  # committed for another chain id
+        c.reveal_vote(True, salt, sender=v)
+    led.advance_to(Phase.SETTLE)
+    led.settle(world.peers[0])
+    led.advance_to(Phase.BEACON)
+    with boa.reverts(dev="bad reveal"):  # committed for another contract
+        c.reveal_beacon(secret, sender=holder)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evidence_in_any_order_is_the_same_attestation(backend: str):
+    led, drv, _ = _task(backend, stakes=EQUAL)
+
+    def attest(member: str, roles):  # each member lists the same evidence in its own order
+        i = roles.committee.index(member)
+        rej = [(roles.proposers[0], Reject.PROJECTION), (roles.proposers[1], Reject.NOT_BINARY)]
+        srv = [roles.committee[3], roles.committee[2]]
+        if i % 2:
+            rej, srv = rej[::-1], srv[::-1]
+        return Attestation(b"\x46" * 32, tuple(rej), tuple(srv), (roles.proposers[2],))
+
+    res = drv.play_round(attest=attest)
+    assert res.settlement.stands and res.settlement.accepted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bundle_without_part2_response_is_a_missed_deadline(backend: str):
+    from dataclasses import replace
+
+    led, drv, _ = _task(backend, params=replace(SMALL, attest_blocks=3, response_blocks=1),
+                        stakes=EQUAL)
+    first = {}
+
+    def responds(p: str) -> bool:  # the first proposer commits part 1 and never answers
+        first.setdefault("p", p)
+        return p != first["p"]
+
+    res = drv.play_round(responds=responds)
+    s, gone = res.settlement, first["p"]
+    assert s.accepted and gone not in s.rewards
+    assert (gone, SlashReason.PROPOSER, ETH * SMALL.sigma_p // 10000) in s.slashes
+    assert all(led.get_response(0, p) != b"\x00" * 32 for p in res.roles.proposers if p != gone)

@@ -14,6 +14,7 @@ from phalanx.chain.ledger import Attestation, Roles
 from phalanx.chain.model import Phase, TaskParams, compute_vote_commitment
 
 ETH = 10**18
+Z = b"\x00" * 32
 SMALL = TaskParams(
     min_stake=ETH, committee_size=4, threshold=1, n_proposers=3, n_voters=3, rounds=4,
     sigma_b=1000, sigma_c=2000, sigma_s=5000, sigma_v=1000, sigma_p=500, epsilon=500,
@@ -47,14 +48,21 @@ class World:
         return self.rng.getrandbits(256).to_bytes(32, "big")
 
     def commit_all(self) -> None:
+        """Every peer the contract lets contribute now commits a fresh beacon secret."""
         for p in self.peers:
-            s = self.rand32()
-            self.led.commit_beacon(p, s)
-            self.secrets[p.address] = s
+            if self.led.may_commit_beacon(p.address):
+                s = self.rand32()
+                self.led.commit_beacon(p, s)
+                self.secrets[p.address] = s
+
+    @property
+    def committers(self) -> list[LocalAccount]:
+        r = int(self.c.round())
+        return [p for p in self.peers if p.address in self.c.get_beacon_committers(r)]
 
     def reveal_all(self) -> None:
         self.led.advance_to(Phase.BEACON)
-        for p in self.peers:
+        for p in self.committers:
             self.led.reveal_beacon(p, self.secrets[p.address])
 
     def draw(self) -> Roles:
@@ -68,7 +76,8 @@ class World:
 
     def attest_all(self, roles: Roles, att: Attestation | None = None) -> Attestation:
         self.led.advance_to(Phase.ATTEST)
-        att = att if att is not None else Attestation(b"\x77" * 32)
+        posted = tuple(a for a in roles.proposers if self.c.bundle_of(self.c.round(), a) != Z)
+        att = att if att is not None else Attestation(b"\x77" * 32, accepted=posted)
         for a in roles.committee:
             self.led.attest(self.by(a), att)
         return att
@@ -85,13 +94,14 @@ class World:
         return salts
 
     def vote_commitment(self, voter: str, accept: bool, salt: bytes) -> bytes:
-        return compute_vote_commitment(int(self.c.round()), accept, salt, voter)
+        return compute_vote_commitment(int(self.c.round()), accept, salt, voter,
+                                       self.led.chain_id, self.led.address)
 
 
 def make_world(params: TaskParams = SMALL, n: int = 12, stakes: list[int] | None = None,
                seed: int = 7, pool: int = 100 * ETH) -> World:
     """Deploy ``params`` and register ``n`` peers (stakes default 1..n ETH) in the registration
-    phase, each with a beacon commitment for round 0."""
+    phase; the first k = seats of them commit a beacon secret for round 0."""
     deployer = make_account(999)
     led = EmbeddedLedger.deploy(params, deployer=deployer, pool=pool,
                                 genesis_seed=bytes([seed]) * 32, initial_model=b"\x01" * 32)

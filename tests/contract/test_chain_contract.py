@@ -10,11 +10,15 @@ from phalanx.chain.embedded import EmbeddedLedger
 from phalanx.chain.ledger import REASON_CODES, Attestation
 from phalanx.chain.model import (
     MAX_PEERS,
+    Outcome,
     Phase,
     Role,
+    SlashReason,
     TaskParams,
     compute_attestation_hash,
     compute_beacon_commitment,
+    compute_seed,
+    compute_seed_start,
 )
 from phalanx.errors import ConfigError, Reject
 
@@ -25,13 +29,16 @@ Z = b"\x00" * 32
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"min_stake": 0}, "min_stake is zero"),
+        ({"min_stake": 9}, "min_stake below BPS=10000 (slashes would round to 0)"),
         ({"committee_size": 3, "threshold": 1}, "committee needs m >= 3t+1"),
-        ({"committee_size": 17, "threshold": 1}, "committee too large"),
-        ({"n_proposers": 0}, "bad n_proposers"),
-        ({"n_proposers": 33}, "bad n_proposers"),
-        ({"n_voters": 0}, "bad n_voters"),
-        ({"committee_size": 16, "n_proposers": 32, "n_voters": 17}, "too many roles"),
+        ({"committee_size": 129, "threshold": 1}, "committee_size above MAX_COMMITTEE=128"),
+        ({"n_proposers": 0}, "n_proposers is zero"),
+        ({"n_proposers": 129}, "n_proposers above MAX_PROPOSERS=128"),
+        ({"n_voters": 0}, "n_voters is zero"),
+        ({"committee_size": 128, "n_proposers": 128, "n_voters": 1}, "seats above MAX_ROLES=256"),
+        ({"max_peers": 16385}, "max_peers above MAX_PEERS=16384"),
+        ({"max_peers": 9}, "max_peers below seats"),
+        ({"vote_quorum": 0}, "vote_quorum is zero"),
         ({"rounds": 0}, "rounds is zero"),
         ({"sigma_b": 10001}, "fraction above 1"),
         ({"sigma_p": 10001}, "fraction above 1"),
@@ -46,6 +53,20 @@ def test_constructor_rejects_bad_params(compiled, change, reason):
     # Execute / Assert
     with boa.reverts(dev=reason):
         compiled.deploy(p.as_tuple(), Z, Z)
+
+
+def test_calculator_committee_is_accepted(compiled):
+    # the committee `phalanx committee --corrupt 0.1 --failure 1e-6` recommends: m=55, t=18
+    p = _replace(SMALL, committee_size=55, threshold=18, n_proposers=5, n_voters=4)
+    compiled.deploy(p.as_tuple(), Z, Z)
+
+
+def test_limits_raise_config_error_naming_value_and_cap():
+    with pytest.raises(ConfigError, match="committee_size=129 exceeds the contract's "
+                                          "MAX_COMMITTEE=128"):
+        _replace(SMALL, committee_size=129, threshold=1).check()
+    with pytest.raises(ConfigError, match="min_stake=9 wei is below the slash denominator"):
+        _replace(SMALL, min_stake=9).check()
 
 
 def _replace(p: TaskParams, **kw: int) -> TaskParams:
@@ -75,17 +96,27 @@ def test_embedded_deploy_maps_revert_to_config_error(compiled):
 
 # -- register / fund / unbond / withdraw ---------------------------------------------------
 def test_register_honest(world: World):
-    c = world.c
+    c, led = world.c, world.led
     p = world.peers[3]
     assert c.stake_of(p.address) == 4 * ETH
     assert c.since_round(p.address) == 0  # registered before round 0 started
     assert c.peer_count() == 12 and c.total_stake() == sum(range(1, 13)) * ETH
     assert c.endpoint_of(p.address) == "127.0.0.1:1"
-    # registering once the round runs makes a peer eligible from the next round
-    world.led.advance_to(Phase.BEACON)
+    assert c.slot_of(p.address) == 4 and c.peer_at(4) == p.address
+    assert c.eligible_stake() == c.total_stake()
+    # a registration never changes a draw whose seed forms or is known
+    led.advance_to(Phase.BEACON)
     late = make_account(50)
-    world.led.faucet(late.address, 2 * ETH)
-    world.led.register(late, ETH, b"\x01" * 32, "x")
+    led.faucet(late.address, 2 * ETH)
+    with boa.reverts(dev="beacon open"):
+        c.register(Z, "x", sender=late.address, value=ETH)
+    world.reveal_all()
+    led.advance_to(Phase.PROPOSE)
+    seats = c.compute_sortition(c.seed(), 0)
+    led.register(late, ETH, b"\x01" * 32, "x")
+    assert c.roles_drawn()  # the draw was fixed before the new stake entered the tree
+    roles = led.get_roles()
+    assert list(roles.committee + roles.proposers + roles.voters) == seats
     assert c.since_round(late.address) == 1
     assert not c.is_eligible(late.address, 0) and c.is_eligible(late.address, 1)
 
@@ -101,7 +132,8 @@ def test_register_reverts(world: World):
 
 
 def test_register_reverts_when_full(compiled):
-    w = make_world(n=MAX_PEERS, stakes=[ETH] * MAX_PEERS)
+    # max_peers is a task parameter (at least the seats, at most MAX_PEERS)
+    w = make_world(_replace(SMALL, max_peers=10), n=10, stakes=[ETH] * 10)
     extra = make_account(MAX_PEERS + 5)
     w.led.faucet(extra.address, 2 * ETH)
     with boa.reverts(dev="too many peers"):
@@ -138,18 +170,27 @@ def test_unbond_and_withdraw_honest(world: World):
     quitter = make_account(80)
     led.faucet(quitter.address, 5 * ETH)
     led.register(quitter, 3 * ETH, Z, "q")
+    slot = c.slot_of(quitter.address)
     # Execute
     led.unbond(quitter)
-    assert c.unbond_round(quitter.address) == 1
-    led.advance_to(Phase.SETTLE)  # it may hold a role in round 0: wait for its settlement
+    assert c.unbond_round(quitter.address) == 0  # unbonded before round 0: out of its draw
+    assert c.weight_of(slot) == 0 and c.eligible_stake() == sum(range(1, 13)) * ETH
+    world.reveal_all()
+    roles = world.draw()
+    assert quitter.address not in roles.committee + roles.proposers + roles.voters
+    led.advance_to(Phase.SETTLE)
     led.settle(world.peers[0])
     paid = led.withdraw(quitter)
-    # Assert
+    # Assert: paid in full, deregistered, its slot freed for the next registration
     assert paid == 3 * ETH and led.get_balance(quitter.address) == 5 * ETH
     assert c.stake_of(quitter.address) == 0 and c.peer_count() == 12
-    listed = [c.peer_list(i) for i in range(c.peer_count())]
-    assert quitter.address not in listed
-    assert c.total_stake() == sum(c.stake_of(a) for a in listed)
+    assert c.slot_of(quitter.address) == 0 and c.peer_at(slot) == "0x" + "00" * 20
+    assert c.total_stake() == sum(c.stake_of(p.address) for p in world.peers)
+    newbie = make_account(81)
+    led.faucet(newbie.address, 2 * ETH)
+    led.advance_to(Phase.PROPOSE)  # round 1 opens in its beacon phase
+    led.register(newbie, ETH, Z, "n")
+    assert c.slot_of(newbie.address) == slot
 
 
 def test_unbond_reverts(world: World):
@@ -185,28 +226,47 @@ def test_withdraw_reverts(world: World):
 def test_beacon_commit_reveal_honest(world: World):
     c, led = world.c, world.led
     seed0 = c.seed()
+    assert seed0 == compute_seed_start(bytes([7]) * 32, 0)
+    # round 0's contributors: the first k = 10 registered peers
+    assert c.get_beacon_committers(0) == [p.address for p in world.peers[:SMALL.seats]]
     world.reveal_all()
-    assert c.seed() != seed0 and c.beacon_revealed(0, world.peers[0].address)
-    assert c.get_beacon_committers(0) == [p.address for p in world.peers]
-    # commitments made during round 0 target round 1
+    assert c.beacon_revealed(0, world.peers[0].address)
+    assert c.seed() == compute_seed(seed0, [(world.secrets[p.address], p.address)
+                                            for p in world.committers])
+    # after the draw, the round's role holders commit for round 1
+    roles = world.draw()
+    holder = roles.committee[0]
     s = b"\x09" * 32
-    led.commit_beacon(world.peers[0], s)
-    assert c.beacon_commit(1, world.peers[0].address) == compute_beacon_commitment(
-        s, world.peers[0].address, 1)
+    led.commit_beacon(world.by(holder), s)
+    assert c.beacon_commit(1, holder) == compute_beacon_commitment(
+        s, holder, 1, led.chain_id, led.address)
 
 
 def test_commit_beacon_reverts(world: World):
-    c, p = world.c, world.peers[0]
+    c, led, p = world.c, world.led, world.peers[0]
     with boa.reverts(dev="not registered"):
         c.commit_beacon(b"\x01" * 32, sender=make_account(83).address)
-    with boa.reverts(dev="already committed"):
-        c.commit_beacon(b"\x01" * 32, sender=p.address)
-    world.led.advance_to(Phase.BEACON)
+    with boa.reverts(dev="beacon full"):  # the 11th registered peer: k = 10 already committed
+        c.commit_beacon(b"\x01" * 32, sender=world.peers[SMALL.seats].address)
+    led.advance_to(Phase.BEACON)
     with boa.reverts(dev="empty commitment"):
         c.commit_beacon(Z, sender=p.address)
-    c.unbond(sender=p.address)
-    with boa.reverts(dev="unbonding"):
+    with boa.reverts(dev="roles not drawn"):
         c.commit_beacon(b"\x01" * 32, sender=p.address)
+    world.reveal_all()
+    roles = world.draw()
+    seats = set(roles.committee + roles.proposers + roles.voters)
+    idle = next(q for q in world.peers if q.address not in seats)
+    assert not led.may_commit_beacon(idle.address)
+    with boa.reverts(dev="no role this round"):
+        c.commit_beacon(b"\x01" * 32, sender=idle.address)
+    c.commit_beacon(b"\x01" * 32, sender=roles.committee[0])
+    with boa.reverts(dev="already committed"):
+        c.commit_beacon(b"\x02" * 32, sender=roles.committee[0])
+    holder = world.by(roles.voters[0])
+    c.unbond(sender=holder.address)
+    with boa.reverts(dev="unbonding"):
+        c.commit_beacon(b"\x01" * 32, sender=holder.address)
 
 
 def test_reveal_beacon_reverts(world: World):
@@ -272,15 +332,18 @@ def test_attest_quorum_and_evidence(world: World):
     world.post_all(roles)
     led.advance_to(Phase.ATTEST)
     bad = roles.proposers[1]
-    att = Attestation(b"\x55" * 32, ((bad, Reject.RANGE_PROOF),), (roles.committee[3],))
-    h = compute_attestation_hash(0, att.result, [bad], [REASON_CODES[Reject.RANGE_PROOF]],
+    good = sorted((p for p in roles.proposers if p != bad), key=lambda a: int(a, 16))
+    # built in reverse order: the ledger sends canonical (sorted) lists
+    att = Attestation(b"\x55" * 32, ((bad, Reject.RANGE_PROOF),), (roles.committee[3],),
+                      tuple(reversed(good)))
+    h = compute_attestation_hash(0, att.result, good, [bad], [REASON_CODES[Reject.RANGE_PROOF]],
                                  [roles.committee[3]])
     for i, m in enumerate(roles.committee[:3]):  # m - t = 3
         assert c.winning(0) == Z
         led.attest(world.by(m), att)
         assert c.attestation_count(h) == i + 1
     assert c.winning(0) == h
-    assert c.get_evidence(h) == (att.result, [bad], [REASON_CODES[Reject.RANGE_PROOF]],
+    assert c.get_evidence(h) == (att.result, good, [bad], [REASON_CODES[Reject.RANGE_PROOF]],
                                  [roles.committee[3]])
 
 
@@ -292,26 +355,33 @@ def test_attest_reverts(world: World):
     m0 = roles.committee[0]
     r = b"\x55" * 32
     with boa.reverts(dev="wrong phase"):
-        c.attest(r, [], [], [], sender=m0)
+        c.attest(r, [], [], [], [], sender=m0)
     led.advance_to(Phase.ATTEST)
     with boa.reverts(dev="not in committee"):
-        c.attest(r, [], [], [], sender=roles.proposers[0])
+        c.attest(r, [], [], [], [], sender=roles.proposers[0])
     with boa.reverts(dev="empty result"):
-        c.attest(Z, [], [], [], sender=m0)
-    p0, p1 = roles.proposers[0], roles.proposers[1]
+        c.attest(Z, [], [], [], [], sender=m0)
+    p0, p1 = sorted(roles.proposers[:2], key=lambda a: int(a, 16))
+    m1, m2 = sorted(roles.committee[1:3], key=lambda a: int(a, 16))
     with boa.reverts(dev="reasons length"):
-        c.attest(r, [p0], [], [], sender=m0)
+        c.attest(r, [], [p0], [], [], sender=m0)
     with boa.reverts(dev="rejected without bundle"):
-        c.attest(r, [roles.voters[0]], [1], [], sender=m0)
-    with boa.reverts(dev="duplicate client"):
-        c.attest(r, [p0, p1, p0], [1, 1, 1], [], sender=m0)
+        c.attest(r, [], [roles.voters[0]], [1], [], sender=m0)
+    with boa.reverts(dev="accepted without bundle"):
+        c.attest(r, [roles.voters[0]], [], [], [], sender=m0)
+    with boa.reverts(dev="rejected not sorted"):  # a duplicate is not strictly increasing
+        c.attest(r, [], [p0, p1, p0], [1, 1, 1], [], sender=m0)
+    with boa.reverts(dev="accepted not sorted"):
+        c.attest(r, [p1, p0], [], [], [], sender=m0)
+    with boa.reverts(dev="accepted and rejected"):
+        c.attest(r, [p0, p1], [p1], [1], [], sender=m0)
     with boa.reverts(dev="server not in committee"):
-        c.attest(r, [], [], [p0], sender=m0)
-    with boa.reverts(dev="duplicate server"):
-        c.attest(r, [], [], [roles.committee[1], roles.committee[1]], sender=m0)
-    c.attest(r, [], [], [], sender=m0)
+        c.attest(r, [], [], [], [p0], sender=m0)
+    with boa.reverts(dev="servers not sorted"):
+        c.attest(r, [], [], [], [m2, m1], sender=m0)
+    c.attest(r, [], [], [], [], sender=m0)
     with boa.reverts(dev="already attested"):
-        c.attest(r, [], [], [], sender=m0)
+        c.attest(r, [], [], [], [], sender=m0)
 
 
 # -- voters --------------------------------------------------------------------------------
@@ -374,15 +444,16 @@ def test_reveal_vote_reverts(world: World):
 
 
 # -- settlement ----------------------------------------------------------------------------
-def test_settle_accepted_rewards_and_slashes(world: World):
-    # Prepare
+def test_settle_accepted_rewards_and_slashes(compiled):
+    # Prepare: equal stakes, one rejected client, one identified server, one undelivered input
+    world = make_world(stakes=[ETH] * 12)
     c, led = world.c, world.led
     world.reveal_all()
     roles = world.draw()
     world.post_all(roles)
     led.advance_to(Phase.ATTEST)
-    bad, cheat = roles.proposers[0], roles.committee[3]
-    att = Attestation(b"\x66" * 32, ((bad, Reject.PROJECTION),), (cheat,))
+    bad, gone, cheat = roles.proposers[0], roles.proposers[2], roles.committee[3]
+    att = Attestation(b"\x66" * 32, ((bad, Reject.PROJECTION),), (cheat,), (roles.proposers[1],))
     for m in roles.committee[:3]:
         led.attest(world.by(m), att)
     world.vote_all(roles, [True, True, False])
@@ -392,67 +463,125 @@ def test_settle_accepted_rewards_and_slashes(world: World):
     # Execute
     s = led.settle(world.peers[0])
     # Assert
-    assert s.stands and s.accepted and c.model_hash() == b"\x66" * 32
-    slashed = {a: amt for a, _, amt in s.slashes}
-    assert slashed[bad] == before[bad] * SMALL.sigma_c // 10000
-    assert slashed[cheat] == before[cheat] * SMALL.sigma_s // 10000
-    assert slashed[roles.voters[2]] == before[roles.voters[2]] * SMALL.sigma_v // 10000
-    rewarded = set(roles.proposers[1:]) | set(roles.committee[:3]) | set(roles.voters[:2])
+    assert s.stands and s.accepted and s.outcome is Outcome.ACCEPTED
+    assert c.model_hash() == b"\x66" * 32
+    slashed = {a: (reason, amt) for a, reason, amt in s.slashes}
+    assert slashed[bad] == (SlashReason.CLIENT, before[bad] * SMALL.sigma_c // 10000)
+    assert slashed[cheat] == (SlashReason.SERVER, before[cheat] * SMALL.sigma_s // 10000)
+    assert slashed[gone] == (SlashReason.PROPOSER, before[gone] * SMALL.sigma_p // 10000)
+    v2 = roles.voters[2]
+    assert slashed[v2] == (SlashReason.VOTER, before[v2] * SMALL.sigma_v // 10000)
+    assert set(slashed) == {bad, cheat, gone, v2}
+    rewarded = {roles.proposers[1]} | set(roles.committee[:3]) | set(roles.voters[:2])
     assert set(s.rewards) == rewarded
     budget = pool0 // SMALL.rounds
     weight = sum(before[a] for a in rewarded)
     for a in rewarded:
         assert s.rewards[a] == budget * before[a] // weight
         assert c.stake_of(a) == before[a] + s.rewards[a]
-    assert c.pool() == pool0 - s.paid + sum(slashed.values())
+    assert c.pool() == pool0 - s.paid + sum(amt for _, amt in slashed.values())
     assert c.round() == 1 and c.rounds_left() == SMALL.rounds - 1
     assert c.get_roles() == ([], [], [])
 
 
-def test_settle_rejected_slashes_accepters_and_proposers(world: World):
+def test_settle_rejected_pays_rejecters_and_drops_the_evidence(compiled):
+    world = make_world(stakes=[ETH] * 12)
     c, led = world.c, world.led
-    roles = _to_vote(world)
+    world.reveal_all()
+    roles = world.draw()
+    world.post_all(roles)
+    bad = roles.proposers[0]
+    world.attest_all(roles, Attestation(b"\x77" * 32, ((bad, Reject.PROJECTION),),
+                                        (roles.committee[0],), tuple(roles.proposers[1:])))
     world.vote_all(roles, [True, False, False])
     led.advance_to(Phase.SETTLE)
-    before = {a: c.stake_of(a) for a in roles.proposers + roles.voters}
     s = led.settle(world.peers[0])
-    stake = before
-    assert s.stands and not s.accepted and c.model_hash() == b"\x01" * 32
+    assert s.stands and not s.accepted and s.outcome is Outcome.REJECTED
+    assert c.model_hash() == b"\x01" * 32
     assert set(s.rewards) == set(roles.voters[1:])
-    assert s.accept_stake == stake[roles.voters[0]]
-    assert s.reject_stake == stake[roles.voters[1]] + stake[roles.voters[2]]
-    reasons = {a: reason.name for a, reason, _ in s.slashes}
-    assert reasons[roles.voters[0]] == "VOTER"
-    assert all(reasons[p] == "PROPOSER" for p in roles.proposers)
+    assert s.accept_stake == ETH and s.reject_stake == 2 * ETH
+    # only the losing voter pays: the rejected result's evidence slashes nobody
+    assert [(a, r) for a, r, _ in s.slashes] == [(roles.voters[0], SlashReason.VOTER)]
 
 
-def test_settle_tie_accepts(compiled):
+def test_settle_tie_is_undecided_and_pays_nobody(compiled):
     w = make_world(stakes=[ETH] * 12)
     roles = _to_vote(w)
     w.led.advance_to(Phase.COMMIT)
     salts = [w.rand32() for _ in roles.voters]
-    for v, s, a in zip(roles.voters[:2], salts, [True, False], strict=False):
+    for v, s, a in zip(roles.voters, salts, [True, False, True], strict=True):
         w.led.commit_vote(w.by(v), a, s)
     w.led.advance_to(Phase.REVEAL)
     for v, s, a in zip(roles.voters[:2], salts, [True, False], strict=False):
-        w.led.reveal_vote(w.by(v), a, s)
+        w.led.reveal_vote(w.by(v), a, s)  # the third withholds its accept
     w.led.advance_to(Phase.SETTLE)
     s = w.led.settle(w.peers[0])
-    assert s.accept_stake == s.reject_stake == ETH and s.accepted
+    # 2 of 3 revealed: quorum (50%) holds, but a tie decides nothing: nobody wins a tie
+    assert s.accept_stake == s.reject_stake == ETH
+    assert s.outcome is Outcome.UNDECIDED and not s.accepted and s.paid == 0 and s.rewards == {}
+    assert w.c.model_hash() == b"\x01" * 32
+    assert [(a, r) for a, r, _ in s.slashes] == [(roles.voters[2], SlashReason.WITHHELD)]
 
 
-def test_settle_without_result_pays_nothing_and_slashes_non_revealers(world: World):
+def test_settle_without_result_pays_nothing_and_slashes_the_silent(world: World):
     c, led = world.c, world.led
     led.advance_to(Phase.BEACON)
-    silent = world.peers[5]
-    for p in world.peers:
+    silent = world.committers[5]
+    for p in world.committers:
         if p is not silent:
             led.reveal_beacon(p, world.secrets[p.address])
     with boa.reverts(dev="not settle phase"):
         c.settle(sender=world.peers[0].address)
     led.advance_to(Phase.SETTLE)
+    led.close_beacon(world.peers[0])
+    roles = led.get_roles()
     pool0, stake0 = c.pool(), c.stake_of(silent.address)
     s = led.settle(world.peers[0])
-    assert not s.stands and s.paid == 0 and s.rewards == {}
-    assert s.slashes == [(silent.address, s.slashes[0][1], stake0 * SMALL.sigma_b // 10000)]
-    assert c.pool() == pool0 + s.slashes[0][2]
+    assert not s.stands and s.outcome is Outcome.VOID and s.paid == 0 and s.rewards == {}
+    assert s.slashes[0] == (silent.address, SlashReason.BEACON, stake0 * SMALL.sigma_b // 10000)
+    # nobody attested or posted: every member sigma_m, every proposer sigma_p
+    got = [(a, r) for a, r, _ in s.slashes[1:]]
+    assert got == ([(a, SlashReason.MEMBER) for a in roles.committee]
+                   + [(a, SlashReason.PROPOSER) for a in roles.proposers])
+    assert c.pool() == pool0 + sum(amt for _, _, amt in s.slashes)
+
+
+# -- part-2 responses ----------------------------------------------------------------------
+def test_post_response_window_and_missed_deadline(compiled):
+    p = _replace(SMALL, attest_blocks=3, response_blocks=2)
+    w = make_world(p, stakes=[ETH] * 12)
+    c, led = w.c, w.led
+    w.reveal_all()
+    roles = w.draw()
+    late, silent = roles.proposers[1], roles.proposers[2]
+    for a in roles.proposers[:2]:
+        led.post_bundle(w.by(a), w.rand32())
+    with boa.reverts(dev="wrong phase"):
+        c.post_response(b"\x01" * 32, sender=roles.proposers[0])
+    led.advance_to(Phase.ATTEST)
+    with boa.reverts(dev="not a proposer"):
+        c.post_response(b"\x01" * 32, sender=roles.voters[0])
+    with boa.reverts(dev="no bundle"):
+        c.post_response(b"\x01" * 32, sender=silent)
+    with boa.reverts(dev="empty root"):
+        c.post_response(Z, sender=roles.proposers[0])
+    led.post_response(w.by(roles.proposers[0]), b"\x02" * 32)
+    assert led.get_response(0, roles.proposers[0]) == b"\x02" * 32
+    with boa.reverts(dev="already responded"):
+        c.post_response(b"\x03" * 32, sender=roles.proposers[0])
+    m0 = roles.committee[0]
+    with boa.reverts(dev="response window open"):  # coins come after the roots are fixed
+        c.attest(b"\x55" * 32, [], [], [], [], sender=m0)
+    led.mine(2)
+    with boa.reverts(dev="response window closed"):
+        c.post_response(b"\x04" * 32, sender=late)
+    with boa.reverts(dev="accepted without response"):
+        c.attest(b"\x55" * 32, [late], [], [], [], sender=m0)
+    for m in roles.committee:
+        led.attest(w.by(m), Attestation(b"\x55" * 32, accepted=(roles.proposers[0],)))
+    w.vote_all(roles, [False, False, False])  # rejected: the missed deadlines still pay
+    led.advance_to(Phase.SETTLE)
+    s = led.settle(w.peers[0])
+    assert s.outcome is Outcome.REJECTED
+    got = {a for a, r, _ in s.slashes if r is SlashReason.PROPOSER}
+    assert got == {late, silent}  # bundle without response, and no bundle at all

@@ -28,9 +28,15 @@ def _attest(member: str, roles: Roles) -> Attestation | None:
             return Attestation(b"\x0d" * 32)
     if member == roles.committee[-1]:
         return None
-    return Attestation(b"\x0a" * 32, ((roles.proposers[1], Reject.PROJECTION),
-                                      (roles.proposers[3], Reject.NOT_BINARY)),
-                       (roles.committee[-1],))
+    posted = [p for p in roles.proposers if _posts(p)]
+    bad = posted[1:3]
+    accepted = tuple(p for p in posted[:-1] if p not in bad)  # the last one undelivered
+    return Attestation(b"\x0a" * 32, ((bad[0], Reject.PROJECTION), (bad[1], Reject.NOT_BINARY)),
+                       (roles.committee[-1],), accepted)
+
+
+def _posts(p: str) -> bool:
+    return int(p, 16) % 7 != 0
 
 
 def _play(backend: str):
@@ -38,9 +44,9 @@ def _play(backend: str):
                       genesis_seed=b"\x33" * 32)
     drv = RoundDriver(led, random.Random(11))
     drv.register_all(PEERS[1:], [ETH * (1 + i % 6) + i for i in range(39)])
-    out = [drv.play_round(vote=lambda v, r=r: (int(v, 16) + r) % 3 != 0, attest=_attest,
+    out = [drv.play_round(vote=lambda v, r=r: r != 1 and (int(v, 16) + r) % 3 != 0, attest=_attest,
                           reveals=lambda p, r=r: (int(p, 16) + r) % 9 != 0,
-                          posts=lambda p: int(p, 16) % 7 != 0)
+                          posts=_posts)
            for r in range(5)]
     return out, dict(drv.get_stakes()), led.get_round_state()
 
@@ -59,4 +65,4 @@ def test_rounds_with_evidence_agree_bit_for_bit():
     assert any(s.stands and not s.accepted for s in settled)
     assert any(not s.stands for s in settled)
     reasons = {reason.name for s in settled for _, reason, _ in s.slashes}
-    assert {"BEACON", "CLIENT", "SERVER", "VOTER", "PROPOSER"} <= reasons
+    assert {"BEACON", "CLIENT", "SERVER", "VOTER", "PROPOSER", "MEMBER"} <= reasons

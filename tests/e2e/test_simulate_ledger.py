@@ -62,3 +62,18 @@ def test_cli_runs_a_secure_round_on_the_embedded_chain(tmp_path: Path) -> None:
     assert row["extra"]["ledger"]["stands"] is True
     assert row["extra"]["aborted"] is None
     assert row["proposers"] == 12 - 4 - 3
+
+
+def test_cli_checks_the_task_limits_before_deploying(tmp_path: Path) -> None:
+    # 140 peers leave 133 proposers: refused by the task's limits, naming value and cap
+    from typer.testing import CliRunner
+
+    from phalanx.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--ledger", "model", "--rounds", "1",
+                                      "--peers", "140", "--voters", "3", "--committee", "4",
+                                      "--model", "logreg", "--out", str(tmp_path / "run"),
+                                      "--no-progress"])
+    assert result.exit_code == 2
+    assert "n_proposers=133 exceeds the contract's MAX_PROPOSERS=128" in result.output
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == ""  # no round ran

@@ -19,7 +19,7 @@ from phalanx.chain.model import (
     is_accept_vote,
 )
 
-P = TaskParams(min_stake=10, committee_size=4, threshold=1, n_proposers=2, n_voters=2,
+P = TaskParams(min_stake=10_000, committee_size=4, threshold=1, n_proposers=2, n_voters=2,
                rounds=3, registration_blocks=2, beacon_blocks=1, propose_blocks=2,
                attest_blocks=3, commit_blocks=1, reveal_blocks=1)
 
@@ -54,7 +54,7 @@ def test_voter_rule_uses_epsilon():
 
 def test_params_validation_names_the_problem():
     with pytest.raises(Reverted, match="committee needs m >= 3t\\+1"):
-        TaskParams(min_stake=1, committee_size=3, threshold=1, n_proposers=1, n_voters=1,
+        TaskParams(min_stake=10_000, committee_size=3, threshold=1, n_proposers=1, n_voters=1,
                    rounds=1).validate()
 
 
@@ -79,7 +79,7 @@ def test_sortition_is_deterministic_disjoint_and_needs_k_candidates():
     assert compute_sortition(b"\x01" * 32, cands[:7], 8) == []
 
 
-def test_sortition_takes_a_whale_for_sure():
+def test_sortition_gives_a_whale_at_most_one_seat():
     cands = [("whale", 1000)] + [(f"p{i}", 1) for i in range(20)]
     for s in range(20):
-        assert "whale" in compute_sortition(bytes([s]) * 32, cands, 5)
+        assert compute_sortition(bytes([s]) * 32, cands, 5).count("whale") == 1

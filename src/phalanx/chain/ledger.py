@@ -20,10 +20,12 @@ from eth_account.signers.local import LocalAccount
 
 from phalanx.chain.model import (
     EMPTY,
+    Outcome,
     Phase,
     Settlement,
     SlashReason,
     TaskParams,
+    compute_audit_commitment,
     compute_beacon_commitment,
     compute_vote_commitment,
 )
@@ -51,11 +53,27 @@ class Roles:
 
 @dataclass(frozen=True, slots=True)
 class Attestation:
-    """What a committee member attests: the result hash and the MPC evidence (§3.4)."""
+    """What a committee member attests: the result hash and the MPC evidence (§3.4).
+
+    ``accepted``: the proposers whose inputs were delivered and counted in the result (only
+    these are paid; a proposer that posted a bundle and is in neither list is slashed σ_p as
+    undelivered). The ledger sends every list in canonical (increasing address) order, so two
+    members' equal evidence is byte-identical whatever order they built it in.
+    """
 
     result: bytes
     rejected: tuple[tuple[str, Reject], ...] = ()
     servers: tuple[str, ...] = ()
+    accepted: tuple[str, ...] = ()
+
+    def canonical(self) -> tuple[list[str], list[str], list[int], list[str]]:
+        """(accepted, rejected, reason codes, servers), each sorted by address value."""
+        def key(a: str) -> int:
+            return int(a, 16)
+
+        rejected = sorted(self.rejected, key=lambda x: key(x[0]))
+        return (sorted(self.accepted, key=key), [a for a, _ in rejected],
+                [REASON_CODES[r] for _, r in rejected], sorted(self.servers, key=key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +105,7 @@ class Ledger(Protocol):
     def unbond(self, peer: LocalAccount) -> None: ...
     def withdraw(self, peer: LocalAccount) -> int: ...
     def commit_beacon(self, peer: LocalAccount, secret: bytes) -> None: ...
+    def may_commit_beacon(self, address: str) -> bool: ...
     def reveal_beacon(self, peer: LocalAccount, secret: bytes) -> None: ...
     def close_beacon(self, peer: LocalAccount) -> None: ...
     def get_roles(self) -> Roles: ...
@@ -99,6 +118,8 @@ class Ledger(Protocol):
     def get_x25519(self, address: str) -> bytes: ...
     def get_endpoint(self, address: str) -> str: ...
     def get_bundle(self, r: int, address: str) -> bytes: ...
+    def post_response(self, peer: LocalAccount, root: bytes) -> None: ...
+    def get_response(self, r: int, address: str) -> bytes: ...
     def get_result(self, r: int) -> bytes: ...
     def get_balance(self, address: str) -> int: ...
     def get_round_state(self) -> RoundState: ...
@@ -106,6 +127,10 @@ class Ledger(Protocol):
     def mine(self, blocks: int) -> None: ...
     def advance_to(self, phase: Phase) -> None: ...
     def faucet(self, address: str, amount: int) -> None: ...
+    def get_phase_end(self, phase: Phase) -> int: ...
+    def reclaim(self, funder: LocalAccount) -> int: ...
+    def audit_commit(self, auditor: LocalAccount, bad: bool, salt: bytes) -> None: ...
+    def audit_reveal(self, auditor: LocalAccount, bad: bool, salt: bytes) -> None: ...
 
 
 Event = tuple[str, dict[str, Any]]
@@ -118,6 +143,7 @@ class ContractLedger(ABC):
     params: TaskParams
     #: (function name, gas used) of every transaction sent, in order
     gas_log: list[tuple[str, int]]
+    _chain_id: int | None = None
 
     # -- backend primitives -----------------------------------------------------------------
     @abstractmethod
@@ -164,6 +190,19 @@ class ContractLedger(ABC):
         events = self._transact("withdraw", peer)
         return sum(int(e["amount"]) for name, e in events if name == "Withdrawn")
 
+    def reclaim(self, funder: LocalAccount) -> int:
+        """After the last round: pay ``funder`` its share of the leftover pool."""
+        events = self._transact("reclaim", funder)
+        return sum(int(e["amount"]) for name, e in events if name == "Reclaimed")
+
+    # -- commitments bind the chain and the task --------------------------------------------
+    @property
+    def chain_id(self) -> int:
+        """The chain id the contract sees (read once)."""
+        if self._chain_id is None:
+            self._chain_id = int(self._call("get_chain_id"))
+        return self._chain_id
+
     # -- beacon -----------------------------------------------------------------------------
     def _beacon_target(self) -> int:
         r, start = int(self._call("round")), int(self._call("round_start"))
@@ -172,8 +211,13 @@ class ContractLedger(ABC):
     def commit_beacon(self, peer: LocalAccount, secret: bytes) -> None:
         """Commit to ``secret`` for the next round's beacon (binds it to the peer and round)."""
         target = self._beacon_target()
-        self._transact("commit_beacon", peer,
-                       compute_beacon_commitment(secret, peer.address, target))
+        self._transact("commit_beacon", peer, compute_beacon_commitment(
+            secret, peer.address, target, self.chain_id, self.address))
+
+    def may_commit_beacon(self, address: str) -> bool:
+        """Whether ``address`` may commit a beacon secret now (registration: the first k
+        registered peers; afterwards: the current round's role holders, once drawn)."""
+        return bool(self._call("can_commit_beacon", address))
 
     def reveal_beacon(self, peer: LocalAccount, secret: bytes) -> None:
         """Reveal this round's beacon secret."""
@@ -196,20 +240,28 @@ class ContractLedger(ABC):
 
     def attest(self, peer: LocalAccount, attestation: Attestation) -> None:
         """Post the result hash with rejected clients (and reasons) and identified servers."""
-        rejected = [a for a, _ in attestation.rejected]
-        reasons = [REASON_CODES[r] for _, r in attestation.rejected]
-        self._transact("attest", peer, attestation.result, rejected, reasons,
-                       list(attestation.servers))
+        accepted, rejected, reasons, servers = attestation.canonical()
+        self._transact("attest", peer, attestation.result, accepted, rejected, reasons, servers)
 
     def commit_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None:
         """Commit a vote (hiding until the reveal phase)."""
         r = int(self._call("round"))
-        self._transact("commit_vote", peer,
-                       compute_vote_commitment(r, accept, salt, peer.address))
+        self._transact("commit_vote", peer, compute_vote_commitment(
+            r, accept, salt, peer.address, self.chain_id, self.address))
 
     def reveal_vote(self, peer: LocalAccount, accept: bool, salt: bytes) -> None:
         """Reveal the committed vote."""
         self._transact("reveal_vote", peer, accept, salt)
+
+    def audit_commit(self, auditor: LocalAccount, bad: bool, salt: bytes) -> None:
+        """The auditor (the deployer) hides its verdict on this round's candidate."""
+        r = int(self._call("round"))
+        self._transact("audit_commit", auditor, compute_audit_commitment(
+            r, bad, salt, self.chain_id, self.address))
+
+    def audit_reveal(self, auditor: LocalAccount, bad: bool, salt: bytes) -> None:
+        """The auditor opens its verdict after the votes (bad: accepters are slashed)."""
+        self._transact("audit_reveal", auditor, bad, salt)
 
     def settle(self, sender: LocalAccount) -> Settlement:
         """Settle the round; returns what was paid and slashed (from the events)."""
@@ -233,6 +285,14 @@ class ContractLedger(ABC):
         zero bytes while none stands (``winning`` is the hash of the whole attestation)."""
         winning = bytes(self._call("winning", r))
         return EMPTY if winning == EMPTY else bytes(self._call("ev_result", winning))
+
+    def post_response(self, peer: LocalAccount, root: bytes) -> None:
+        """A proposer posts its part-2 root inside the response window (start of ATTEST)."""
+        self._transact("post_response", peer, root)
+
+    def get_response(self, r: int, address: str) -> bytes:
+        """The part-2 root ``address`` posted in round ``r`` (zeros when none)."""
+        return bytes(self._call("response_of", r, address))
 
     def get_bundle(self, r: int, address: str) -> bytes:
         """The commitment ``address`` posted in round ``r`` (32 zero bytes if none)."""
@@ -285,7 +345,7 @@ def _decode_settlement(events: Sequence[Event]) -> Settlement:
                 round=int(e["round"]), stands=bool(e["stands"]), accepted=bool(e["accepted"]),
                 model=bytes(e["model"]), accept_stake=int(e["accept_stake"]),
                 reject_stake=int(e["reject_stake"]), budget=int(e["budget"]),
-                paid=int(e["paid"]),
+                paid=int(e["paid"]), outcome=Outcome(int(e["outcome"])),
             )
     if out is None:
         raise ValueError("settle() emitted no RoundSettled event")
@@ -310,6 +370,7 @@ def make_ledger(
     funded with ``pool`` first. ``rpc``: ``rpc_url`` is required; the deployer pays the pool.
     ``model``: the pure mirror, no EVM (for fast incentive simulations).
     """
+    params.check()  # ConfigError naming the parameter, its value and the contract's cap
     seed = genesis_seed if genesis_seed is not None else secrets.token_bytes(32)
     if backend == "embedded":
         from phalanx.chain.embedded import EmbeddedLedger

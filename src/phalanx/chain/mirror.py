@@ -12,10 +12,16 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from phalanx.chain.ledger import ContractLedger, Event
-from phalanx.chain.model import LedgerModel, Reverted, Settlement, TaskParams, checksum
+from phalanx.chain.model import (
+    MODEL_ADDRESS,
+    MODEL_CHAIN_ID,
+    LedgerModel,
+    Reverted,
+    Settlement,
+    TaskParams,
+    checksum,
+)
 from phalanx.errors import ConfigError
-
-_ADDRESS = "0x" + "ab" * 20  # nominal address of the mirrored task
 
 
 class MirrorLedger(ContractLedger):
@@ -24,7 +30,7 @@ class MirrorLedger(ContractLedger):
     def __init__(self, model: LedgerModel, balances: dict[str, int]) -> None:
         self.model = model
         self.params = model.params
-        self.address = checksum(_ADDRESS)
+        self.address = model.address
         self.balances = balances
         self.gas_log = []
 
@@ -36,7 +42,9 @@ class MirrorLedger(ContractLedger):
         """Create the mirrored task at ``block``."""
         try:
             model = LedgerModel.create(params, pool=pool, genesis_seed=genesis_seed,
-                                       initial_model=initial_model, block=block)
+                                       initial_model=initial_model, block=block,
+                                       deployer=checksum(deployer.address),
+                                       chain_id=MODEL_CHAIN_ID, address=checksum(MODEL_ADDRESS))
         except Reverted as e:
             raise ConfigError(f"task rejected by the contract: {e.reason}") from e
         return cls(model, {})
@@ -67,6 +75,12 @@ class MirrorLedger(ContractLedger):
         self.balances[a] = self.balances.get(a, 0) + amount
         return amount
 
+    def reclaim(self, funder: LocalAccount) -> int:
+        a = checksum(funder.address)
+        amount = self.model.reclaim(a)
+        self.balances[a] = self.balances.get(a, 0) + amount
+        return amount
+
     def settle(self, sender: LocalAccount) -> Settlement:
         return self.model.settle(checksum(sender.address))
 
@@ -77,7 +91,11 @@ class MirrorLedger(ContractLedger):
         if fn == "get_phase":
             return int(m.get_phase())
         if fn == "peer_count":
-            return len(m.peer_list)
+            return m.peer_count
+        if fn == "get_chain_id":
+            return m.chain_id
+        if fn == "can_commit_beacon":
+            return m.can_commit_beacon(checksum(args[0]))
         if fn == "stake_of":
             return m.stake_of.get(checksum(args[0]), 0)
         if fn == "winning":
@@ -87,6 +105,8 @@ class MirrorLedger(ContractLedger):
             return getattr(m, fn).get(checksum(args[0]), default)
         if fn == "ev_result":
             return m.evidence[args[0]].result
+        if fn == "response_of":
+            return m.response_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "bundle_of":
             return m.bundle_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "compute_sortition":

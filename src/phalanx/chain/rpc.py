@@ -67,7 +67,7 @@ class RpcLedger(ContractLedger):
         self.params = params
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(address),
                                         abi=get_artifacts()["abi"])
-        self.chain_id = int(w3.eth.chain_id)
+        self._chain_id = int(w3.eth.chain_id)
         self.gas_log = []
         self._nonces: dict[str, int] = {}
         self._price: int | None = None

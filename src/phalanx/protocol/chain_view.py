@@ -5,6 +5,8 @@ functions serve the simulator and a real peer's chain follower.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from phalanx.chain.ledger import Ledger
 from phalanx.chain.model import EMPTY
 from phalanx.protocol.round import RoundView
@@ -21,9 +23,18 @@ def read_view(ledger: Ledger) -> RoundView:
 
 def read_roots(ledger: Ledger, view: RoundView) -> dict[str, bytes]:
     """proposer → the part-1 root it posted this round (proposers that posted none left out)."""
+    return _posted(ledger.get_bundle, view)
+
+
+def read_responses(ledger: Ledger, view: RoundView) -> dict[str, bytes]:
+    """proposer → the part-2 root it posted this round in the response window (none: left out)."""
+    return _posted(ledger.get_response, view)
+
+
+def _posted(get: Callable[[int, str], bytes], view: RoundView) -> dict[str, bytes]:
     out = {}
     for p in view.proposers:
-        root = ledger.get_bundle(view.round, p)
+        root = get(view.round, p)
         if root and root != EMPTY:
             out[p] = root
     return out

@@ -140,8 +140,8 @@ class Behaviour:
 
 @dataclass(frozen=True, slots=True)
 class BeaconOpened:
-    """The beacon window of ``round`` opened; ``eligible``: this peer's stake is at least the
-    minimum (only then may it commit a secret for the next draw)."""
+    """The beacon window of ``round`` opened (reveal); ``eligible``: the ledger lets this peer
+    commit a secret for the next draw now (a role holder of ``round``, after the draw)."""
 
     round: int
     eligible: bool
@@ -297,7 +297,7 @@ def _beacon(state: PeerState, event: BeaconOpened) -> Actions:
         out.txs.append(RevealBeacon(state.beacon_secret))
         state.beacon_secret = None
     if event.eligible:
-        state.beacon_secret = state.secrets.token(state.me.address, "beacon", event.round)
+        state.beacon_secret = state.secrets.token(state.me.address, "beacon", event.round + 1)
         out.txs.append(CommitBeacon(state.beacon_secret))
     return out
 
@@ -455,12 +455,14 @@ def _after_member_step(state: PeerState, messages: list[Signed]) -> Actions:
 
 def make_attestation(member: MemberState, result: bytes) -> Attestation:
     """The result hash and the evidence this member signs (protocol.md §3.4, §4): the
-    rejected clients with their reasons, and the servers it identified."""
+    accepted clients (only these are paid), the rejected ones with their reasons, and the
+    servers it identified."""
     view = member.view
     rejected = tuple((view.proposers[c], v[0]) for c, v in sorted(member.verdicts.items())
                      if v is not None)
     servers = tuple(view.committee[j] for j in sorted(member.server.cheaters))
-    return Attestation(result, rejected, servers)
+    accepted = tuple(view.proposers[c] for c in member_steps.get_accepted(member))
+    return Attestation(result, rejected, servers, accepted)
 
 
 # -- voting ---------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def build_chained(cfg: SimConfig, data: Dataset | None = None) -> ChainedFederat
     for acct in accounts:
         ledger.faucet(acct.address, STAKE + ETHER)
         ledger.register(acct, STAKE, rng.bytes(32), f"sim://{acct.address[2:10]}")
-        commit_beacon(run, acct)
+        if ledger.may_commit_beacon(acct.address):  # round 0: the first k registered
+            commit_beacon(run, acct)
     return run
 
 
@@ -94,18 +95,20 @@ def commit_beacon(run: ChainedFederation, acct: LocalAccount) -> None:
 
 
 def draw_roles(run: ChainedFederation) -> Roles:
-    """Reveal last round's beacon secrets, commit new ones, close the beacon, read the roles."""
+    """Reveal last round's beacon secrets, close the beacon, read the roles; the role holders
+    commit the next round's secrets."""
     led = run.ledger
     led.advance_to(Phase.BEACON)
     pending, run.secrets = run.secrets, {}
     for address, secret in pending.items():
         led.reveal_beacon(run.accounts[run.peer_of[address]], secret)
-    for acct in run.accounts:
-        if led.get_stake(acct.address) >= led.params.min_stake:
-            commit_beacon(run, acct)
     led.advance_to(Phase.PROPOSE)
     led.close_beacon(run.accounts[0])
-    return led.get_roles()
+    roles = led.get_roles()
+    for address in roles.committee + roles.proposers + roles.voters:
+        if led.may_commit_beacon(address):
+            commit_beacon(run, run.accounts[run.peer_of[address]])
+    return roles
 
 
 def post_commitments(run: ChainedFederation, proposal: Proposal) -> None:
@@ -124,7 +127,10 @@ def attest(run: ChainedFederation, roles: Roles, proposal: Proposal, result: byt
                      for r in agg.rejected if proposal.ids[r.index] < len(run.accounts))
     cheaters = proposal.outcome.extra.get("cheating_servers", [])
     servers = tuple(roles.committee[i] for i in cheaters)
-    attestation = Attestation(result, rejected, servers)
+    out = {a for a, _ in rejected}  # payment follows delivery: the counted inputs
+    accepted = tuple(run.accounts[i].address for i in proposal.ids
+                     if i < len(run.accounts) and run.accounts[i].address not in out)
+    attestation = Attestation(result, rejected, servers, accepted)
     run.ledger.advance_to(Phase.ATTEST)
     for member in roles.committee:
         if run.peer_of[member] not in servers:

@@ -39,7 +39,7 @@ from phalanx.net.loopback import LoopbackHub, LoopbackTransport
 from phalanx.net.transport import Delivery
 from phalanx.protocol import actions as tx
 from phalanx.protocol.actions import Actions
-from phalanx.protocol.chain_view import read_roots, read_view
+from phalanx.protocol.chain_view import read_responses, read_roots, read_view
 from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity
@@ -128,7 +128,6 @@ class PeerRun:
     #: this round's raw updates of the proposers (batched training; attacks applied)
     updates: dict[int, np.ndarray] = field(default_factory=dict)
     settlement: Settlement | None = None
-    responses: dict[str, bytes] = field(default_factory=dict)
     refused: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: address → peer id (filled as the peers are made)
@@ -159,7 +158,7 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     params = TaskParams(min_stake=MIN_STAKE, committee_size=cfg.committee,
                         threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
                         rounds=cfg.rounds, epsilon=int(round(cfg.epsilon * 10_000)),
-                        registration_blocks=2)
+                        registration_blocks=2, attest_blocks=2, response_blocks=1)
     ledger = make_ledger(cfg.ledger, params=params, deployer=deployer.account, pool=POOL,
                          genesis_seed=rng.bytes(32),
                          initial_model=hash_model(fed.global_params))
@@ -184,7 +183,8 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     for i, p in enumerate(run.peers):
         ledger.faucet(p.me.address, STAKE + ETHER)
         ledger.register(p.me.account, STAKE, p.me.x25519_public, f"loop:{p.me.address}")
-        perform(run, i, Actions(txs=[commit_first_beacon(p)]))
+        if ledger.may_commit_beacon(p.me.address):  # round 0's beacon: the first k
+            perform(run, i, Actions(txs=[commit_first_beacon(p)]))
     return run
 
 
@@ -222,16 +222,20 @@ def _admit(me: str) -> Any:
 
 # -- the driver: network and clock --------------------------------------------------------------
 def draw_roles(run: PeerRun) -> RoundView:
-    """The beacon as the peers play it (reveal, commit the next, one peer closes); the view."""
+    """The beacon as the peers play it (reveal, one peer closes, the role holders commit the
+    next round's secrets); the view."""
     led = run.ledger
     led.advance_to(Phase.BEACON)
     rnd = led.get_round_state().round
     for i, p in enumerate(run.peers):
-        eligible = led.get_stake(p.me.address) >= led.params.min_stake
-        perform(run, i, on_event(p, BeaconOpened(rnd, eligible)))
+        perform(run, i, on_event(p, BeaconOpened(rnd, False)))
     led.advance_to(Phase.PROPOSE)
     perform(run, 0, on_event(run.peers[0], BeaconDeadline()))
-    return read_view(led)
+    view = read_view(led)
+    for a in (*view.committee, *view.proposers, *view.voters):
+        if led.may_commit_beacon(a):
+            perform(run, run.index[a], on_event(run.peers[run.index[a]], BeaconOpened(rnd, True)))
+    return view
 
 
 def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
@@ -253,7 +257,7 @@ def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
         elif isinstance(t, tx.PostBundle):
             led.post_bundle(acct, t.root)
         elif isinstance(t, tx.PostResponse):
-            run.responses[peer.me.address] = t.root  # until the contract holds part-2 roots
+            led.post_response(acct, t.root)
         elif isinstance(t, tx.Attest):
             led.advance_to(Phase.ATTEST)
             led.attest(acct, t.attestation)
@@ -298,7 +302,7 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     ``view``: the roles already drawn (``draw_roles``), e.g. by a test that then chooses who
     misbehaves."""
     seconds: dict[str, float] = {}
-    run.refused, run.notes, run.responses = [], [], {}
+    run.refused, run.notes = [], []
     with timed(seconds, "chain"):
         view = view if view is not None else draw_roles(run)
     adversaries, restore = round_adversaries(run, view, rnd)
@@ -364,8 +368,12 @@ def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) ->
     members = [index[a] for a in view.committee]
     with timed(seconds, "respond"):
         broadcast(run, CommitDeadline(roots), [*members, *proposer_ids])
+    with timed(seconds, "chain"):  # the response window closes: the part-2 roots are fixed
+        led.mine(max(0, led.get_phase_end(Phase.PROPOSE) + led.params.response_blocks
+                     - led.get_block()))
+        responses = read_responses(led, view)
     with timed(seconds, "aggregate"):
-        broadcast(run, ResponseDeadline(dict(run.responses)), members)
+        broadcast(run, ResponseDeadline(responses), members)
         for _ in range(MAX_OPENING_DEADLINES):
             if all(_member_done(run.peers[j]) for j in members):
                 break
