@@ -138,8 +138,10 @@ def test_a_part1_resent_after_the_coin_is_refused_by_name(tmp_path: Path,
 
 
 def test_a_faulty_client_is_slashed_on_chain(tmp_path: Path) -> None:
+    # honest voters: evidence slashes stand only with an accepted result (docs/ledger.md)
     row, _ = run(tmp_path, "ledger", client_fault="wrong-trust-weight", peers=12,
-                 malicious=0.34, faulty_clients=2, ledger="model", voters=2, seed=0)
+                 malicious=0.34, faulty_clients=2, ledger="model", voters=2, seed=0,
+                 voting_attack=False)
     faulty = row["extra"]["adversaries"]["faulty_clients"]
     assert faulty and [(r["peer"], r["reason"]) for r in row["rejected"]] == [
         (p, "trust-weight") for p in faulty]
@@ -227,7 +229,8 @@ def test_client_faults_in_the_per_peer_ledger_run_are_rejected_by_name_and_slash
         tmp_path: Path, fault: str, reason: str) -> None:
     # Execute: the malicious proposers cheat inside the MPC with their own messages
     row, _ = run(tmp_path, fault, client_fault=fault, faulty_clients=2, peers=12, voters=2,
-                 malicious=0.34, attack="none", ledger="embedded", seed=0)
+                 malicious=0.34, attack="none", ledger="embedded", seed=0,
+                 voting_attack=False)
     # Assert: exactly they are rejected with the check's name and slashed as clients; no
     # member is blamed, every honest input counts
     extra = row["extra"]
@@ -244,7 +247,8 @@ def test_client_faults_in_the_per_peer_ledger_run_are_rejected_by_name_and_slash
 def test_a_part1_resent_after_the_coin_is_refused_by_every_member_in_the_peer_run(
         tmp_path: Path) -> None:
     row, _ = run(tmp_path, "resend", client_fault="resend-part1", peers=12, voters=2,
-                 malicious=0.34, faulty_clients=1, attack="none", ledger="embedded", seed=0)
+                 malicious=0.34, faulty_clients=1, attack="none", ledger="embedded", seed=0,
+                 voting_attack=False)
     (faulty,) = row["extra"]["adversaries"]["faulty_clients"]
     refused = row["extra"]["refused_messages"]
     # every member refuses it (part 1 is closed: "part 1 while collecting part 2"), named
@@ -258,7 +262,7 @@ def test_an_uncommitted_bundle_is_refused_on_arrival_and_no_member_is_blamed(
     # Execute: a malicious proposer sends one member an envelope other than the committed one
     row, _ = run(tmp_path, "uncommitted", client_fault="uncommitted-bundle", peers=12,
                  voters=2, malicious=0.34, faulty_clients=1, attack="none", ledger="embedded",
-                 seed=0)
+                 seed=0, voting_attack=False)
     # Assert: that member refuses it and names the client (its signature is on both), holds
     # nothing of it (an erasure): the client's committed input still counts, nobody is blamed
     extra = row["extra"]

@@ -58,6 +58,15 @@ def compute_dev_reason(pc: int) -> str:
     return m.group(1) if m else ""
 
 
+def gas_limit(estimate: int) -> int:
+    """The gas to send with a transaction estimated at ``estimate``: twice that, at least
+    300,000 more, at most 29 M. Peers transact concurrently: a call estimated before another
+    peer's lands can cost more when it runs (the attestation that makes a result stand does
+    the round's bookkeeping), and an estimate + 20% ran out of gas (reverted with no reason)
+    on anvil. Unused gas is refunded."""
+    return min(max(2 * estimate, estimate + 300_000), 29_000_000)
+
+
 class RpcLedger(ContractLedger):
     """The contract on a JSON-RPC node."""
 
@@ -144,7 +153,7 @@ class RpcLedger(ContractLedger):
         except (ContractLogicError, ValueError) as e:
             raise Reverted(self._explain(call, base), f"{fn} from {sender.address}") from e
         tx = {"to": self.contract.address, "data": call._encode_transaction_data(),
-              "value": value, "gas": gas + gas // 5 + 10_000, "chainId": self.chain_id,
+              "value": value, "gas": gas_limit(gas), "chainId": self.chain_id,
               "gasPrice": self._gas_price(), "nonce": self._next_nonce(sender.address)}
         try:
             receipt = _send(self.w3, sender, tx)

@@ -179,7 +179,8 @@ class Node:
                                               self.cfg.endpoint))
         log.info("registered %s with stake %.2f ETH at %s", self.me.address, amount / ETHER,
                  self.cfg.endpoint)
-        self._transact(commit_first_beacon(self.state))
+        if self.rpc(lambda: self.ledger.may_commit_beacon(self.me.address)):
+            self._transact(commit_first_beacon(self.state))  # the first draw's secret
         self._save_state()
 
     # -- chain access ----------------------------------------------------------------------------
@@ -316,21 +317,31 @@ class Node:
         if isinstance(t, tx.PostResponse):
             self._announce_root2(t.root)
             return
-        try:
-            out = self.rpc(calls[type(t)])
-        except Reverted as e:
-            if isinstance(t, tx.CloseBeacon | tx.Settle):  # another peer was first
-                log.debug("%s reverted: %s", type(t).__name__, e.reason)
-                return
-            log.warning("%s reverted: %s", type(t).__name__, e.reason)
-            self.log.notes.append({"event": "reverted", "tx": type(t).__name__,
-                                   "reason": e.reason})
-            return
+        # an attestation estimated while other members' attestations are pending was seen to
+        # revert on anvil (no reason given); it is tried again, a bounded number of times
+        tries = 3 if isinstance(t, tx.Attest) else 1
+        for attempt in range(1, tries + 1):
+            try:
+                out = self.rpc(calls[type(t)])
+                break
+            except Reverted as e:
+                if attempt == tries:
+                    self._reverted(t, e)
+                    return
+                log.info("%s reverted (%s); trying again", type(t).__name__, e.reason or "?")
+                time.sleep(self.cfg.poll)
         log.info("sent %s", type(t).__name__)
         if isinstance(out, Settlement):
             self.log.settlement = _settlement_doc(out)
         if isinstance(t, tx.CommitBeacon | tx.RevealBeacon):
             self._save_state()
+
+    def _reverted(self, t: tx.Tx, e: Reverted) -> None:
+        if isinstance(t, tx.CloseBeacon | tx.Settle):  # another peer was first
+            log.debug("%s reverted: %s", type(t).__name__, e.reason)
+            return
+        log.warning("%s reverted: %s", type(t).__name__, e.reason)
+        self.log.notes.append({"event": "reverted", "tx": type(t).__name__, "reason": e.reason})
 
     def _announce_root2(self, root: bytes) -> None:
         view = self.view
@@ -370,8 +381,9 @@ class Node:
             self._ready(Phase.REGISTRATION)
             return
         if ph is Phase.BEACON and "beacon" not in self.done:
-            stake = self.rpc(lambda: self.ledger.get_stake(self.me.address))
-            self._once("beacon", BeaconOpened(st.round, stake >= self.ledger.params.min_stake))
+            # reveal the secret committed for this draw (committing the next one waits for
+            # the draw: only the round's role holders may, docs/ledger.md)
+            self._once("beacon", BeaconOpened(st.round, False))
         if ph >= Phase.PROPOSE and not st.roles_drawn and "close" not in self.done:
             self._once("close", BeaconDeadline())
         if ph >= Phase.PROPOSE and st.roles_drawn and "open" not in self.done:
@@ -424,6 +436,8 @@ class Node:
         self.work.n_proposers = len(view.proposers)
         log.info("round %d: role %s (committee %d, proposers %d, voters %d)", view.round,
                  self.log.role, len(view.committee), len(view.proposers), len(view.voters))
+        if self.rpc(lambda: self.ledger.may_commit_beacon(me)):  # a role holder: next draw
+            self.fire(BeaconOpened(st.round, True))
         self.fire(RoundOpened(view, st.model_hash))
 
     def _commit_deadline(self) -> None:
