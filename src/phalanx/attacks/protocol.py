@@ -16,8 +16,7 @@ from phalanx.errors import ConfigError
 from phalanx.mpc.committee_client import commitment_of, tamper_share
 from phalanx.mpc.field import P
 from phalanx.mpc.shamir import seeded_servers
-from phalanx.protocol.committee import CLAIM, MemberState
-from phalanx.protocol.disputes import encode_dispute
+from phalanx.protocol.committee import CLAIM, MemberState, dispute_messages
 from phalanx.protocol.messages import Kind, Signed, make_signed
 from phalanx.protocol.openings import decode_opening, encode_opening
 from phalanx.protocol.proposer import ProposerState, part1_items, send_part, share_part
@@ -60,12 +59,7 @@ def dispute_own_share(state: MemberState, msgs: list[Signed]) -> list[Signed]:
     victim = first_bound_client(state)
     if victim is None:
         return msgs
-    view, me = state.view, state.server.j
-    body = encode_dispute(victim, me)
-    return msgs + [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
-                               receiver=r, body=body)
-                   for r in (view.proposers[victim],
-                             *(a for j, a in enumerate(view.committee) if j != me))]
+    return msgs + dispute_messages(state, victim)
 
 
 def false_claim(state: MemberState, msgs: list[Signed]) -> list[Signed]:

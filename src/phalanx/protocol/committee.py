@@ -401,10 +401,11 @@ def _compare(state: MemberState, seat: int, own: Signed, other: Signed,
     copy (so that it too holds both, and names the same member without waiting)."""
     if seat == state.server.j or own.body == other.body:
         return []
+    kind, _ = decode_opening(own.body, "")
     state.server.cheaters.add(seat)
-    state.evidence[seat] = (f"sent different shares of one {decode_opening(own.body, '')[0].value}"
-                            " opening to different members (both signed)")
-    key = (seat, _kind_rank(decode_opening(own.body, "")[0]), relay)
+    state.evidence[seat] = (f"sent different shares of one {kind.value} opening to different "
+                            "members (both signed)")
+    key = (seat, _kind_rank(kind), relay)
     if key in state.sent_evidence or relay == state.view.committee[seat]:
         return []
     state.sent_evidence.add(key)
@@ -593,7 +594,7 @@ def _open_disputes(state: MemberState) -> list[Signed]:
     """Where this member is itself a suspect (its share disagreed, or it claimed the upload
     does not open), dispute its own share: ask the client's proposer to reveal its envelope,
     and tell every other member that it asked (§3.4)."""
-    view, me = state.view, state.server.j
+    me = state.server.j
     state.phase = Phase.DISPUTE
     state.consistency = dict(state.inbox)
     out = []
@@ -601,11 +602,7 @@ def _open_disputes(state: MemberState) -> list[Signed]:
         if me not in seats:
             continue
         state.asked.add((c, me))
-        body = encode_dispute(c, me)
-        out += [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
-                            receiver=receiver, body=body)
-                for receiver in (view.proposers[c],
-                                 *(a for j, a in enumerate(view.committee) if j != me))]
+        out += dispute_messages(state, c)
     early, state.early_reveals = state.early_reveals, {}
     for msg in (m for c in sorted(early) if c in state.disputes for m in early[c]):
         if state.phase is not Phase.DISPUTE:
@@ -616,6 +613,17 @@ def _open_disputes(state: MemberState) -> list[Signed]:
         except ProtocolViolation as e:
             state.refusals.append((str(e.peer), e.reason, e.detail))
     return out
+
+
+def dispute_messages(state: MemberState, client: int) -> list[Signed]:
+    """This member's DISPUTE of its own share of ``client``: to the client's proposer and to
+    every other member."""
+    view, me = state.view, state.server.j
+    body = encode_dispute(client, me)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.DISPUTE,
+                        receiver=receiver, body=body)
+            for receiver in (view.proposers[client],
+                             *(a for j, a in enumerate(view.committee) if j != me))]
 
 
 def process_dispute_notice(state: MemberState, msg: Signed) -> list[Signed]:
