@@ -206,3 +206,78 @@ def test_a_member_equivocating_to_one_member_is_named_by_every_honest_member() -
     assert row.extra["ledger"]["stands"]
     slashed = {(p, reason) for p, reason, _ in row.extra["ledger"]["slashed"]}
     assert (_peer(run, view.committee[2]), "server") in slashed
+
+
+def _honest_attestations(run: PeerRun, view: RoundView, bad: int) -> set[object]:
+    from phalanx.protocol.peer import make_attestation
+
+    members = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != bad]
+    assert all(m is not None for m in members)
+    return {make_attestation(m, b"") for m in members if m is not None}
+
+
+def test_a_member_equivocating_in_the_final_opening_is_named_by_every_honest_member() -> None:
+    # Prepare: member 2 sends a wrong share of the aggregate to member 0 only
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(tamper_final_to=0)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: member 0 decoded past the error and named 2; its FINISHED carried 2's signed
+    # opening, the others' copies differ, so they name 2 before attesting: one attestation,
+    # the result stands and 2 is slashed (before: member 0 alone named it, no quorum)
+    honest = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != 2]
+    assert all(m is not None and m.server.cheaters == {2} for m in honest)
+    assert len(_honest_attestations(run, view, 2)) == 1
+    assert row.extra["cheating_servers"] == [2]
+    assert row.accepted == row.proposers and row.extra["ledger"]["stands"]
+    slashed = {(p, reason) for p, reason, _ in row.extra["ledger"]["slashed"]}
+    assert (_peer(run, view.committee[2]), "server") in slashed
+
+
+def test_a_dispute_told_to_one_member_only_reaches_every_member() -> None:
+    # Prepare: member 2 alters its share of client 0 and disputes it, telling only the proposer
+    # and member 0; the proposer answers no dispute
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(
+            tamper_consistency=True, dispute_only_to=0)
+        run.peers[_peer(run, view.proposers[0])].behaviour = Behaviour(withhold_reveal=True)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: member 0 forwarded the signed DISPUTE, so every member knows 2 asked; no reveal
+    # came, so every member blames the client (before: member 0 blamed the client, the
+    # others member 2, and the attestations differed)
+    honest = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != 2]
+    assert all(m is not None and (0, 2) in m.asked and m.server.cheaters <= {2}
+               for m in honest)
+    assert len(_honest_attestations(run, view, 2)) == 1
+    reasons = {r["peer"]: r["reason"] for r in row.rejected}
+    assert reasons == {_peer(run, view.proposers[0]): Reject.INCONSISTENT_SHARING.value}
+    assert row.extra["ledger"]["stands"]
+
+
+def test_a_reveal_sent_to_one_member_only_is_judged_by_every_member() -> None:
+    # Prepare: member 2 alters its share of client 0 and disputes it; the proposer reveals
+    # member 2's envelope to member 0 only
+    run = _run()
+
+    def setup(view: RoundView) -> None:
+        run.peers[_peer(run, view.committee[2])].behaviour = Behaviour(
+            tamper_consistency=True, dispute_own=True)
+        run.peers[_peer(run, view.proposers[0])].behaviour = Behaviour(reveal_only_to=0)
+
+    # Execute
+    view, row = _round(run, setup)
+    # Assert: member 0 forwarded the signed REVEAL: every member judges member 2's share
+    # against the committed envelope, names 2 and keeps the client (before: the members
+    # without the reveal rejected the client at the deadline)
+    honest = [run.peers[_peer(run, a)].member for j, a in enumerate(view.committee) if j != 2]
+    assert all(m is not None and m.server.cheaters == {2} for m in honest)
+    assert len(_honest_attestations(run, view, 2)) == 1
+    assert row.accepted == row.proposers and row.rejected == []
+    assert row.extra["cheating_servers"] == [2] and row.extra["ledger"]["stands"]

@@ -258,14 +258,17 @@ def _to_ready(w: World) -> None:
 
 def _route(w: World, msgs: list[Signed], tamper: object = None) -> None:
     """Deliver member-to-member messages until none is left (a loopback in miniature)."""
-    from phalanx.protocol.committee import process_opening
+    from phalanx.protocol.committee import process_evidence, process_finished, process_opening
 
+    steps = {Kind.OPENING: process_opening, Kind.EVIDENCE: process_evidence,
+             Kind.FINISHED: process_finished}
     queue = list(msgs)
     while queue:
         msg = queue.pop(0)
         if tamper is not None:
             msg = tamper(msg)  # type: ignore[operator]
-        queue += process_opening(w.members[w.view.seat(msg.header.receiver)], _wire(msg))
+        step = steps[msg.header.kind]
+        queue += step(w.members[w.view.seat(msg.header.receiver)], _wire(msg))
 
 
 def test_the_members_open_and_agree_through_signed_messages() -> None:
@@ -460,9 +463,13 @@ def test_malformed_reveals_are_refused_and_early_ones_kept() -> None:
         with pytest.raises(ProtocolViolation) as e:
             process_reveal(w.members[0], reveal(body))
         assert e.value.reason is Reject.MALFORMED
-    # before its consistency opening is decoded, a well-formed reveal is kept, not judged
-    assert process_reveal(w.members[0], reveal(good)) == []
+    # before its consistency opening is decoded, a well-formed reveal is kept, not judged,
+    # and forwarded once to every other member (EVIDENCE carrying the proposer's message)
+    msg = reveal(good)
+    out = process_reveal(w.members[0], msg)
     assert len(w.members[0].early_reveals[0]) == 1
+    assert sorted(m.header.receiver for m in out) == sorted(w.view.committee[1:])
+    assert all(m.header.kind is Kind.EVIDENCE and decode(m.body) == msg for m in out)
 
 
 def test_przs_keys_travel_as_signed_messages_and_each_way_to_cheat_is_refused() -> None:
@@ -503,3 +510,94 @@ def test_przs_keys_travel_as_signed_messages_and_each_way_to_cheat_is_refused() 
     with pytest.raises(ProtocolViolation) as e:
         process_przs_key(m2, _wire(late))
     assert e.value.reason is Reject.WRONG_PHASE
+
+
+def test_a_member_attests_only_after_every_member_heard_in_the_final_said_finished() -> None:
+    from phalanx.protocol.committee import Phase, awaited, process_opening_deadline, process_pass
+
+    # Prepare: every message flows, except member 4's FINISHED to member 0
+    w = _world()
+    _to_ready(w)
+    late = w.view.committee[4]
+
+    def drop(msg: Signed) -> Signed | None:
+        lost = msg.header.kind is Kind.FINISHED and msg.header.sender == late \
+            and msg.header.receiver == w.view.committee[0]
+        return None if lost else msg
+
+    _route_some(w, [m for s in w.members for m in process_pass(s)], drop)
+    # Assert: the others closed on every FINISHED; member 0 waits for seat 4 alone, then its
+    # deadline closes it (a member that said nothing more delays, it cannot block)
+    assert all(s.phase is Phase.DONE and s.finished == set(range(M)) - {j}
+               for j, s in enumerate(w.members) if j)
+    assert w.members[0].phase is Phase.CLOSING and awaited(w.members[0]) == {4}
+    process_opening_deadline(w.members[0])
+    assert w.members[0].phase is Phase.DONE
+
+
+def _route_some(w: World, msgs: list[Signed], keep: object) -> None:
+    from phalanx.protocol.committee import process_evidence, process_finished, process_opening
+
+    steps = {Kind.OPENING: process_opening, Kind.EVIDENCE: process_evidence,
+             Kind.FINISHED: process_finished}
+    queue = list(msgs)
+    while queue:
+        msg = keep(queue.pop(0))  # type: ignore[operator]
+        if msg is not None:
+            queue += steps[msg.header.kind](w.members[w.view.seat(msg.header.receiver)],
+                                            _wire(msg))
+
+
+def test_finished_and_forwarded_messages_are_parsed_exactly_and_each_way_to_cheat_refused() -> None:
+    from phalanx.protocol.committee import process_evidence, process_finished, process_pass
+    from phalanx.protocol.disputes import encode_dispute
+    from phalanx.protocol.messages import encode_many
+
+    w = _world()
+    _to_ready(w)
+    opening = next(m for m in process_pass(w.members[1])
+                   if m.header.receiver == w.view.committee[0])
+    one, me = w.members[1].me, w.view.committee[0]
+
+    def finished(body: bytes, sender: Identity = one) -> Signed:
+        return _wire(make_signed(sender, task=TASK, rnd=3, kind=Kind.FINISHED, receiver=me,
+                                 body=body))
+
+    def refused(step: object, msg: Signed) -> Reject:
+        with pytest.raises(ProtocolViolation) as e:
+            step(w.members[0], msg)  # type: ignore[operator]
+        return e.value.reason
+
+    # malformed lists: empty body, trailing bytes, a short entry, more entries than allowed
+    for body in (b"", encode_many([]) + b"\x00", encode_many([opening])[:-1],
+                 (3 * M + 1).to_bytes(2, "big")):
+        assert refused(process_finished, finished(body)) is Reject.MALFORMED
+    # a listed message that is not an opening
+    dispute = make_signed(one, task=TASK, rnd=3, kind=Kind.DISPUTE, receiver=me,
+                          body=encode_dispute(0, 1))
+    assert refused(process_finished, finished(encode_many([dispute]))) is Reject.MALFORMED
+    # not a member; then the honest FINISHED is taken once, a second one is a duplicate
+    assert refused(process_finished, finished(encode_many([]), w.voter)) is Reject.NOT_SELECTED
+    assert process_finished(w.members[0], finished(encode_many([opening]))) == []
+    assert 1 in w.members[0].finished
+    again = finished(encode_many([]))
+    assert refused(process_finished, again) is Reject.DUPLICATE
+
+    # EVIDENCE: an upload is never forwarded; a REVEAL signed by a member is not a reveal
+    def evidence(inner: Signed) -> Signed:
+        return _wire(make_signed(one, task=TASK, rnd=3, kind=Kind.EVIDENCE, receiver=me,
+                                 body=encode(inner)))
+
+    upload = make_signed(w.proposers[0].me, task=TASK, rnd=3, kind=Kind.UPLOAD,
+                         receiver=w.view.committee[1], body=b"x")
+    assert refused(process_evidence, evidence(upload)) is Reject.MALFORMED
+    fake = make_signed(one, task=TASK, rnd=3, kind=Kind.REVEAL, receiver=me, body=b"\x00")
+    assert refused(process_evidence, evidence(fake)) is Reject.NOT_SELECTED
+    # a forwarded DISPUTE counts once (the member at seat 1 asked about client 0) and is
+    # passed on to the members that have not seen it
+    out = process_evidence(w.members[0], evidence(dispute))
+    assert (0, 1) in w.members[0].asked
+    assert sorted(m.header.receiver for m in out) == sorted(w.view.committee[2:])
+    relay2 = _wire(make_signed(w.members[2].me, task=TASK, rnd=3, kind=Kind.EVIDENCE,
+                               receiver=me, body=encode(dispute)))
+    assert process_evidence(w.members[0], relay2) == []

@@ -173,3 +173,41 @@ def withhold_przs(state: MemberState, msgs: list[Signed], seat: int) -> list[Sig
     target = state.view.committee[seat]
     return [m for m in msgs if not (m.header.kind is Kind.PRZS_KEY
                                     and m.header.receiver == target)]
+
+
+def dispute_only_to(state: MemberState, msgs: list[Signed], seat: int) -> list[Signed]:
+    """Dispute its own share of the victim, telling only the proposer and member ``seat`` (the
+    others would think it never asked, and blame it where ``seat`` blames the client)."""
+    victim = first_bound_client(state)
+    if victim is None:
+        return msgs
+    keep = {state.view.proposers[victim], state.view.committee[seat]}
+    return msgs + [m for m in dispute_messages(state, victim) if m.header.receiver in keep]
+
+
+def reveal_only_to(state: ProposerState, msgs: list[Signed], seat: int) -> list[Signed]:
+    """As a proposer, send its REVEAL to member ``seat`` only (the others would blame it at the
+    dispute deadline where ``seat`` judges the disputed member)."""
+    target = state.view.committee[seat]
+    return [m for m in msgs if not (m.header.kind is Kind.REVEAL
+                                    and m.header.receiver != target)]
+
+
+def tamper_final_to(state: MemberState, msgs: list[Signed], seat: int) -> list[Signed]:
+    """Equivocate in the final opening: add 1 to its first share of the aggregate in the
+    message to member ``seat`` only (the others get the true shares)."""
+    target = state.view.committee[seat]
+    out = []
+    for m in msgs:
+        if m.header.kind is Kind.OPENING and m.header.receiver == target:
+            kind, items = decode_opening(m.body, m.header.sender)
+            if kind.name not in ("CONSISTENCY", "CHECKS") and items:
+                first = min(items)
+                vec = items[first].copy()
+                vec[0] = (int(vec[0]) + 1) % P
+                items[first] = vec
+                view = state.view
+                m = make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.OPENING,
+                                receiver=target, body=encode_opening(kind, items))
+        out.append(m)
+    return out

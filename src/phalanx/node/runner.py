@@ -47,7 +47,7 @@ from phalanx.node.roots import decode_root2, encode_root2, is_root2
 from phalanx.node.work import NodeWork
 from phalanx.protocol import actions as tx
 from phalanx.protocol.chain_view import read_roots, read_view
-from phalanx.protocol.committee import CommitDeadline, ResponseDeadline
+from phalanx.protocol.committee import CommitDeadline, ResponseDeadline, awaited
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity, recover_signer
 from phalanx.protocol.messages import Kind, Signed, compute_digest, decode, encode
@@ -78,7 +78,7 @@ from phalanx.sim.secure_params import choose_frac_bits
 
 log = logging.getLogger("phalanx.node")
 ETHER = 10**18
-MAX_OPENING_DEADLINES = 4  # as sim.peers
+MAX_OPENING_DEADLINES = 5  # as sim.peers
 SEND_TIMEOUT = 4.0  # seconds a message may take to reach a peer before it counts as down
 T = TypeVar("T")
 RPC_ERRORS = (OSError, requests.RequestException, Web3Exception, TimeoutError)
@@ -470,10 +470,11 @@ class Node:
         different times)."""
         member, view = self.state.member, self.view
         if member is None or view is None or not self.down or member.phase not in (
-                MemberPhase.CONSISTENCY, MemberPhase.CHECKS, MemberPhase.FINAL):
+                MemberPhase.CONSISTENCY, MemberPhase.CHECKS, MemberPhase.FINAL,
+                MemberPhase.CLOSING):
             return False
-        live = {view.seat(a) for a in view.committee if a not in self.down}
-        return live <= set(member.inbox)
+        waiting = awaited(member)
+        return bool(waiting) and all(view.committee[j] in self.down for j in waiting)
 
     def _how_far(self, ph: Phase) -> int:
         """The last phase this peer is done with (the block producer waits for everyone)."""

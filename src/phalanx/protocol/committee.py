@@ -47,7 +47,15 @@ from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
 from phalanx.protocol.disputes import RevealedPart, decode_dispute, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
-from phalanx.protocol.messages import Kind, Signed, decode, encode, make_signed
+from phalanx.protocol.messages import (
+    Kind,
+    Signed,
+    decode,
+    decode_many,
+    encode,
+    encode_many,
+    make_signed,
+)
 from phalanx.protocol.openings import ROUND, decode_opening, encode_opening
 from phalanx.protocol.round import RoundView
 from phalanx.protocol.uploads import decode_upload
@@ -75,6 +83,7 @@ class Phase(Enum):
     FINAL = 6
     DONE = 7
     DISPUTE = 8  # after the consistency opening, while reveals are awaited
+    CLOSING = 9  # after the final opening, until every member heard there said FINISHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,12 @@ class MemberState:
     #: the seats heard in the consistency opening: only their degree-2t shares are decoded
     #: (a member not heard there may mask with key sets the others left out)
     heard: frozenset[int] = frozenset()
+    #: the seats heard in the final opening (each is awaited to say FINISHED)
+    final_heard: frozenset[int] = frozenset()
+    #: the seats that said FINISHED
+    finished: set[int] = field(default_factory=set)
+    #: clients whose REVEAL this member has seen (and forwarded to every other member)
+    reveals_seen: set[int] = field(default_factory=set)
 
 
 def start_member(state: MemberState) -> list[Signed]:
@@ -290,7 +305,7 @@ def _kind_rank(kind: OpeningKind) -> int:
 
 def _phase_rank(phase: Phase) -> int:
     return {Phase.CONSISTENCY: 0, Phase.DISPUTE: 0, Phase.CHECKS: 1, Phase.FINAL: 2,
-            Phase.DONE: 3}.get(phase, -1)
+            Phase.CLOSING: 3, Phase.DONE: 3}.get(phase, -1)
 
 
 def _replay_early(state: MemberState) -> list[Signed]:
@@ -339,7 +354,7 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     sender = msg.header.sender
     kind, items = decode_opening(msg.body, sender)
     seat = view.seat(sender)
-    if _kind_rank(kind) > _phase_rank(state.phase) and state.phase is not Phase.DONE:
+    if _kind_rank(kind) > _phase_rank(state.phase) and _phase_rank(state.phase) < 3:
         # a faster member's next opening: kept (one per member and stage) until this one
         # gets there, so that arrival order between members never loses a share
         require((seat, _kind_rank(kind)) not in state.early, Reject.DUPLICATE, sender,
@@ -361,38 +376,82 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     state.inbox[seat] = items
     state.received[(seat, _kind_rank(kind))] = msg
     out: list[Signed] = []
+    phase = state.phase
     for relay, other in state.forwarded.pop((seat, _kind_rank(kind)), []):
         out += _compare(state, seat, msg, other, relay)
-    if out:
-        return out + _settle_disputes(state)
-    active = [j for j in range(view.m) if j not in state.server.cheaters]
-    return _advance(state) if all(j in state.inbox for j in active) else []
+    if seat in state.server.cheaters:  # it equivocated: the disputes it was in are settled
+        out += _settle_disputes(state)
+    if state.phase is phase and not awaited(state):
+        out += _advance(state)
+    return out
+
+
+def awaited(state: MemberState) -> set[int]:
+    """The seats whose message the current step still waits for: the opening's shares of
+    every member not identified, or FINISHED of every member heard in the final opening."""
+    cheaters = state.server.cheaters
+    if state.phase is Phase.CLOSING:
+        return set(state.final_heard) - cheaters - state.finished - {state.server.j}
+    if state.phase in (Phase.CONSISTENCY, Phase.CHECKS, Phase.FINAL):
+        return {j for j in range(state.view.m) if j not in cheaters and j not in state.inbox}
+    return set()
 
 
 def process_evidence(state: MemberState, msg: Signed) -> list[Signed]:
-    """Another member forwards the signed OPENING a third member sent it, whose share it marked
-    (protocol.md §3.1: a member sends one share per value to every member). If this member's
-    copy differs, the sender equivocated — two messages it signed prove it — and is
-    identified here too, so that honest members name the same members (docs/protocol.md,
-    "Equivocation")."""
+    """Another member forwards a message a third party signed (docs/protocol.md,
+    "Equivocation" and "Forwarding"):
+    - an OPENING whose share it marked (protocol.md §3.1: a member sends the same shares to
+      every member). If this member's copy differs, the sender equivocated — two messages it
+      signed prove it — and is identified here too, so that honest members name the same
+      members;
+    - a member's DISPUTE or a proposer's REVEAL (§3.4), so that every member judges a dispute
+      from the same messages whoever they were sent to.
+    """
     view = state.view
     verify_message(msg, view, state.me.address, kinds={Kind.EVIDENCE}, senders=view.committee,
                    seen=state.seen)
     relay = msg.header.sender
     inner = decode(msg.body, relay)
-    # Verify the forwarded message is an opening of this round, signed by a member, sent to
-    # the member that forwards it
-    verify_message(inner, view, relay, kinds={Kind.OPENING}, senders=view.committee, seen=())
-    kind, _ = decode_opening(inner.body, inner.header.sender)
     state.seen.add(msg.header.msg_id)
+    kind = _verify_forwarded(state, inner, relay)
+    if kind is Kind.DISPUTE:
+        return _take_dispute(state, inner)
+    if kind is Kind.REVEAL:
+        return _take_reveal(state, inner)
+    return _take_marked(state, inner, relay)
+
+
+def _verify_forwarded(state: MemberState, inner: Signed, relay: str) -> Kind:
+    """Verify a forwarded message: of this round, signed by the party that sends its kind,
+    addressed to a member (or, a DISPUTE, to the client's proposer)."""
+    view, kind = state.view, inner.header.kind
+    # Verify it is a kind members forward
+    require(kind in (Kind.OPENING, Kind.DISPUTE, Kind.REVEAL), Reject.MALFORMED, relay,
+            f"forwarded {kind.name}")
+    senders = view.proposers if kind is Kind.REVEAL else view.committee
+    receivers = (*view.committee, *view.proposers) if kind is Kind.DISPUTE else view.committee
+    # Verify the forwarded message was sent to a party that could forward it
+    require(inner.header.receiver in receivers, Reject.MALFORMED, relay,
+            f"forwarded {kind.name} addressed to {inner.header.receiver}")
+    verify_message(inner, view, inner.header.receiver,
+                   kinds={Kind.OPENING, Kind.DISPUTE, Kind.REVEAL}, senders=senders, seen=())
+    return kind
+
+
+def _take_marked(state: MemberState, inner: Signed, relay: str) -> list[Signed]:
+    """A forwarded OPENING: compare with this member's own copy (or keep it until it
+    arrives)."""
+    view = state.view
+    kind, _ = decode_opening(inner.body, inner.header.sender)
     key = (view.seat(inner.header.sender), _kind_rank(kind))
     own = state.received.get(key)
     if own is None:
         kept = state.forwarded.setdefault(key, [])
-        require(len(kept) < view.m, Reject.DUPLICATE, relay, "more evidence than members")
+        require(len(kept) < 2 * view.m, Reject.DUPLICATE, relay, "more evidence than members")
         kept.append((relay, inner))
         return []
-    return _compare(state, key[0], own, inner, relay) + _settle_disputes(state)
+    out = _compare(state, key[0], own, inner, relay) + _settle_disputes(state)
+    return out + _close(state)
 
 
 def _compare(state: MemberState, seat: int, own: Signed, other: Signed,
@@ -458,7 +517,8 @@ def _check_missing_przs(state: MemberState, seat: int, listed: FieldVec | None,
 def process_opening_deadline(state: MemberState) -> list[Signed]:
     """The opening's (or the dispute's) deadline: decode with what arrived (missing shares
     are erasures; unanswered disputes blame their clients)."""
-    if state.phase not in (Phase.CONSISTENCY, Phase.DISPUTE, Phase.CHECKS, Phase.FINAL):
+    if state.phase not in (Phase.CONSISTENCY, Phase.DISPUTE, Phase.CHECKS, Phase.FINAL,
+                           Phase.CLOSING):
         return []
     return _advance(state)
 
@@ -566,11 +626,62 @@ def _advance(state: MemberState) -> list[Signed]:
                 opened[kind], _ = _decode(state, ROUND - code, degree)
             accepted = len(get_accepted(state))
             state.output, state.revealed = state.server.circuit.finish(opened, accepted)
+            return _finished(state)
+        if state.phase is Phase.CLOSING:  # a member heard in the final said nothing more
             state.phase = Phase.DONE
     except ReconstructionError as e:
         state.aborted = f"{ABORT}: {state.phase.name.lower()} opening: {e}"
+        if state.phase is Phase.FINAL:  # the others heard it there: they wait for it
+            return _finished(state)
         state.phase = Phase.DONE
     return []
+
+
+def _finished(state: MemberState) -> list[Signed]:
+    """Done with the final opening: tell every other member, with the signed openings of
+    every member this one identified (the proof each needs to name the same members before
+    it attests: docs/protocol.md, "Equivocation"), and wait for theirs."""
+    view, me = state.view, state.server.j
+    state.final_heard = frozenset(state.inbox)
+    state.phase = Phase.CLOSING
+    proof = [state.received[key] for key in sorted(state.received)
+             if key[0] in state.server.cheaters]
+    body = encode_many(proof)
+    out = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.FINISHED,
+                       receiver=member, body=body)
+           for j, member in enumerate(view.committee) if j != me]
+    return out + _close(state)
+
+
+def _close(state: MemberState) -> list[Signed]:
+    """Attest-ready (DONE) once every member heard in the final opening said FINISHED."""
+    if state.phase is Phase.CLOSING and not awaited(state):
+        state.phase = Phase.DONE
+    return []
+
+
+def process_finished(state: MemberState, msg: Signed) -> list[Signed]:
+    """Another member finished the final opening: check the signed openings it names as
+    identified against this member's own copies (two differing copies of one opening prove
+    equivocation), then close once no one is awaited."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.FINISHED}, senders=view.committee,
+                   seen=state.seen)
+    sender = msg.header.sender
+    seat = view.seat(sender)
+    # Verify one FINISHED per member
+    require(seat not in state.finished, Reject.DUPLICATE, sender, "second FINISHED")
+    proof = decode_many(msg.body, sender, limit=3 * view.m)
+    for inner in proof:
+        # Verify each is a member's opening of this round (what the sender says it marked)
+        require(_verify_forwarded(state, inner, sender) is Kind.OPENING, Reject.MALFORMED,
+                sender, "FINISHED lists a message that is not an opening")
+    state.seen.add(msg.header.msg_id)
+    state.finished.add(seat)
+    out: list[Signed] = []
+    for inner in proof:
+        out += _take_marked(state, inner, sender)
+    return out + _close(state)
 
 
 def _agree_przs(state: MemberState) -> None:
@@ -607,9 +718,8 @@ def _open_disputes(state: MemberState) -> list[Signed]:
     for msg in (m for c in sorted(early) if c in state.disputes for m in early[c]):
         if state.phase is not Phase.DISPUTE:
             break
-        state.seen.discard(msg.header.msg_id)
         try:
-            out += process_reveal(state, msg)
+            out += _take_reveal(state, msg)
         except ProtocolViolation as e:
             state.refusals.append((str(e.peer), e.reason, e.detail))
     return out
@@ -628,7 +738,9 @@ def dispute_messages(state: MemberState, client: int) -> list[Signed]:
 
 def process_dispute_notice(state: MemberState, msg: Signed) -> list[Signed]:
     """Another member disputed its own share of a client: keep that it asked (a suspect that
-    did not ask is blamed at the dispute deadline; one that asked and got no reveal is not)."""
+    did not ask is blamed at the dispute deadline; one that asked and got no reveal is not),
+    and forward the notice to every other member (a member that tells only some would
+    otherwise be judged differently by the others)."""
     view = state.view
     verify_message(msg, view, state.me.address, kinds={Kind.DISPUTE}, senders=view.committee,
                    seen=state.seen)
@@ -641,8 +753,27 @@ def process_dispute_notice(state: MemberState, msg: Signed) -> list[Signed]:
     require(state.phase in (Phase.READY, Phase.CONSISTENCY, Phase.DISPUTE), Reject.WRONG_PHASE,
             sender, f"dispute during {state.phase.name}")
     state.seen.add(msg.header.msg_id)
+    return _take_dispute(state, msg)
+
+
+def _take_dispute(state: MemberState, msg: Signed) -> list[Signed]:
+    """Keep a (verified) DISPUTE, the first time this member sees it, and forward it."""
+    view = state.view
+    sender = msg.header.sender
+    client, seat = decode_dispute(msg.body, sender)
+    if seat != view.seat(sender) or client not in state.bound or (client, seat) in state.asked \
+            or state.phase not in (Phase.READY, Phase.CONSISTENCY, Phase.DISPUTE):
+        return []  # not its own seat, already known, or too late to count (a forwarded copy)
     state.asked.add((client, seat))
-    return []
+    return _forward_message(state, msg, skip={sender})
+
+
+def _forward_message(state: MemberState, msg: Signed, skip: set[str]) -> list[Signed]:
+    """EVIDENCE carrying ``msg`` to every other member but ``skip``."""
+    view, body = state.view, encode(msg)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.EVIDENCE,
+                        receiver=a, body=body)
+            for a in view.committee if a != state.me.address and a not in skip]
 
 
 def _dispute_deadline(state: MemberState) -> None:
@@ -668,19 +799,34 @@ def process_reveal(state: MemberState, msg: Signed) -> list[Signed]:
     view = state.view
     verify_message(msg, view, state.me.address, kinds={Kind.REVEAL}, senders=view.proposers,
                    seen=state.seen)
+    state.seen.add(msg.header.msg_id)
+    return _take_reveal(state, msg)
+
+
+def _take_reveal(state: MemberState, msg: Signed) -> list[Signed]:
+    """A verified REVEAL, sent to this member or forwarded: forward it to every member the
+    first time (a proposer that reveals to some members only cannot split their verdicts),
+    keep it until this member's consistency opening is decoded, then judge it."""
+    view = state.view
     sender = msg.header.sender
     client = view.client(sender)
     parts = decode_reveal(msg.body, sender)
+    out: list[Signed] = []
+    if client not in state.reveals_seen:
+        state.reveals_seen.add(client)
+        out = _forward_message(state, msg, skip={msg.header.receiver})
     if state.phase in (Phase.READY, Phase.CONSISTENCY):  # a faster member disputed first
         kept = state.early_reveals.setdefault(client, [])
-        require(len(kept) < view.m, Reject.DUPLICATE, sender, "more reveals than members")
+        require(len(kept) < 2 * view.m, Reject.DUPLICATE, sender, "more reveals than members")
         kept.append(msg)
-        state.seen.add(msg.header.msg_id)
-        return []
-    # Verify a dispute about this client is open
-    require(state.phase is Phase.DISPUTE and client in state.disputes, Reject.WRONG_PHASE,
-            sender, "no open dispute about this client")
-    state.seen.add(msg.header.msg_id)
+        return out
+    if state.phase is not Phase.DISPUTE or client not in state.disputes:
+        return out  # no dispute of it open here (judged already, or never disputed here)
+    return out + _judge_reveal(state, client, sender, parts)
+
+
+def _judge_reveal(state: MemberState, client: int, sender: str,
+                  parts: dict[int, tuple[RevealedPart, RevealedPart]]) -> list[Signed]:
     for j, (p1, p2) in sorted(parts.items()):
         if j not in state.disputes.get(client, ()):
             continue

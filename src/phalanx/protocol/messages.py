@@ -38,7 +38,8 @@ class Kind(Enum):
     DISPUTE = 4  # member → proposer and members: it disputes its own share of a client
     REVEAL = 5  # proposer → members: the disputed member's envelope and its ephemeral
     BLOB = 6  # proposer → member: a public masked blob
-    EVIDENCE = 7  # member → members: another member's signed OPENING whose share it marked
+    EVIDENCE = 7  # member → members: another party's signed OPENING, DISPUTE or REVEAL
+    FINISHED = 8  # member → members: done with the final opening; the openings it marked
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +123,31 @@ def decode(raw: bytes | memoryview, sender: str = "?") -> Signed:
         raise ProtocolViolation(Reject.MALFORMED, sender, f"unknown kind {kind}") from e
     h = Header(_checksum(task), rnd, k, msg_id, _checksum(snd), _checksum(rcv))
     return Signed(h, raw[_HEAD.size:_HEAD.size + n], raw[_HEAD.size + n:])
+
+
+def encode_many(msgs: list[Signed]) -> bytes:
+    """Several signed messages in one body: count (2 B) ‖ per message: length (4 B) ‖ its
+    :func:`encode`."""
+    out = [len(msgs).to_bytes(2, "big")]
+    for m in msgs:
+        raw = encode(m)
+        out += [len(raw).to_bytes(4, "big"), raw]
+    return b"".join(out)
+
+
+def decode_many(body: bytes, sender: str, limit: int) -> list[Signed]:
+    """Parse :func:`encode_many`'s output exactly (at most ``limit`` messages)."""
+    if len(body) < 2:
+        raise ProtocolViolation(Reject.MALFORMED, sender, f"message list of {len(body)} bytes")
+    count, pos, out = int.from_bytes(body[:2], "big"), 2, []
+    if count > limit:
+        raise ProtocolViolation(Reject.MALFORMED, sender, f"{count} messages, at most {limit}")
+    for _ in range(count):
+        n = int.from_bytes(body[pos:pos + 4], "big")
+        if pos + 4 + n > len(body):
+            raise ProtocolViolation(Reject.MALFORMED, sender, "message list is short")
+        out.append(decode(body[pos + 4:pos + 4 + n], sender))
+        pos += 4 + n
+    if pos != len(body):
+        raise ProtocolViolation(Reject.MALFORMED, sender, "message list has trailing bytes")
+    return out

@@ -12,7 +12,8 @@ Events, in the order a round delivers them (protocol.md §2–4):
 ``BeaconOpened`` (reveal last round's beacon secret, commit a new one) → ``BeaconDeadline``
 (close the beacon) → ``RoundOpened`` (roles drawn; the member keys read from chain) →
 ``CommitDeadline`` (the part-1 roots on chain) → ``ResponseDeadline`` (the part-2 roots on chain) →
-``OpeningDeadline`` (as often as the driver's clock says an opening timed out) →
+``OpeningDeadline`` (as often as the driver's clock says an opening, or the wait for the other
+members' FINISHED, timed out) →
 ``VoteOpened`` (a result stands) → ``RevealOpened`` → ``SettleOpened``. Several peers may
 send the same closing transaction (close the beacon, settle): the first one counts and the
 driver treats the contract's "already done" as done.
@@ -136,6 +137,12 @@ class Behaviour:
     #: as a proposer, cheats inside the MPC with this ``rules.secure.ClientFault`` value
     #: (``attacks.protocol.CLIENT_FAULTS``)
     client_fault: str | None = None
+    #: as a tampering member, disputes its own share telling only the proposer and this seat
+    dispute_only_to: int | None = None
+    #: as a proposer, sends its REVEAL only to the member at this seat
+    reveal_only_to: int | None = None
+    #: as a member, alters its final share only in the message to this seat
+    tamper_final_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +225,14 @@ def on_event(state: PeerState, event: Event) -> Actions:
 
 
 def _silenced(state: PeerState, out: Actions) -> Actions:
-    """A silent member's steps run, but nothing of its role leaves it."""
-    if not (state.behaviour.silent and state.member is not None):
+    """A silent member's steps run, but nothing of its role leaves it; the other outgoing
+    deviations rewrite or withhold this peer's own messages."""
+    b = state.behaviour
+    if b.tamper_final_to is not None and state.member is not None:
+        out.messages = deviations.tamper_final_to(state.member, out.messages, b.tamper_final_to)
+    if b.reveal_only_to is not None and state.proposer is not None:
+        out.messages = deviations.reveal_only_to(state.proposer, out.messages, b.reveal_only_to)
+    if not (b.silent and state.member is not None):
         return out
     return Actions(txs=[t for t in out.txs if not isinstance(t, Attest)], blobs=out.blobs,
                    notes=out.notes)
@@ -283,6 +296,8 @@ def _on_message(state: PeerState, msg: Signed) -> Actions:
         return _after_member_step(state, member_steps.process_przs_key(member, msg))
     if kind is Kind.EVIDENCE:
         return _after_member_step(state, member_steps.process_evidence(member, msg))
+    if kind is Kind.FINISHED:
+        return _after_member_step(state, member_steps.process_finished(member, msg))
     if kind is Kind.OPENING:
         return _after_member_step(state, member_steps.process_opening(member, msg))
     raise ProtocolViolation(Reject.WRONG_PHASE, msg.header.sender, f"{kind.name} not handled")
@@ -429,6 +444,8 @@ def _response_deadline(state: PeerState, event: ResponseDeadline) -> Actions:
         msgs = deviations.tamper_consistency_to(state.member, msgs, state.behaviour.tamper_to)
     if state.behaviour.dispute_own:
         msgs = deviations.dispute_own_share(state.member, msgs)
+    if state.behaviour.dispute_only_to is not None:
+        msgs = deviations.dispute_only_to(state.member, msgs, state.behaviour.dispute_only_to)
     return _after_member_step(state, msgs)
 
 

@@ -82,7 +82,7 @@ from phalanx.sim.federation import (
 from phalanx.sim.secure_params import choose_frac_bits
 
 #: openings that time out before a round gives up on its committee
-MAX_OPENING_DEADLINES = 4
+MAX_OPENING_DEADLINES = 5
 
 
 class SimWork:
