@@ -304,16 +304,6 @@ class Node:
 
     def _transact(self, t: tx.Tx) -> None:
         led, acct = self.ledger, self.me.account
-        calls: dict[type, Any] = {
-            tx.CommitBeacon: lambda: led.commit_beacon(acct, t.secret),  # type: ignore[union-attr]
-            tx.RevealBeacon: lambda: led.reveal_beacon(acct, t.secret),  # type: ignore[union-attr]
-            tx.CloseBeacon: lambda: led.close_beacon(acct),
-            tx.PostBundle: lambda: led.post_bundle(acct, t.root),  # type: ignore[union-attr]
-            tx.Attest: lambda: led.attest(acct, t.attestation),  # type: ignore[union-attr]
-            tx.CommitVote: lambda: led.commit_vote(acct, t.accept, t.salt),  # type: ignore
-            tx.RevealVote: lambda: led.reveal_vote(acct, t.accept, t.salt),  # type: ignore
-            tx.Settle: lambda: led.settle(acct),
-        }
         if isinstance(t, tx.PostResponse):
             self._announce_root2(t.root)
             return
@@ -322,7 +312,7 @@ class Node:
         tries = 3 if isinstance(t, tx.Attest) else 1
         for attempt in range(1, tries + 1):
             try:
-                out = self.rpc(calls[type(t)])
+                out = self.rpc(lambda: tx.submit(led, acct, t))
                 break
             except Reverted as e:
                 if attempt == tries:

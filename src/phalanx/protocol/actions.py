@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from phalanx.chain.ledger import Attestation
+from eth_account.signers.local import LocalAccount
+
+from phalanx.chain.ledger import Attestation, Ledger
 from phalanx.protocol.messages import Signed
 
 
@@ -67,6 +69,31 @@ class Settle:
 
 Tx = (CommitBeacon | RevealBeacon | CloseBeacon | PostBundle | PostResponse | Attest
       | CommitVote | RevealVote | Settle)
+
+
+def submit(ledger: Ledger, account: LocalAccount, t: Tx) -> Any:
+    """Send one transaction with the peer's own account: the one mapping of a ``Tx`` to its
+    ledger call, which the simulator and the node share. Returns what the call returns (a
+    ``Settlement`` for ``Settle``)."""
+    if isinstance(t, CommitBeacon):
+        return ledger.commit_beacon(account, t.secret)
+    if isinstance(t, RevealBeacon):
+        return ledger.reveal_beacon(account, t.secret)
+    if isinstance(t, CloseBeacon):
+        return ledger.close_beacon(account)
+    if isinstance(t, PostBundle):
+        return ledger.post_bundle(account, t.root)
+    if isinstance(t, PostResponse):
+        return ledger.post_response(account, t.root)
+    if isinstance(t, Attest):
+        return ledger.attest(account, t.attestation)
+    if isinstance(t, CommitVote):
+        return ledger.commit_vote(account, t.accept, t.salt)
+    if isinstance(t, RevealVote):
+        return ledger.reveal_vote(account, t.accept, t.salt)
+    if isinstance(t, Settle):
+        return ledger.settle(account)
+    raise TypeError(f"transaction: unexpected {t!r}")
 
 
 @dataclass(slots=True)

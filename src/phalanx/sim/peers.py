@@ -246,27 +246,11 @@ def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
     for note in actions.notes:
         run.notes.append({"peer": i, **note})
     for t in actions.txs:
-        if isinstance(t, tx.CommitBeacon):
-            led.commit_beacon(acct, t.secret)
-        elif isinstance(t, tx.RevealBeacon):
-            led.reveal_beacon(acct, t.secret)
-        elif isinstance(t, tx.CloseBeacon):
-            led.close_beacon(acct)
-        elif isinstance(t, tx.Settle):
-            run.settlement = led.settle(acct)
-        elif isinstance(t, tx.PostBundle):
-            led.post_bundle(acct, t.root)
-        elif isinstance(t, tx.PostResponse):
-            led.post_response(acct, t.root)
-        elif isinstance(t, tx.Attest):
+        if isinstance(t, tx.Attest):
             led.advance_to(Phase.ATTEST)
-            led.attest(acct, t.attestation)
-        elif isinstance(t, tx.CommitVote):
-            led.commit_vote(acct, t.accept, t.salt)
-        elif isinstance(t, tx.RevealVote):
-            led.reveal_vote(acct, t.accept, t.salt)
-        else:
-            raise PhalanxError(f"peer {i}: unexpected transaction {t!r}")
+        out = tx.submit(led, acct, t)
+        if isinstance(t, tx.Settle):
+            run.settlement = out
     for msg in actions.messages:
         run.endpoints[i].send(msg.header.receiver, msg.header.msg_id, encode(msg))
 
