@@ -45,9 +45,9 @@ def network_cfg(**kw: object) -> SimConfig:
 
 
 def test_six_peers_learn_as_the_simulator_does(make_network, tmp_path: Path) -> None:
-    # Prepare
+    # Prepare: the peers talk mutual TLS (a private CA made for this network)
     cfg = network_cfg()
-    net: Network = make_network(cfg)
+    net: Network = make_network(cfg, tls=True)
     # Execute
     start = time.monotonic()
     summary = run_network(net, max_wall=170)
@@ -65,8 +65,10 @@ def test_six_peers_learn_as_the_simulator_does(make_network, tmp_path: Path) -> 
     assert abs(summary["final_accuracy"] - sim["final_accuracy"]) <= 0.05, (summary, sim)
     assert summary["final_accuracy"] > rows[0]["accuracy"] - 0.05
     assert took < 180, took
-    # every peer process is gone
+    # every peer process is gone; each served mutual TLS
     assert net.alive() == []
+    logs = [p.read_text() for p in sorted(net.out.glob("peers/peer-*/run/*.log"))]
+    assert len(logs) == cfg.peers and all("mutual TLS" in text for text in logs)
 
 
 def _member_at_attest(net: Network) -> tuple[int, int] | None:

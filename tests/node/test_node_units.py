@@ -110,3 +110,46 @@ def test_a_part2_root_announcement_is_bound_to_its_signer() -> None:
     with pytest.raises(ProtocolViolation) as e:
         decode_root2(raw[:-1])
     assert e.value.reason is Reject.MALFORMED
+
+
+def _tls_toml(tmp: Path, section: str) -> Path:
+    path = _write(tmp)
+    path.write_text(path.read_text() + "\n[tls]\n" + section)
+    return path
+
+
+def test_a_tls_section_gives_the_peer_mutual_tls_and_bad_ones_are_named(tmp_path: Path) -> None:
+    from phalanx.net.transport import TransportError
+    from phalanx.node.pki import issue, make_authority
+
+    # Prepare: a CA and two peers' certificates (node.pki, as `network up --tls` makes them)
+    ca = make_authority(tmp_path / "pki")
+    files = {name: issue(ca, tmp_path / name, name, ["127.0.0.1"]) for name in ("a", "b")}
+    assert (tmp_path / "pki" / "ca.key").stat().st_mode & 0o777 == 0o600
+    cfgs = {}
+    for name, (cert, key) in files.items():
+        d = tmp_path / f"cfg-{name}"
+        d.mkdir()
+        cfgs[name] = load_peer_config(_tls_toml(
+            d, f'cert = "{cert}"\nkey = "{key}"\nca = "{ca.cert_file}"\n'))
+    # the dump reads back the same, [tls] included
+    (tmp_path / "again.toml").write_text(dump_peer_toml(cfgs["a"]))
+    (tmp_path / "config.toml").write_text("peers = 4\n")
+    assert load_peer_config(tmp_path / "again.toml").transport_tls() == cfgs["a"].transport_tls()
+    # Execute / Assert: the two talk over TLS; a plaintext sender cannot reach them
+    a, b = (GrpcTransport(tls=cfgs[n].transport_tls(), max_attempts=2) for n in ("a", "b"))
+    plain = GrpcTransport(max_attempts=2)
+    try:
+        a.send(b.address, b"\x01" * 32, b"hello", timeout=5)
+        assert [d.payload for d in b.receive(timeout=5)] == [b"hello"]
+        with pytest.raises(TransportError, match="UNAVAILABLE"):
+            plain.send(b.address, b"\x02" * 32, b"hello", timeout=3)
+    finally:
+        for t in (a, b, plain):
+            t.close()
+    # bad [tls] sections: one line naming the key
+    for section, named in ((f'cert = "{files["a"][0]}"\n', "cert, key and ca together"),
+                           ('cert = "x.pem"\nkey = "y"\nca = "z"\n', "tls_cert=.*x.pem"),
+                           ('colour = "red"\n', r"unknown \[tls\] key")):
+        with pytest.raises(ConfigError, match=named):
+            load_peer_config(_tls_toml(tmp_path, section))

@@ -40,6 +40,8 @@ def up(
     rpc: Annotated[str | None, Opt("--rpc", help="Use this chain node instead of starting "
                                    "anvil.")] = None,
     phase_timeout: Annotated[float, Opt(help="Seconds a phase waits for slow peers.")] = 90.0,
+    tls: Annotated[bool, Opt("--tls", help="Mutual TLS between the peers (a private CA made "
+                             "for this network).")] = False,
     out: Annotated[Path | None, Opt(help="Run directory (new or empty).")] = None,
 ) -> None:
     """Start a chain (anvil), deploy the task, run N peer processes until the rounds settle."""
@@ -55,7 +57,7 @@ def up(
     cfg = load_config(config, **options)
     run_dir = out if out is not None else default_run_dir(cfg, Path("runs"))
     net = create_network(cfg, run_dir, NetworkOptions(rpc_url=rpc, phase_timeout=phase_timeout,
-                                                      echo=typer.echo))
+                                                      echo=typer.echo, tls=tls))
     typer.echo(f"network of {cfg.peers} peers on {net.ledger.address}: {run_dir}")
     try:
         summary = run_network(net)

@@ -6,7 +6,10 @@ log, reports). ``[chain]``: ``rpc_url``, ``contract``. ``[data]``: ``task`` (the
 ``config.toml``, the same file ``phalanx simulate --config`` reads: dataset, model, rule, seed)
 and ``partition`` (this peer's index in the task's public partition of the named dataset), or
 ``files`` (an ``.npz`` of its own ``x_train``/``y_train``). ``[timing]``: seconds a member waits
-for part-2 roots and openings before it proceeds with what it has (erasures).
+for part-2 roots and openings before it proceeds with what it has (erasures). ``[tls]``
+(optional; mutual TLS between peers): ``cert``, ``key`` (this peer's PEM certificate and key,
+used as server and as client) and ``ca`` (the CA bundle that signs the other peers'), all three
+or none; ``server_name`` (optional) overrides the name checked in a peer's certificate.
 
 Relative paths are relative to the file. Every bad value is a one-line ConfigError naming it.
 """
@@ -19,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from phalanx.errors import ConfigError
+from phalanx.net.grpc_transport import TlsConfig
 
-SECTIONS = ("peer", "chain", "data", "timing")
+SECTIONS = ("peer", "chain", "data", "timing", "tls")
+TLS_KEYS = {"cert": "tls_cert", "key": "tls_key", "ca": "tls_ca",
+            "server_name": "tls_server_name"}
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,22 @@ class PeerConfig:
     #: seconds between chain polls (doubled on each RPC error, up to ``rpc_retries`` times)
     poll: float = 0.2
     rpc_retries: int = 8
+    #: mutual TLS: this peer's certificate and key, the CA bundle of the others (all or none)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_server_name: str | None = None
 
     @property
     def endpoint(self) -> str:
         return self.advertise or self.listen
+
+    def transport_tls(self) -> TlsConfig | None:
+        """The transport's mutual-TLS configuration, or None (plaintext gRPC: loopback tests)."""
+        if self.tls_cert is None or self.tls_key is None or self.tls_ca is None:
+            return None
+        return TlsConfig(self.tls_cert, self.tls_key, self.tls_ca,
+                         server_name=self.tls_server_name)
 
 
 def _check_host_port(name: str, value: Any) -> str:
@@ -75,6 +93,12 @@ def load_peer_config(path: Path | str) -> PeerConfig:
         table = doc.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"config={path}: [{section}] must be a table")
+        if section == "tls":
+            bad = sorted(set(table) - set(TLS_KEYS))
+            if bad:
+                raise ConfigError(f"config={path}: unknown [tls] key(s) {bad}; known: "
+                                  f"{sorted(TLS_KEYS)}")
+            table = {TLS_KEYS[k]: x for k, x in table.items()}
         flat.update(table)
     return make_peer_config(flat, path.parent)
 
@@ -90,7 +114,7 @@ def make_peer_config(values: dict[str, Any], base: Path) -> PeerConfig:
     if missing:
         raise ConfigError(f"peer config is missing {missing}")
     v = dict(values)
-    for key in ("keystore", "run_dir", "task", "files"):
+    for key in ("keystore", "run_dir", "task", "files", "tls_cert", "tls_key", "tls_ca"):
         if v.get(key) is not None:
             if not isinstance(v[key], str) or not v[key]:
                 raise ConfigError(f"{key}={v[key]!r} must be a path")
@@ -110,6 +134,15 @@ def make_peer_config(values: dict[str, Any], base: Path) -> PeerConfig:
     p = v.get("partition")
     if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 0):
         raise ConfigError(f"partition={p!r} must be an integer >= 0")
+    tls = [k for k in ("tls_cert", "tls_key", "tls_ca") if v.get(k) is not None]
+    if tls and len(tls) != 3:
+        raise ConfigError(f"tls: give cert, key and ca together (got only {tls})")
+    for k in tls:
+        if not v[k].is_file():
+            raise ConfigError(f"{k}={v[k]} does not exist")
+    name = v.get("tls_server_name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(f"tls_server_name={name!r} must be a host name")
     if not v["task"].is_file():
         raise ConfigError(f"task={v['task']} does not exist")
     for key in ("stake_ether", "response_timeout", "opening_timeout", "poll"):
@@ -132,10 +165,12 @@ def dump_peer_toml(cfg: PeerConfig) -> str:
         "chain": ["rpc_url", "contract"],
         "data": ["task", "partition", "files"],
         "timing": ["response_timeout", "opening_timeout", "poll", "rpc_retries"],
+        "tls": list(TLS_KEYS.values()),
     }
     out = []
     for name, keys in sections.items():
-        out.append(f"[{name}]")
-        out += [f"{k} = {q(getattr(cfg, k))}" for k in keys if getattr(cfg, k) is not None]
-        out.append("")
+        lines = [f"{k.removeprefix('tls_') if name == 'tls' else k} = {q(getattr(cfg, k))}"
+                 for k in keys if getattr(cfg, k) is not None]
+        if lines or name != "tls":
+            out += [f"[{name}]", *lines, ""]
     return "\n".join(out)

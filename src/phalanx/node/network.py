@@ -34,6 +34,7 @@ from phalanx.chain.model import Phase, Reverted, TaskParams
 from phalanx.errors import ChainError, ConfigError, PhalanxError, Reject
 from phalanx.node.config import PeerConfig, dump_peer_toml
 from phalanx.node.keystore import create_keystore
+from phalanx.node.pki import issue, make_authority
 from phalanx.protocol.models import decode_model
 from phalanx.rules import Aggregate, Rejection
 from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE
@@ -71,6 +72,8 @@ class NetworkOptions:
     echo: Callable[[str], None] = print
     #: peer index -> extra environment (tests: fault injection)
     env: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: mutual TLS between the peers, with a private CA made for this network (node.pki)
+    tls: bool = False
 
 
 @dataclass
@@ -236,16 +239,21 @@ def create_network(cfg: SimConfig, out: Path, opts: NetworkOptions) -> Network:
                                   genesis_seed=np.random.default_rng([cfg.seed, 99]).bytes(32),
                                   initial_model=hash_model(fed.global_params))
         addresses, configs = [], []
+        ca = make_authority(out / "pki") if opts.tls else None
         for i in range(cfg.peers):
             d = out / "peers" / f"peer-{i}"
             store = create_keystore(d / "keystore")
+            tls: dict[str, Any] = {}
+            if ca is not None:
+                cert, key = issue(ca, d / "tls", f"peer-{i}", ["127.0.0.1"])
+                tls = dict(tls_cert=cert, tls_key=key, tls_ca=ca.cert_file)
             ledger.faucet(store.address, STAKE + ETHER)
             port = opts.base_port + i if opts.base_port else _free_port()
             pc = PeerConfig(keystore=d / "keystore", listen=f"127.0.0.1:{port}",
                             run_dir=d / "run", rpc_url=url, contract=ledger.address,
                             task=(out / "config.toml").resolve(), partition=i,
                             stake_ether=STAKE / ETHER, response_timeout=opts.response_timeout,
-                            opening_timeout=opts.opening_timeout)
+                            opening_timeout=opts.opening_timeout, **tls)
             (d / "peer.toml").write_text(dump_peer_toml(pc))
             addresses.append(store.address)
             configs.append(d / "peer.toml")

@@ -119,7 +119,8 @@ class Node:
         self.work = NodeWork(self.task_cfg, index, self.store, cfg.files)
         self.store.put(hash_model(self.work.initial), encode_model(self.work.initial))
         self.net = GrpcTransport(cfg.listen, admit=self._admit, advertise=cfg.advertise,
-                                 serve=self.store.get, max_attempts=3, attempt_timeout=3.0)
+                                 serve=self.store.get, max_attempts=3, attempt_timeout=3.0,
+                                 tls=cfg.transport_tls())
         self.work.net, self.work.endpoints = self.net, self._model_holders
         self.state = PeerState(self.me, OsSecrets(), self._task(), self.work,
                                Runtime(new_sender=Sender, opener=opener_of,
@@ -531,8 +532,9 @@ class Node:
         SIGTERM / SIGINT."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        log.info("peer %s listening on %s (endpoint %s), task %s", self.me.address,
-                 self.net.address, self.cfg.endpoint, self.ledger.address)
+        log.info("peer %s listening on %s (endpoint %s, %s), task %s", self.me.address,
+                 self.net.address, self.cfg.endpoint,
+                 "mutual TLS" if self.cfg.tls_cert else "plaintext gRPC", self.ledger.address)
         try:
             self.register()
             st = None
