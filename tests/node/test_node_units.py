@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phalanx.errors import ConfigError, ProtocolViolation, Reject
+from phalanx.errors import ConfigError
 from phalanx.net.grpc_transport import GrpcTransport
 from phalanx.node.blobs import BlobStore, fetch_model
 from phalanx.node.config import dump_peer_toml, load_peer_config
-from phalanx.node.roots import decode_root2, encode_root2
-from phalanx.protocol.identity import Identity
 from phalanx.protocol.models import encode_model, hash_model
 
 TASK = "0x" + "ab" * 20
@@ -96,20 +94,6 @@ def test_fetch_by_hash_over_grpc_skips_a_peer_serving_other_bytes(tmp_path: Path
     finally:
         for t in (liar, honest, me):
             t.close()
-
-
-def test_a_part2_root_announcement_is_bound_to_its_signer() -> None:
-    me, other = Identity.generate(), Identity.generate()
-    raw = encode_root2(me, TASK, 3, b"\x07" * 32)
-    task, rnd, sender, root = decode_root2(raw)
-    assert (task.lower(), rnd, sender, root) == (TASK, 3, me.address, b"\x07" * 32)
-    forged = raw[:28] + bytes.fromhex(other.address[2:]) + raw[48:]
-    with pytest.raises(ProtocolViolation) as e:
-        decode_root2(forged)
-    assert e.value.reason is Reject.BAD_SIGNATURE
-    with pytest.raises(ProtocolViolation) as e:
-        decode_root2(raw[:-1])
-    assert e.value.reason is Reject.MALFORMED
 
 
 def _tls_toml(tmp: Path, section: str) -> Path:

@@ -35,7 +35,9 @@ from phalanx.errors import ChainError, ConfigError, PhalanxError, Reject
 from phalanx.node.config import PeerConfig, dump_peer_toml
 from phalanx.node.keystore import create_keystore
 from phalanx.node.pki import issue, make_authority
+from phalanx.protocol.chain_view import read_responses, read_roots, read_view
 from phalanx.protocol.models import decode_model
+from phalanx.protocol.round import RoundView
 from phalanx.rules import Aggregate, Rejection
 from phalanx.sim.chained import ETHER, MIN_STAKE, POOL, STAKE
 from phalanx.sim.config import SimConfig, dump_toml
@@ -202,7 +204,8 @@ def task_params(cfg: SimConfig) -> TaskParams:
                       threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
                       rounds=cfg.rounds, epsilon=int(round(cfg.epsilon * 10_000)),
                       registration_blocks=n, beacon_blocks=n, propose_blocks=n,
-                      attest_blocks=n, commit_blocks=n, reveal_blocks=n)
+                      attest_blocks=n, commit_blocks=n, reveal_blocks=n,
+                      response_blocks=n // 2)
 
 
 def check_network_config(cfg: SimConfig) -> None:
@@ -283,6 +286,8 @@ class Producer:
         self.key: tuple[int, Phase] | None = None
         self.since = time.monotonic()
         self.seconds: dict[int, dict[str, float]] = {}
+        self.view: RoundView | None = None
+        self.view_round = -1
 
     def tick(self) -> tuple[int, Phase]:
         led = self.net.ledger
@@ -299,6 +304,8 @@ class Producer:
             if st.phase in PHASE_NAMES:
                 self.net.opts.echo(f"round {st.round}: {st.phase.name.lower()}")
         if st.phase is Phase.FINISHED:
+            return key
+        if st.phase is Phase.ATTEST and self._close_response_window(led, st.round, now):
             return key
         live = self.net.alive()
         ready = [self.net.status(i) for i in live]
@@ -323,6 +330,24 @@ class Producer:
                 led.advance_to(Phase(int(st.phase) + 1))
         return key
 
+
+    def _close_response_window(self, led: ContractLedger, rnd: int, now: float) -> bool:
+        """While the contract's response window is open: mine to its end once every proposer
+        with a part-1 root on chain posted its part-2 root, or after ``response_timeout``
+        (True: still open)."""
+        end = led.get_phase_end(Phase.PROPOSE) + led.params.response_blocks
+        block = led.get_block()
+        if block >= end:
+            return False
+        if self.view is None or self.view_round != rnd:
+            self.view, self.view_round = read_view(led), rnd
+        view = self.view
+        bundles = read_roots(led, view)
+        if set(bundles) <= set(read_responses(led, view)) \
+                or now - self.since > self.net.opts.response_timeout:
+            led.mine(end - block)
+            return False
+        return True
 
     def _poll(self, led: ContractLedger) -> Any:
         """Round and phase only (the full state is read when they change)."""

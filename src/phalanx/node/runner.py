@@ -4,8 +4,9 @@ The node plays ``sim.peers``'s driver for one peer, from what it sees itself: it
 chain's round and phase (JSON-RPC; retried with backoff, then a clear ChainError), and hands
 its state the events of protocol/peer.py in their order — BeaconOpened in the beacon phase,
 BeaconDeadline (close, if nobody has) and RoundOpened once roles are drawn, CommitDeadline with
-the part-1 roots on chain when the attest phase opens, ResponseDeadline once every bound
-proposer's part-2 root and upload and every PRZS key arrived (or ``response_timeout``),
+the part-1 roots on chain when the attest phase opens, ResponseDeadline with the part-2 roots
+on chain once the contract's response window closed and every responding proposer's part-2
+upload and every PRZS key arrived (or ``response_timeout`` after the window),
 OpeningDeadline after ``opening_timeout`` without progress, VoteOpened / RevealOpened in the
 vote phases, SettleOpened in the settle phase. Events are delivered only after the messages
 that arrived were taken in (a member must not start its pass before its PRZS keys are in).
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from web3.exceptions import ContractLogicError, Web3Exception
@@ -43,10 +43,9 @@ from phalanx.net.transport import Delivery, TransportError
 from phalanx.node.blobs import BlobStore
 from phalanx.node.config import PeerConfig
 from phalanx.node.keystore import load_keystore
-from phalanx.node.roots import decode_root2, encode_root2, is_root2
 from phalanx.node.work import NodeWork
 from phalanx.protocol import actions as tx
-from phalanx.protocol.chain_view import read_roots, read_view
+from phalanx.protocol.chain_view import read_responses, read_roots, read_view
 from phalanx.protocol.committee import CommitDeadline, ResponseDeadline, awaited
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity, recover_signer
@@ -131,7 +130,8 @@ class Node:
         self.round, self.done = -1, set[str]()
         self.ready = -1
         self.view: RoundView | None = None
-        self.roots2: dict[str, bytes] = {}
+        #: when this member saw the response window closed (0: not yet)
+        self.window_closed_at = 0.0
         self.roots1: dict[str, bytes] = {}
         self.held: list[Signed] = []
         self.log = RoundLog(-1)
@@ -219,9 +219,6 @@ class Node:
     # -- messages --------------------------------------------------------------------------------
     def _admit(self, d: Delivery) -> Reject | None:
         """Parse, addressed to this peer, signed by the sender it names (before it is queued)."""
-        if is_root2(d.payload):
-            decode_root2(d.payload, d.sender)
-            return None
         msg = decode(d.payload, d.sender)
         if msg.header.receiver != self.me.address:
             return Reject.WRONG_RECEIVER
@@ -237,9 +234,6 @@ class Node:
             n += 1
             self.progress_at = time.monotonic()
             try:
-                if is_root2(d.payload):
-                    self._on_root2(d.payload, d.sender)
-                    continue
                 msg = decode(d.payload, d.sender)
                 if self._early_part2(msg):
                     self.held.append(msg)
@@ -269,17 +263,6 @@ class Node:
         self.log.refused.append(entry)
         log.info("refused a message from %s: %s %s", e.peer, e.reason.value, e.detail)
 
-    def _on_root2(self, raw: bytes, sender: str) -> None:
-        task, rnd, who, root = decode_root2(raw, sender)
-        view = self.view
-        if view is None or task.lower() != view.task.lower() or rnd != view.round:
-            raise ProtocolViolation(Reject.REPLAYED, who, f"root of round {rnd}")
-        if who not in view.proposers:
-            raise ProtocolViolation(Reject.NOT_SELECTED, who, "part-2 root from a non-proposer")
-        if self.roots2.get(who, root) != root:
-            raise ProtocolViolation(Reject.DUPLICATE, who, "a second, different part-2 root")
-        self.roots2[who] = root
-
     def _send(self, receiver: str, msg_id: bytes, payload: bytes) -> None:
         if receiver in self.down:
             return
@@ -305,9 +288,6 @@ class Node:
 
     def _transact(self, t: tx.Tx) -> None:
         led, acct = self.ledger, self.me.account
-        if isinstance(t, tx.PostResponse):
-            self._announce_root2(t.root)
-            return
         # an attestation estimated while other members' attestations are pending was seen to
         # revert on anvil (no reason given); it is tried again, a bounded number of times
         tries = 3 if isinstance(t, tx.Attest) else 1
@@ -333,14 +313,6 @@ class Node:
             return
         log.warning("%s reverted: %s", type(t).__name__, e.reason)
         self.log.notes.append({"event": "reverted", "tx": type(t).__name__, "reason": e.reason})
-
-    def _announce_root2(self, root: bytes) -> None:
-        view = self.view
-        assert view is not None
-        raw = encode_root2(self.me, view.task, view.round, root)
-        msg_id = hash_model(np.frombuffer(raw, np.uint8))
-        for member in view.committee:
-            self._send(member, msg_id, raw)
 
     def fire(self, event: Event) -> None:
         """One event: messages first taken in, then the step, then its actions."""
@@ -383,10 +355,15 @@ class Node:
             self._commit_deadline()
         member = self.state.member
         if member is not None and "commit" in self.done and "response" not in self.done \
-                and (self._part2_in() or now - self.commit_at > self.cfg.response_timeout):
-            log.info("response deadline: part-2 roots of %d proposer(s), %.1f s after the "
-                     "commitment deadline", len(self.roots2), now - self.commit_at)
-            self._once("response", ResponseDeadline(dict(self.roots2)))
+                and self._response_window_closed(now):
+            view = self.view
+            assert view is not None
+            roots2 = self.rpc(lambda: read_responses(self.ledger, view))
+            if self._part2_in(roots2) \
+                    or now - self.window_closed_at > self.cfg.response_timeout:
+                log.info("response deadline: part-2 roots of %d proposer(s) on chain, %.1f s "
+                         "after the commitment deadline", len(roots2), now - self.commit_at)
+                self._once("response", ResponseDeadline(roots2))
         if member is not None and "response" in self.done and member.phase is not \
                 MemberPhase.DONE and self.deadlines < MAX_OPENING_DEADLINES \
                 and "failed" not in self.done:
@@ -445,14 +422,26 @@ class Node:
             except ProtocolViolation as e:
                 self._refused(e)
 
-    def _part2_in(self) -> bool:
-        """Every proposer bound for part 1 sent its part-2 root and upload; every key is in."""
+    def _response_window_closed(self, now: float) -> bool:
+        """The contract's response window (the first ``response_blocks`` of the attest phase)
+        is over: the part-2 roots on chain are final."""
+        if self.window_closed_at:
+            return True
+        end = self.rpc(lambda: self.ledger.get_phase_end(Phase.PROPOSE)) \
+            + self.ledger.params.response_blocks
+        if self.rpc(self.ledger.get_block) < end:
+            return False
+        self.window_closed_at = now
+        return True
+
+    def _part2_in(self, roots2: dict[str, bytes]) -> bool:
+        """Every proposer with a part-2 root on chain delivered its part-2 upload; every key
+        is in."""
         member, view = self.state.member, self.view
         assert member is not None and view is not None
         self.pump(0.0)
-        bound = [view.client(p) for p in self.roots1]
-        return (all(view.proposers[c] in self.roots2 for c in bound)
-                and all(c in member.roots[2] or c in member.rejected for c in bound)
+        bound = [view.client(p) for p in roots2 if p in self.roots1]
+        return (all(c in member.roots[2] or c in member.rejected for c in bound)
                 and not member.server.missing_przs())
 
     def _only_down_missing(self) -> bool:
@@ -490,7 +479,8 @@ class Node:
         if self.round >= 0:
             self._finish_round(st)
         self.round, self.done, self.ready = st.round, set(), -1
-        self.roots2, self.down, self.deadlines, self.held = {}, set(), 0, []
+        self.window_closed_at = 0.0
+        self.down, self.deadlines, self.held = set(), 0, []
         self.log = RoundLog(st.round)
         self.phase_at = time.monotonic()
 
