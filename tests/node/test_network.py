@@ -152,3 +152,24 @@ def test_a_killed_member_a_garbage_sender_and_a_restart(make_network) -> None:
     assert log.count("registered 0x") == 1
     assert rows[0]["extra"]["ledger"]["stakes"][seen["killed"]] <= 10.0  # staked once
     assert (net.peer_dir(seen["killed"]) / "run" / "reports" / "round-1.json").is_file()
+
+
+def test_a_tampering_member_in_a_network_is_named_and_slashed(make_network) -> None:
+    # Prepare: the experiment's corrupt seat of round 0 alters its consistency share (the
+    # simulator's --server-attack tamper, run by the real peer at that seat)
+    from phalanx.attacks.protocol import corrupt_seats
+
+    cfg = network_cfg(rounds=1, server_attack="tamper")
+    net: Network = make_network(cfg, opening_timeout=6.0)
+    # Execute
+    summary = run_network(net, max_wall=150)
+    # Assert: the honest members named that seat, the result stood, the chain slashed it
+    row = json.loads((net.out / "metrics.jsonl").read_text().splitlines()[0])
+    assert summary["status"] == "finished", summary
+    seat = corrupt_seats(cfg.seed, 0, cfg.committee, 1)[0]
+    bad = row["extra"]["ledger"]["committee"][seat]
+    assert row["extra"]["cheating_servers"] == [seat]
+    assert row["accepted"] == 1 and row["extra"]["ledger"]["stands"]
+    assert [bad, "server"] in [s[:2] for s in row["extra"]["ledger"]["slashed"]]
+    log = (net.peer_dir(bad) / "run" / "peer.log").read_text()
+    assert "deviating as the experiment says" in log

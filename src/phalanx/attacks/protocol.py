@@ -211,3 +211,15 @@ def tamper_final_to(state: MemberState, msgs: list[Signed], seat: int) -> list[S
                                 receiver=target, body=encode_opening(kind, items))
         out.append(m)
     return out
+
+
+#: ``--server-attack`` as a member's own deviation (a ``protocol.peer.Behaviour`` field)
+SERVER_DEVIATIONS = {"tamper": "tamper_consistency", "false-claim": "false_claim",
+                     "silent": "silent"}
+
+
+def corrupt_seats(seed: int, rnd: int, m: int, k: int) -> list[int]:
+    """The committee seats that run ``--server-attack`` in round ``rnd`` (a seeded choice of
+    the experiment, public: every simulated or real peer computes the same seats)."""
+    rng = np.random.default_rng([seed, rnd, 11])
+    return sorted(int(j) for j in rng.choice(m, k, replace=False))

@@ -212,7 +212,7 @@ def check_network_config(cfg: SimConfig) -> None:
     """What a network runs: the secure per-peer protocol with a ledger."""
     if not cfg.secure:
         raise ConfigError("secure=false: a network runs the secure protocol (use --secure)")
-    for name in ("malformed_peers", "num_corrupt_servers", "num_faulty_clients"):
+    for name in ("malformed_peers",):
         if getattr(cfg, name):
             raise ConfigError(f"{name}={getattr(cfg, name)}: not supported by `network up` "
                               "(use `phalanx simulate`)")
@@ -384,6 +384,10 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
     reports = {i: r for i in range(net.cfg.peers) if (r := net.report(i, rnd)) is not None}
     members = [r["member"] for r in reports.values() if r.get("member")]
     good = [m for m in members if m["done"] and m["aborted"] is None and m["output"]]
+    # the view most members reached (a corrupt member's own report may differ from it)
+    views = [json.dumps([m["verdicts"], m["cheaters"]], sort_keys=True) for m in good]
+    good.sort(key=lambda m: -views.count(json.dumps([m["verdicts"], m["cheaters"]],
+                                                    sort_keys=True)))
     ref = good[0] if good else (members[0] if members else None)
     proposers = [index.get(a, -1) for a in (ref or {}).get("proposers", [])]
     dim = model.size

@@ -26,7 +26,7 @@ import logging
 import signal
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ import requests
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from web3.exceptions import ContractLogicError, Web3Exception
 
+from phalanx.attacks.protocol import SERVER_DEVIATIONS, corrupt_seats
 from phalanx.chain.ledger import ContractLedger, RoundState
 from phalanx.chain.model import EMPTY, Phase, Reverted, Settlement
 from phalanx.errors import ChainError, PhalanxError, ProtocolViolation, Reject
@@ -125,6 +126,7 @@ class Node:
                                Runtime(new_sender=Sender, opener=opener_of,
                                        revealed_opener=revealed_opener, clock=time.thread_time),
                                behaviour or self._behaviour())
+        self.base_behaviour = self.state.behaviour
         self._endpoints: dict[str, str] = {}
         self.stop = False
         self.round, self.done = -1, set[str]()
@@ -155,6 +157,21 @@ class Node:
         c = self.task_cfg
         return Behaviour(flip_ballot=self.work.malicious and c.voting_attack
                          and c.attack != "none")
+
+    def _round_behaviour(self, view: RoundView) -> Behaviour:
+        """This round's deviations, as the simulator chooses them (``sim.peers``): a member at
+        one of the round's corrupt seats runs ``server_attack``; one of the first
+        ``num_faulty_clients`` malicious peers (by index) runs ``client_fault`` when it
+        proposes. The malicious ids and the seats are the experiment's, public."""
+        c, me, b = self.task_cfg, self.me.address, self.base_behaviour
+        if c.num_corrupt_servers and me in view.committee and view.seat(me) in corrupt_seats(
+                c.seed, view.round, view.m, c.num_corrupt_servers):
+            change: dict[str, Any] = {SERVER_DEVIATIONS[c.server_attack]: True}
+            return replace(b, **change)
+        faulty = sorted(self.work.fed.malicious)[:c.num_faulty_clients]
+        if c.num_faulty_clients and me in view.proposers and self.work.index in faulty:
+            return replace(b, client_fault=c.client_fault)
+        return b
 
     def _load_state(self) -> None:
         path = self.run_dir / "state.json"
@@ -232,7 +249,7 @@ class Node:
         n = 0
         for d in self.net.receive(timeout):
             n += 1
-            self.progress_at = time.monotonic()
+            before = self._step_key()
             try:
                 msg = decode(d.payload, d.sender)
                 if self._early_part2(msg):
@@ -246,7 +263,19 @@ class Node:
                 self._failed("message", e)
                 continue
             self.perform(acts)
+            if self._step_key() != before:
+                self.progress_at = time.monotonic()
         return n
+
+    def _step_key(self) -> tuple[object, ...]:
+        """What counts as progress of the member's current step: its phase, and the messages
+        that step waits for. A faster member's next-step messages do not count, so every
+        member's deadline for a step runs from when it entered it (a dispute deadline that
+        reset on each early message fired at a different time in every member)."""
+        m = self.state.member
+        if m is None:
+            return ()
+        return (m.phase, len(m.inbox), len(m.finished), len(m.asked), len(m.disputes))
 
     def _early_part2(self, msg: Signed) -> bool:
         """A part-2 upload that reached this member before its own commitment deadline (the
@@ -374,7 +403,8 @@ class Node:
                 self.fire(OpeningDeadline())
             elif now - self.progress_at > self.cfg.opening_timeout:
                 self.deadlines += 1
-                log.info("opening timed out (%d): missing shares are erasures", self.deadlines)
+                log.info("%s timed out (%d): missing shares are erasures",
+                         member.phase.name.lower(), self.deadlines)
                 self.fire(OpeningDeadline())
         if ph >= Phase.COMMIT and "vote" not in self.done:
             self.done.add("vote")
@@ -404,6 +434,10 @@ class Node:
         self.work.n_proposers = len(view.proposers)
         log.info("round %d: role %s (committee %d, proposers %d, voters %d)", view.round,
                  self.log.role, len(view.committee), len(view.proposers), len(view.voters))
+        self.state.behaviour = self._round_behaviour(view)
+        if self.state.behaviour != self.base_behaviour:
+            log.info("round %d: deviating as the experiment says: %s", view.round,
+                     self.state.behaviour)
         if self.rpc(lambda: self.ledger.may_commit_beacon(me)):  # a role holder: next draw
             self.fire(BeaconOpened(st.round, True))
         self.fire(RoundOpened(view, st.model_hash))

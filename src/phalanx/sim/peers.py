@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from phalanx.attacks.protocol import SERVER_DEVIATIONS, corrupt_seats
 from phalanx.chain.ledger import ContractLedger, make_ledger
 from phalanx.chain.model import EMPTY, Phase, Settlement, TaskParams
 from phalanx.errors import PhalanxError, ProtocolViolation, Reject
@@ -300,11 +301,6 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
     return metrics
 
 
-#: --server-attack as the members' own deviations (attacks/protocol.py)
-SERVER_DEVIATIONS = {"tamper": "tamper_consistency", "false-claim": "false_claim",
-                     "silent": "silent"}
-
-
 def round_adversaries(run: PeerRun, view: RoundView,
                       rnd: int) -> tuple[dict[str, Any], dict[int, Behaviour]]:
     """This round's protocol-level adversaries, as the in-process driver chooses them: corrupt
@@ -315,9 +311,7 @@ def round_adversaries(run: PeerRun, view: RoundView,
     out: dict[str, Any] = {}
     changes: dict[int, dict[str, Any]] = {}
     if cfg.num_corrupt_servers:
-        rng = np.random.default_rng([cfg.seed, rnd, 11])
-        seats = sorted(int(j) for j in rng.choice(view.m, cfg.num_corrupt_servers,
-                                                  replace=False))
+        seats = corrupt_seats(cfg.seed, rnd, view.m, cfg.num_corrupt_servers)
         for j in seats:
             changes[run.index[view.committee[j]]] = {SERVER_DEVIATIONS[cfg.server_attack]: True}
         out.update(server_attack=cfg.server_attack, corrupt_servers=seats)
