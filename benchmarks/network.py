@@ -25,7 +25,11 @@ from typing import Any
 def network_rounds(cfg: Any, out: Path) -> list[dict[str, Any]]:
     from phalanx.node.network import NetworkOptions, create_network, run_network
 
-    net = create_network(cfg, out, NetworkOptions(echo=lambda s: print("  net:", s, flush=True)))
+    def echo(line: str) -> None:
+        print(f"  net {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d}:", line,
+              flush=True)
+
+    net = create_network(cfg, out, NetworkOptions(echo=echo))
     run_network(net, max_wall=1800)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     before: dict[str, int] = defaultdict(int)
@@ -87,6 +91,9 @@ def main() -> None:
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="write the network's run directory (peer logs) here instead of a "
+                         "temporary one")
     args = ap.parse_args()
     from phalanx.sim.config import SimConfig
 
@@ -94,8 +101,11 @@ def main() -> None:
                     rule="fltrust", attack="none", malicious=0.0, committee=args.committee,
                     threshold=1, voters=args.voters, model=args.model, dataset=args.dataset,
                     data_dir=args.data_dir, seed=args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        net = network_rounds(cfg, Path(tmp) / "net")
+    if args.keep is not None:
+        net = network_rounds(cfg, args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            net = network_rounds(cfg, Path(tmp) / "net")
     show("network", net)
     show("simulate", sim_rounds(cfg))
 

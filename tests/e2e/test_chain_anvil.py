@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from web3.exceptions import ContractLogicError
 
 from phalanx.chain.driver import RoundDriver
 from phalanx.chain.ledger import make_ledger
@@ -133,3 +134,39 @@ def test_cli_deploys_and_reads_status(anvil_url: str):
     got = runner.invoke(app, ["chain", "status", "--rpc", anvil_url, "--address", address])
     assert got.exit_code == 0, got.output
     assert "rounds=7" in got.output and "phase=REGISTRATION" in got.output
+
+
+def test_batched_views_equal_web3_calls_for_every_view_function(anvil_url: str):
+    # Arrange: a task with two rounds played, so that the views hold non-trivial values
+    _, _, led = _drive("rpc", anvil_url)
+    assert isinstance(led, RpcLedger)
+    state = led.get_round_state()
+    sample = {"address": PEERS[1].address, "uint256": max(0, state.round - 1),
+              "bytes32": state.seed, "uint8": 1, "bool": True}
+    calls = [(f.name, tuple(sample[t] for t in f.inputs))
+             for f in led._views.functions.values() if all(t in sample for t in f.inputs)]
+    assert len(calls) == len(led._views.functions)  # every view is exercised
+
+    def web3_call(fn: str, args: tuple) -> object:
+        try:
+            return getattr(led.contract.functions, fn)(*args).call(block_identifier="pending")
+        except ContractLogicError:
+            return "reverted"
+
+    def codec_call(fn: str, args: tuple) -> object:
+        try:
+            return led._call(fn, *args)
+        except ContractLogicError:
+            return "reverted"
+
+    # Act: each view one at a time through web3 and the codec, then all in one batch
+    expected = [web3_call(fn, args) for fn, args in calls]
+    single = [codec_call(fn, args) for fn, args in calls]
+    ok = [c for c, e in zip(calls, expected, strict=True) if e != "reverted"]
+    batched = led._calls(ok)
+    # Assert: the same values and types as web3 returns, in both forms
+    assert single == expected
+    assert [type(x) for x in single] == [type(x) for x in expected]
+    assert batched == [e for e in expected if e != "reverted"]
+    with pytest.raises(TypeError, match="takes 1 arguments"):
+        led._call("stake_of")

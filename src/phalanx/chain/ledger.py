@@ -302,16 +302,28 @@ class ContractLedger(ABC):
         """The contract's sortition view."""
         return [str(a) for a in self._call("compute_sortition", seed, r)]
 
+    def _calls(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several view functions (a backend may send them at once)."""
+        return [self._call(fn, *args) for fn, args in calls]
+
     def get_round_state(self) -> RoundState:
-        """A snapshot of the round (several view calls)."""
-        r = int(self._call("round"))
+        """A snapshot of the round: two batches of view calls, the second re-reading the
+        round so that a settlement between them is seen (and the snapshot taken again)."""
+        names = ("round", "get_phase", "round_start", "seed", "model_hash", "pool",
+                 "rounds_left", "total_stake", "peer_count", "roles_drawn")
+        while True:
+            v = dict(zip(names, self._calls([(n, ()) for n in names]), strict=True))
+            r = int(v["round"])
+            winning, again = self._calls([("winning", (r,)), ("round", ())])
+            if int(again) == r:
+                break
         return RoundState(
-            round=r, phase=Phase(int(self._call("get_phase"))), block=self.get_block(),
-            round_start=int(self._call("round_start")), seed=bytes(self._call("seed")),
-            model_hash=bytes(self._call("model_hash")), pool=int(self._call("pool")),
-            rounds_left=int(self._call("rounds_left")),
-            total_stake=int(self._call("total_stake")), peers=int(self._call("peer_count")),
-            roles_drawn=bool(self._call("roles_drawn")), winning=bytes(self._call("winning", r)),
+            round=r, phase=Phase(int(v["get_phase"])), block=self.get_block(),
+            round_start=int(v["round_start"]), seed=bytes(v["seed"]),
+            model_hash=bytes(v["model_hash"]), pool=int(v["pool"]),
+            rounds_left=int(v["rounds_left"]), total_stake=int(v["total_stake"]),
+            peers=int(v["peer_count"]), roles_drawn=bool(v["roles_drawn"]),
+            winning=bytes(winning),
         )
 
     def get_phase_end(self, phase: Phase) -> int:

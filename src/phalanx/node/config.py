@@ -47,9 +47,10 @@ class PeerConfig:
     response_timeout: float = 20.0
     #: seconds without progress before an opening times out (missing shares: erasures)
     opening_timeout: float = 15.0
-    #: seconds between chain polls (doubled on each RPC error, up to ``rpc_retries`` times)
-    poll: float = 0.2
-    rpc_retries: int = 8
+    #: seconds between chain polls (one batched JSON-RPC request each; doubled on each RPC
+    #: error, at most 5 s, up to ``rpc_retries`` times: ~16 s of backoff at the defaults)
+    poll: float = 0.05
+    rpc_retries: int = 10
     #: mutual TLS: this peer's certificate and key, the CA bundle of the others (all or none)
     tls_cert: Path | None = None
     tls_key: Path | None = None

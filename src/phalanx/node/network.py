@@ -58,6 +58,10 @@ def phase_blocks(peers: int) -> int:
     return 4 * peers + 16
 PHASE_NAMES = {Phase.BEACON: "beacon", Phase.PROPOSE: "propose", Phase.ATTEST: "attest",
                Phase.COMMIT: "vote", Phase.REVEAL: "vote", Phase.SETTLE: "settle"}
+#: seconds between the block producer's looks at the chain and the peers' status files
+PRODUCER_POLL_S = 0.02
+#: seconds after a settlement the run waits for the live peers' round reports
+REPORT_WAIT_S = 15.0
 REPO_ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
 
 
@@ -293,8 +297,6 @@ class Producer:
         led = self.net.ledger
         st = led.get_round_state() if self.key is None else self._poll(led)
         key, now = (st.round, st.phase), time.monotonic()
-        if int(led._call("round")) != st.round:  # a settlement tore the reads: look again
-            return self.key or key
         if key != self.key:
             if self.key is not None and self.key[1] in PHASE_NAMES:
                 secs = self.seconds.setdefault(self.key[0], {})
@@ -352,7 +354,8 @@ class Producer:
     def _poll(self, led: ContractLedger) -> Any:
         """Round and phase only (the full state is read when they change)."""
         assert self.key is not None
-        key = (int(led._call("round")), Phase(int(led._call("get_phase"))))
+        r, ph = led._calls([("round", ()), ("get_phase", ())])
+        key = (int(r), Phase(int(ph)))
         if key == self.key:
             return _Light(*key)
         return led.get_round_state()
@@ -375,7 +378,7 @@ def peer_index(net: Network) -> dict[str, int]:
 
 
 def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float],
-              model: np.ndarray) -> RoundMetrics:
+              model: np.ndarray, chain: Settled) -> RoundMetrics:
     from phalanx.protocol.models import hash_model
 
     model_hash = hash_model(model)
@@ -407,7 +410,7 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
     row = round_metrics(fed, rnd, Proposal(proposers, [], AggregateOutcome(agg, extra)),
                         seconds)
     settlement = next((r["settlement"] for r in reports.values() if r.get("settlement")), None)
-    stakes = [net.ledger.get_stake(a) / ETHER for a in net.addresses]
+    stakes = [x / ETHER for x in chain.stakes]
     bad = fed.malicious
     row.extra["ledger"] = {
         "committee": [index.get(a, -1) for a in (ref or {}).get("committee", [])],
@@ -423,7 +426,7 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
         "stakes": stakes,
         "honest_stake_ether": sum(s for i, s in enumerate(stakes) if i not in bad),
         "malicious_stake_ether": sum(s for i, s in enumerate(stakes) if i in bad),
-        "pool_ether": net.ledger.get_round_state().pool / ETHER,
+        "pool_ether": chain.pool / ETHER,
     }
     row.extra["refused_messages"] = [{"peer": i, **x} for i, r in sorted(reports.items())
                                      for x in r.get("refused", [])]
@@ -467,26 +470,35 @@ def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None
             net.start_peer(i)
         setup_s = time.perf_counter() - start
         last = net.ledger.get_round_state().round
+        # settled rounds whose row waits for the reports: (deadline, the chain at settlement)
+        pending: dict[int, tuple[float, Settled]] = {}
         with (out / "metrics.jsonl").open("a") as sink:
             while True:
                 rnd, phase = producer.tick()
                 if rnd != last or phase is Phase.FINISHED:
                     if phase is Phase.FINISHED or rnd > last:
-                        row = _settled(net, fed, producer, last, params)
-                        if row is not None:
-                            params = fed.global_params.copy()
-                            history.append(row)
-                            sink.write(dumps_finite(dataclasses.asdict(row)) + "\n")
-                            sink.flush()
-                            net.opts.echo(_progress(row))
-                            if on_round is not None:
-                                on_round(row)
+                        pending[last] = (time.monotonic() + REPORT_WAIT_S, settled_state(net))
                     last = rnd
-                if phase is Phase.FINISHED:
+                # the rows of settled rounds, once their reports are in: the next round's
+                # phases go on meanwhile (a row built in line stalled its first phase)
+                for r in sorted(pending):
+                    if not _reports_in(net, r, pending[r][0], final=phase is Phase.FINISHED):
+                        break
+                    row = _settled(net, fed, producer, r, pending.pop(r)[1])
+                    if row is None:
+                        continue
+                    params = fed.global_params.copy()
+                    history.append(row)
+                    sink.write(dumps_finite(dataclasses.asdict(row)) + "\n")
+                    sink.flush()
+                    net.opts.echo(_progress(row))
+                    if on_round is not None:
+                        on_round(row)
+                if phase is Phase.FINISHED and not pending:
                     break
                 if max_wall is not None and time.perf_counter() - start > max_wall:
                     raise PhalanxError(f"the network did not finish within {max_wall:.0f} s")
-                time.sleep(0.2)
+                time.sleep(PRODUCER_POLL_S)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -501,20 +513,43 @@ def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None
     return read_summary(out)
 
 
+def _reports_in(net: Network, rnd: int, deadline: float, *, final: bool) -> bool:
+    """Every live peer's report of round ``rnd`` is written, or it is time to do without
+    (``REPORT_WAIT_S`` after the settlement; at the end of the task, blocking until then)."""
+    while True:
+        if all(net.report(i, rnd) is not None for i in net.alive()) \
+                or time.monotonic() > deadline:
+            return True
+        if not final:
+            return False
+        time.sleep(PRODUCER_POLL_S)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the chain says right after a settlement (the row is built later, from this)."""
+
+    model_hash: bytes
+    stakes: list[int]
+    pool: int
+
+
+def settled_state(net: Network) -> Settled:
+    st = net.ledger.get_round_state()
+    stakes = net.ledger._calls([("stake_of", (a,)) for a in net.addresses])
+    return Settled(st.model_hash, [int(x) for x in stakes], st.pool)
+
+
 def _settled(net: Network, fed: Federation, producer: Producer, rnd: int,
-             params: np.ndarray) -> RoundMetrics | None:
-    """Round ``rnd`` settled: wait (bounded) for the live peers' reports, then its row."""
-    end = time.monotonic() + 15
-    while time.monotonic() < end and any(net.report(i, rnd) is None for i in net.alive()):
-        time.sleep(0.1)
+             chain: Settled) -> RoundMetrics | None:
+    """Round ``rnd`` settled and its reports are in: its row (None: nobody reported)."""
     if all(net.report(i, rnd) is None for i in range(net.cfg.peers)):
         return None
-    address = net.ledger.get_round_state().model_hash
-    model = load_model(net, address)
+    model = load_model(net, chain.model_hash)
     if model is None:
-        raise PhalanxError(f"round {rnd}: the chain's model {address.hex()[:16]} is held by "
-                           "no peer")
-    return round_row(net, fed, rnd, producer.seconds.get(rnd, {}), model)
+        raise PhalanxError(f"round {rnd}: the chain's model {chain.model_hash.hex()[:16]} is "
+                           "held by no peer")
+    return round_row(net, fed, rnd, producer.seconds.get(rnd, {}), model, chain)
 
 
 def _progress(row: RoundMetrics) -> str:

@@ -44,6 +44,7 @@ from phalanx.net.transport import Delivery, TransportError
 from phalanx.node.blobs import BlobStore
 from phalanx.node.config import PeerConfig
 from phalanx.node.keystore import load_keystore
+from phalanx.node.warmup import warm_up
 from phalanx.node.work import NodeWork
 from phalanx.protocol import actions as tx
 from phalanx.protocol.chain_view import read_responses, read_roots, read_view
@@ -79,6 +80,8 @@ from phalanx.sim.secure_params import choose_frac_bits
 log = logging.getLogger("phalanx.node")
 ETHER = 10**18
 MAX_OPENING_DEADLINES = 5  # as sim.peers
+#: message steps slower than this are logged with their duration
+SLOW_STEP_S = 0.05
 SEND_TIMEOUT = 4.0  # seconds a message may take to reach a peer before it counts as down
 T = TypeVar("T")
 RPC_ERRORS = (OSError, requests.RequestException, Web3Exception, TimeoutError)
@@ -214,8 +217,8 @@ class Node:
                 if attempt == self.cfg.rpc_retries:
                     raise ChainError(f"rpc_url={self.cfg.rpc_url} failed {attempt} times: "
                                      f"{type(e).__name__}: {e}") from e
-                log.warning("chain call failed (%s), retry %d in %.2f s", type(e).__name__,
-                            attempt, wait)
+                log.warning("chain call failed (%s: %s), retry %d in %.2f s",
+                            type(e).__name__, str(e)[:200], attempt, wait)
                 time.sleep(wait)
                 wait = min(wait * 2, 5.0)
         raise AssertionError("unreachable")
@@ -255,6 +258,7 @@ class Node:
                 if self._early_part2(msg):
                     self.held.append(msg)
                     continue
+                start = time.perf_counter()
                 acts = on_message(self.state, msg)
             except ProtocolViolation as e:
                 self._refused(e)
@@ -263,6 +267,9 @@ class Node:
                 self._failed("message", e)
                 continue
             self.perform(acts)
+            if (took := time.perf_counter() - start) > SLOW_STEP_S:
+                log.info("%s from %s: %.3f s (%d tx, %d msg)", msg.header.kind.name,
+                         msg.header.sender[:10], took, len(acts.txs), len(acts.messages))
             if self._step_key() != before:
                 self.progress_at = time.monotonic()
         return n
@@ -346,6 +353,7 @@ class Node:
     def fire(self, event: Event) -> None:
         """One event: messages first taken in, then the step, then its actions."""
         self.pump(0.0)
+        start = time.perf_counter()
         try:
             acts = on_event(self.state, event)
         except ProtocolViolation as e:
@@ -354,8 +362,12 @@ class Node:
         except Exception as e:
             self._failed(type(event).__name__, e)
             return
+        stepped = time.perf_counter()
         self.perform(acts)
         self.progress_at = time.monotonic()
+        log.info("%s: step %.3f s, actions %.3f s (%d tx, %d msg)", type(event).__name__,
+                 stepped - start, time.perf_counter() - stepped, len(acts.txs),
+                 len(acts.messages))
 
     def _failed(self, step: str, e: Exception) -> None:
         self.log.notes.append({"event": "step-failed", "step": step,
@@ -438,9 +450,11 @@ class Node:
         if self.state.behaviour != self.base_behaviour:
             log.info("round %d: deviating as the experiment says: %s", view.round,
                      self.state.behaviour)
-        if self.rpc(lambda: self.ledger.may_commit_beacon(me)):  # a role holder: next draw
-            self.fire(BeaconOpened(st.round, True))
+        may_commit = self.rpc(lambda: self.ledger.may_commit_beacon(me))
         self.fire(RoundOpened(view, st.model_hash))
+        if may_commit:  # a role holder: the next draw's secret (after the round's own work,
+            # which the phase waits for; the commitment is due by the next beacon phase)
+            self.fire(BeaconOpened(st.round, True))
 
     def _commit_deadline(self) -> None:
         self.done.add("commit")
@@ -504,6 +518,7 @@ class Node:
 
     def _ready(self, upto: int) -> None:
         if upto != self.ready:
+            log.info("done with %s", Phase(upto).name.lower() if upto >= 0 else "nothing")
             self.ready = upto
             write_text_atomic(self.run_dir / "status.json", json.dumps(
                 {"round": self.round, "ready": upto, "role": self.log.role,
@@ -560,6 +575,10 @@ class Node:
                  self.net.address, self.cfg.endpoint,
                  "mutual TLS" if self.cfg.tls_cert else "plaintext gRPC", self.ledger.address)
         try:
+            try:
+                warm_up(self.work, self.state.task)
+            except Exception as e:  # the round that needs it will fail and report it
+                log.warning("warm-up failed: %s: %s", type(e).__name__, e)
             self.register()
             st = None
             while not self.stop:
@@ -577,17 +596,15 @@ class Node:
             log.info("stopped")
 
     def poll(self, last: RoundState | None) -> RoundState:
-        """The round state, re-read in full only when round, phase or roles changed (three
-        view calls per poll instead of a dozen: many peers share one node)."""
-        call = self.ledger._call
-        while True:  # the reads are not atomic: a settlement between them tears them
-            light = self.rpc(lambda: (int(call("round")), Phase(int(call("get_phase"))),
-                                      bool(call("roles_drawn"))))
-            if last is not None and light == (last.round, last.phase, last.roles_drawn):
-                return last
-            st: RoundState = self.rpc(self.ledger.get_round_state)
-            if self.rpc(lambda: int(call("round"))) == st.round == light[0]:
-                return st
+        """The round state, re-read in full only when round, phase or roles changed (one
+        batch of three view calls per poll instead of a dozen: many peers share one node)."""
+        calls = [("round", ()), ("get_phase", ()), ("roles_drawn", ())]
+        r, ph, drawn = self.rpc(lambda: self.ledger._calls(calls))
+        if last is not None and (int(r), int(ph), bool(drawn)) == (last.round, last.phase,
+                                                                   last.roles_drawn):
+            return last
+        st: RoundState = self.rpc(self.ledger.get_round_state)  # re-reads until untorn
+        return st
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("signal %d: finishing the current step, then stopping", signum)
@@ -603,7 +620,8 @@ def _settlement_doc(s: Settlement) -> dict[str, Any]:
 
 def setup_logging(run_dir: Path, name: str) -> None:
     """A readable log: ``run_dir/peer.log`` and stderr, one line per event."""
-    fmt = logging.Formatter(f"%(asctime)s {name} %(levelname)s %(message)s", "%H:%M:%S")
+    fmt = logging.Formatter(f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s",
+                            "%H:%M:%S")
     root = logging.getLogger("phalanx.node")
     root.setLevel(logging.INFO)
     for h in (logging.FileHandler(run_dir / "peer.log"), logging.StreamHandler()):
