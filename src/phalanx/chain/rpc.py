@@ -21,18 +21,19 @@ from functools import lru_cache
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import RPCEndpoint
 
 from phalanx.chain.ledger import ContractLedger, Event, get_contract_source
 from phalanx.chain.model import Reverted, TaskParams
-from phalanx.chain.views import ViewCodec
+from phalanx.chain.views import EventCodec, ViewCodec
 from phalanx.errors import ChainError, ConfigError
 
 _DEV = re.compile(r"#\s*dev:\s*(.+?)\s*$")
 BLOCK_WAIT_S = 1.0  # poll interval while waiting for blocks on a live chain
+RECEIPT_POLL_S = 0.005  # poll interval while waiting for a transaction's receipt
+RECEIPT_TIMEOUT_S = 120.0
 
 
 @lru_cache(maxsize=1)
@@ -82,9 +83,8 @@ class RpcLedger(ContractLedger):
         self.gas_log = []
         self._nonces: dict[str, int] = {}
         self._price: int | None = None
-        self._topics = {bytes(event_abi_to_log_topic(e)): str(e["name"])
-                        for e in get_artifacts()["abi"] if e["type"] == "event"}
         self._views = ViewCodec(get_artifacts()["abi"])
+        self._events = EventCodec(get_artifacts()["abi"])
 
     @staticmethod
     def connect(url: str) -> Web3:
@@ -149,29 +149,60 @@ class RpcLedger(ContractLedger):
         return self._price
 
     def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
+        """Estimate (a revert raises Reverted with the dev reason), sign, send, wait for the
+        receipt, decode the contract's events; raw JSON-RPC requests (chain/views.py)."""
         call = getattr(self.contract.functions, fn)(*args)
-        base = {"from": sender.address, "value": value}
-        try:
-            gas = call.estimate_gas(base, block_identifier="pending")
-        except (ContractLogicError, ValueError) as e:
-            raise Reverted(self._explain(call, base), f"{fn} from {sender.address}") from e
-        tx = {"to": self.contract.address, "data": call._encode_transaction_data(),
-              "value": value, "gas": gas_limit(gas), "chainId": self.chain_id,
+        data = call._encode_transaction_data()
+        base = {"from": sender.address, "to": self.contract.address, "data": data,
+                "value": hex(value)}
+        estimate = self._request("eth_estimateGas", [base, "pending"])
+        if "error" in estimate:
+            message = str(estimate["error"].get("message", estimate["error"])) \
+                if isinstance(estimate["error"], dict) else str(estimate["error"])
+            if "revert" not in message.lower():
+                raise Web3RPCError(f"{fn}: eth_estimateGas: {message}")
+            raise Reverted(self._explain(call, {"from": sender.address, "value": value}),
+                           f"{fn} from {sender.address}")
+        tx = {"to": self.contract.address, "data": data, "value": value,
+              "gas": gas_limit(int(str(estimate["result"]), 16)), "chainId": self.chain_id,
               "gasPrice": self._gas_price(), "nonce": self._next_nonce(sender.address)}
         try:
-            receipt = _send(self.w3, sender, tx)
+            receipt = self._send(sender, tx)
         except (Web3Exception, ValueError):
             self._nonces.pop(sender.address, None)  # re-read from the node next time
             raise
-        if receipt["status"] != 1:
+        if int(str(receipt["status"]), 16) != 1:
             raise Reverted("", f"{fn} from {sender.address} failed on chain")
-        self.gas_log.append((fn, int(receipt["gasUsed"])))
+        self.gas_log.append((fn, int(str(receipt["gasUsed"]), 16)))
         events: list[Event] = []
+        mine = self.contract.address.lower()
         for log in receipt["logs"]:  # in log order
-            name = self._topics.get(bytes(log["topics"][0])) if log["topics"] else None
-            if name is not None and log["address"] == self.contract.address:
-                events.append((name, dict(self.contract.events[name]().process_log(log)["args"])))
+            if str(log.get("address", "")).lower() == mine:
+                event = self._events.decode(log)
+                if event is not None:
+                    events.append(event)
         return events
+
+    def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        return dict(self.w3.provider.make_request(RPCEndpoint(method), params))
+
+    def _send(self, sender: LocalAccount, tx: dict[str, Any]) -> dict[str, Any]:
+        """Sign and send ``tx``; its raw receipt once mined (polled every 5 ms, 120 s)."""
+        raw = sender.sign_transaction(tx).raw_transaction
+        sent = self._request("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+        if "error" in sent:
+            raise Web3RPCError(f"eth_sendRawTransaction: {sent['error']!r}")
+        end = time.monotonic() + RECEIPT_TIMEOUT_S
+        while True:
+            got = self._request("eth_getTransactionReceipt", [sent["result"]])
+            if got.get("result"):
+                return dict(got["result"])
+            if "error" in got:
+                raise Web3RPCError(f"eth_getTransactionReceipt: {got['error']!r}")
+            if time.monotonic() > end:
+                raise TimeExhausted(f"transaction {sent['result']} not mined within "
+                                    f"{RECEIPT_TIMEOUT_S:.0f} s")
+            time.sleep(RECEIPT_POLL_S)
 
     def _explain(self, call: Any, base: dict[str, Any]) -> str:
         """The dev reason of a failing call, by tracing it (empty if the node cannot)."""

@@ -92,3 +92,51 @@ class ViewCodec:
                 raise ContractLogicError(f"{fn}: {message}")
             raise Web3RPCError(f"{fn}: {message}")
         return self.functions[fn].result(str(response["result"]))
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event: its name and which inputs sit in topics (all static types here)."""
+
+    name: str
+    inputs: tuple[dict[str, Any], ...]
+
+    def decode(self, topics: Sequence[str], data: str) -> dict[str, Any]:
+        """The event's arguments by name, as web3's ``process_log`` gives them."""
+        indexed = [i for i in self.inputs if i["indexed"]]
+        plain = [i for i in self.inputs if not i["indexed"]]
+        if len(topics) != len(indexed) + 1:
+            raise ValueError(f"{self.name}: {len(topics)} topics for {len(indexed)} indexed")
+        out: dict[str, Any] = {}
+        for item, topic in zip(indexed, topics[1:], strict=True):
+            (value,) = decode([abi_type(item)], _hex(topic))
+            out[str(item["name"])] = normalize(item, value)
+        values = decode([abi_type(i) for i in plain], _hex(data))
+        for item, value in zip(plain, values, strict=True):
+            out[str(item["name"])] = normalize(item, value)
+        return {str(i["name"]): out[str(i["name"])] for i in self.inputs}
+
+
+class EventCodec:
+    """Every event of an ABI, by topic 0."""
+
+    def __init__(self, abi: Sequence[dict[str, Any]]) -> None:
+        self.by_topic: dict[bytes, EventType] = {}
+        for e in abi:
+            if e.get("type") != "event":
+                continue
+            sig = f"{e['name']}({','.join(abi_type(i) for i in e['inputs'])})"
+            self.by_topic[bytes(Web3.keccak(text=sig))] = EventType(str(e["name"]),
+                                                                    tuple(e["inputs"]))
+
+    def decode(self, log: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """(name, arguments) of a raw JSON-RPC log entry; None for a topic not in the ABI."""
+        topics = [str(t) for t in log.get("topics", [])]
+        event = self.by_topic.get(_hex(topics[0])) if topics else None
+        if event is None:
+            return None
+        return event.name, event.decode(topics, str(log.get("data", "0x")))
+
+
+def _hex(s: str) -> bytes:
+    return bytes.fromhex(s[2:] if s.startswith("0x") else s)
