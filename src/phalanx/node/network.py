@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from phalanx.errors import ChainError, ConfigError, PhalanxError, Reject
 from phalanx.node.config import PeerConfig, dump_peer_toml
 from phalanx.node.keystore import create_keystore
 from phalanx.node.pki import issue, make_authority
+from phalanx.node.retry import with_retries
 from phalanx.protocol.chain_view import read_responses, read_roots, read_view
 from phalanx.protocol.models import decode_model
 from phalanx.protocol.round import RoundView
@@ -60,6 +61,8 @@ PHASE_NAMES = {Phase.BEACON: "beacon", Phase.PROPOSE: "propose", Phase.ATTEST: "
                Phase.COMMIT: "vote", Phase.REVEAL: "vote", Phase.SETTLE: "settle"}
 #: seconds between the block producer's looks at the chain and the peers' status files
 PRODUCER_POLL_S = 0.02
+#: RPC failures in a row the block producer survives (backoff 0.1 s doubling to 5 s: ~30 s)
+PRODUCER_RETRIES = 10
 #: seconds after a settlement the run waits for the live peers' round reports
 REPORT_WAIT_S = 15.0
 REPO_ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
@@ -94,6 +97,13 @@ class Network:
     configs: list[Path]
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     anvil: subprocess.Popen[bytes] | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        from phalanx.chain.rpc import RpcLedger
+
+        assert isinstance(self.ledger, RpcLedger)
+        return str(self.ledger.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
 
     def peer_dir(self, i: int) -> Path:
         return self.out / "peers" / f"peer-{i}"
@@ -173,8 +183,10 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def start_anvil(port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
-    """anvil on 127.0.0.1 (automine: each transaction is one block)."""
+def start_anvil(port: int = 0,
+                extra: Sequence[str] = ()) -> tuple[subprocess.Popen[bytes], str]:
+    """anvil on 127.0.0.1 (automine: each transaction is one block); ``extra``: more of its
+    options (e.g. ``--dump-state DIR``)."""
     import socket
 
     if not REPO_ANVIL.exists():
@@ -184,7 +196,7 @@ def start_anvil(port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
     proc = subprocess.Popen([str(REPO_ANVIL), "--host", "127.0.0.1", "--port", str(port),
-                             "--silent"], start_new_session=True, stdout=subprocess.DEVNULL,
+                             "--silent", *extra], start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     from phalanx.chain.rpc import RpcLedger
@@ -474,7 +486,8 @@ def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None
         pending: dict[int, tuple[float, Settled]] = {}
         with (out / "metrics.jsonl").open("a") as sink:
             while True:
-                rnd, phase = producer.tick()
+                rnd, phase = with_retries(producer.tick, url=net.rpc_url,
+                                          first_wait=0.1, tries=PRODUCER_RETRIES)
                 if rnd != last or phase is Phase.FINISHED:
                     if phase is Phase.FINISHED or rnd > last:
                         pending[last] = (time.monotonic() + REPORT_WAIT_S, settled_state(net))

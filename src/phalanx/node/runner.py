@@ -30,20 +30,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from web3.exceptions import ContractLogicError, Web3Exception
 
 from phalanx.attacks.protocol import SERVER_DEVIATIONS, corrupt_seats
 from phalanx.chain.ledger import ContractLedger, RoundState
 from phalanx.chain.model import EMPTY, Phase, Reverted, Settlement
-from phalanx.errors import ChainError, PhalanxError, ProtocolViolation, Reject
+from phalanx.errors import PhalanxError, ProtocolViolation, Reject
 from phalanx.net.envelope import Sender, opener_of, revealed_opener
 from phalanx.net.grpc_transport import GrpcTransport
 from phalanx.net.transport import Delivery, TransportError
 from phalanx.node.blobs import BlobStore
 from phalanx.node.config import PeerConfig
 from phalanx.node.keystore import load_keystore
+from phalanx.node.retry import with_retries
 from phalanx.node.warmup import warm_up
 from phalanx.node.work import NodeWork
 from phalanx.protocol import actions as tx
@@ -84,7 +83,6 @@ MAX_OPENING_DEADLINES = 5  # as sim.peers
 SLOW_STEP_S = 0.05
 SEND_TIMEOUT = 4.0  # seconds a message may take to reach a peer before it counts as down
 T = TypeVar("T")
-RPC_ERRORS = (OSError, requests.RequestException, Web3Exception, TimeoutError)
 
 
 @dataclass
@@ -207,21 +205,8 @@ class Node:
     # -- chain access ----------------------------------------------------------------------------
     def rpc(self, fn: Any) -> Any:
         """``fn()`` with retries on RPC errors (backoff from ``poll``); then ChainError."""
-        wait = self.cfg.poll
-        for attempt in range(1, self.cfg.rpc_retries + 1):
-            try:
-                return fn()
-            except ContractLogicError:
-                raise
-            except RPC_ERRORS as e:
-                if attempt == self.cfg.rpc_retries:
-                    raise ChainError(f"rpc_url={self.cfg.rpc_url} failed {attempt} times: "
-                                     f"{type(e).__name__}: {e}") from e
-                log.warning("chain call failed (%s: %s), retry %d in %.2f s",
-                            type(e).__name__, str(e)[:200], attempt, wait)
-                time.sleep(wait)
-                wait = min(wait * 2, 5.0)
-        raise AssertionError("unreachable")
+        return with_retries(fn, url=self.cfg.rpc_url, first_wait=self.cfg.poll,
+                            tries=self.cfg.rpc_retries)
 
     def _endpoint(self, address: str) -> str:
         if address not in self._endpoints:
