@@ -137,3 +137,51 @@ def test_a_tls_section_gives_the_peer_mutual_tls_and_bad_ones_are_named(tmp_path
                            ('colour = "red"\n', r"unknown \[tls\] key")):
         with pytest.raises(ConfigError, match=named):
             load_peer_config(_tls_toml(tmp_path, section))
+
+
+# -- a peer's own data (peer.toml [data] files = "mine.npz") ----------------------------------
+def _own_task() -> object:
+    from phalanx.sim.config import SimConfig
+
+    return SimConfig(peers=6, rounds=1, secure=True, ledger="embedded", rule="fltrust",
+                     attack="none", malicious=0.0, committee=4, threshold=1, voters=1,
+                     model="logreg", local_epochs=1)
+
+
+def test_own_files_are_what_the_peer_trains_and_votes_on(tmp_path: Path) -> None:
+    from phalanx.node.work import NodeWork
+
+    task = _own_task()
+    rng = np.random.default_rng(5)
+    x = rng.random((40, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 40)
+    np.savez(tmp_path / "mine.npz", x_train=x, y_train=y)
+    own = NodeWork(task, 1, BlobStore(tmp_path / "a"), tmp_path / "mine.npz")  # type: ignore[arg-type]
+    named = NodeWork(task, 1, BlobStore(tmp_path / "b"))  # type: ignore[arg-type]
+    # its shard and validation split are its file's rows, every row exactly once
+    rows = np.concatenate([own.shard[0].numpy(), own.validation[0].numpy()])
+    assert len(own.validation[1]) == round(task.validation_fraction * 40)  # type: ignore[attr-defined]
+    assert sorted(map(bytes, rows)) == sorted(map(bytes, x))
+    # and training on them gives another update than the named partition's
+    a, b = own.train(own.initial, 0), named.train(named.initial, 0)
+    assert a.shape == b.shape and np.isfinite(a).all() and not np.allclose(a, b)
+
+
+@pytest.mark.parametrize(("arrays", "named"), [
+    ({"x_train": np.zeros((4, 1, 8, 8))}, "not an .npz with x_train and y_train"),
+    ({"x_train": np.zeros((4, 1, 28, 28)), "y_train": np.zeros(4)},
+     "x_train images are (1, 28, 28), the task's model takes (1, 8, 8)"),
+    ({"x_train": np.full((4, 1, 8, 8), np.nan), "y_train": np.zeros(4)}, "NaN or infinite"),
+    ({"x_train": np.zeros((4, 1, 8, 8)), "y_train": np.array([0, 1, 10, 2])},
+     "label 10 in y_train is outside [0, 10)"),
+    ({"x_train": np.zeros((4, 1, 8, 8)), "y_train": np.zeros(3)}, "4 images and 3 labels"),
+])
+def test_bad_own_files_are_one_error_naming_the_file(tmp_path: Path, arrays: dict[str, object],
+                                                     named: str) -> None:
+    from phalanx.errors import PhalanxError
+    from phalanx.node.work import NodeWork
+
+    np.savez(tmp_path / "bad.npz", **arrays)  # type: ignore[arg-type]
+    with pytest.raises(PhalanxError) as e:
+        NodeWork(_own_task(), 0, BlobStore(tmp_path / "s"), tmp_path / "bad.npz")  # type: ignore[arg-type]
+    assert named in str(e.value) and "bad.npz" in str(e.value) and "\n" not in str(e.value)

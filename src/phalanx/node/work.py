@@ -45,7 +45,9 @@ class NodeWork:
         self.shard = self.fed.shards[index]
         self.validation = validation[index]
         if files is not None:
-            self.shard, self.validation = _own_files(files, task.validation_fraction)
+            self.shard, self.validation = _own_files(files, task.validation_fraction,
+                                                     self.fed.data.input_shape,
+                                                     self.fed.data.num_classes)
         self.malicious = index in self.fed.malicious
         self.initial = self.fed.global_params.copy()
         self.previous_update = np.zeros_like(self.initial)
@@ -88,17 +90,28 @@ class NodeWork:
         self.previous_update = (new - old).astype(np.float32)
 
 
-def _own_files(path: Path, fraction: float) -> tuple[tuple[torch.Tensor, torch.Tensor],
-                                                     tuple[torch.Tensor, torch.Tensor]]:
-    """(train, validation) from an ``.npz`` with ``x_train`` (N, C, H, W) and ``y_train``."""
+def _own_files(path: Path, fraction: float, shape: tuple[int, int, int], classes: int
+               ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(train, validation) from an ``.npz`` with ``x_train`` (N, C, H, W) and ``y_train``, of
+    the task's image ``shape`` and labels in [0, ``classes``): a peer's own data trains the
+    task's model, so anything else is refused before a round would fail on it."""
     try:
         with np.load(path) as z:
             x, y = torch.as_tensor(z["x_train"], dtype=torch.float32), \
                 torch.as_tensor(z["y_train"], dtype=torch.long)
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, TypeError) as e:
         raise ConfigError(f"files={path}: not an .npz with x_train and y_train ({e})") from e
     if len(x) != len(y) or len(y) < 2:
         raise PhalanxError(f"files={path}: {len(x)} images and {len(y)} labels")
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise ConfigError(f"files={path}: x_train images are {tuple(x.shape[1:])}, the task's "
+                          f"model takes {tuple(shape)} (N, C, H, W)")
+    if not bool(torch.isfinite(x).all()):
+        raise ConfigError(f"files={path}: x_train holds NaN or infinite values")
+    bad = y[(y < 0) | (y >= classes)]
+    if len(bad):
+        raise ConfigError(f"files={path}: label {int(bad[0])} in y_train is outside "
+                          f"[0, {classes}) of the task")
     cut = max(1, int(round(fraction * len(y))))
     order = torch.as_tensor(np.random.default_rng(0).permutation(len(y)))
     return (x[order[cut:]], y[order[cut:]]), (x[order[:cut]], y[order[:cut]])
