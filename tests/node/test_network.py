@@ -159,17 +159,28 @@ def test_a_tampering_member_in_a_network_is_named_and_slashed(make_network) -> N
     # simulator's --server-attack tamper, run by the real peer at that seat)
     from phalanx.attacks.protocol import corrupt_seats
 
-    cfg = network_cfg(rounds=1, server_attack="tamper")
+    # and one of the experiment's broken peers (index 7, registered like the others): when it is
+    # drawn to propose it uploads garbage, as in `phalanx simulate --malformed-peers 1`
+    cfg = network_cfg(peers=7, rounds=1, server_attack="tamper", malformed_peers=1,
+                      proposers=2)
     net: Network = make_network(cfg, opening_timeout=6.0)
+    assert net.size == 8
     # Execute
     summary = run_network(net, max_wall=150)
     # Assert: the honest members named that seat, the result stood, the chain slashed it
     row = json.loads((net.out / "metrics.jsonl").read_text().splitlines()[0])
     assert summary["status"] == "finished", summary
     seat = corrupt_seats(cfg.seed, 0, cfg.committee, 1)[0]
-    bad = row["extra"]["ledger"]["committee"][seat]
+    led = row["extra"]["ledger"]
+    bad = led["committee"][seat]
+    slashed = [s[:2] for s in led["slashed"]]
     assert row["extra"]["cheating_servers"] == [seat]
-    assert row["accepted"] == 1 and row["extra"]["ledger"]["stands"]
-    assert [bad, "server"] in [s[:2] for s in row["extra"]["ledger"]["slashed"]]
+    assert led["stands"] and [bad, "server"] in slashed
     log = (net.peer_dir(bad) / "run" / "peer.log").read_text()
     assert "deviating as the experiment says" in log
+    # the broken peer's upload, when it proposed, was rejected as a bad bundle and slashed
+    honest = [p for p in led["proposers"] if p != 7]
+    assert row["accepted"] == len(honest) >= 1
+    if 7 in led["proposers"]:
+        reasons = {r["peer"]: r["reason"] for r in row["rejected"]}
+        assert reasons[7] == "bad-bundle" and [7, "client"] in slashed, (reasons, slashed)

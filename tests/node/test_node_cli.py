@@ -41,6 +41,10 @@ def test_peer_init_makes_a_private_keystore_and_a_loadable_peer_toml(tmp_path: P
     (["network", "up", "--peers", "6", "--committee", "4", "--voters", "1", "--out", "X"],
      "secure=false"),
     (["peer", "run", "--config", "/nonexistent/peer.toml"], "does not exist"),
+    (["network", "up", "--secure", "--server-attack", "bogus", "--out", "X"],
+     "server_attack='bogus' is unknown"),
+    (["network", "up", "--secure", "--malformed-peers", "-1", "--out", "X"],
+     "malformed_peers=-1 must be >= 0"),
 ])
 def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], named: str) -> None:
     args = [a.replace("X", str(tmp_path / "out")) for a in args]

@@ -31,6 +31,15 @@ def up(
     rule_param: Annotated[list[str] | None, Opt(help="Rule parameter name=value.")] = None,
     attack: Annotated[str | None, Opt(help=ATTACK_HELP)] = None,
     malicious: Annotated[float | None, Opt(help="Fraction of malicious peers.")] = None,
+    malformed_peers: Annotated[int | None, Opt(help="Broken peers besides --peers: registered, "
+                                              "they upload garbage when drawn to "
+                                              "propose.")] = None,
+    server_attack: Annotated[str | None, Opt(help="Committee members cheating inside the MPC: "
+                                            "tamper, silent, false-claim.")] = None,
+    corrupt_servers: Annotated[int | None, Opt(help="How many members run --server-attack "
+                                              "(default 1).")] = None,
+    client_fault: Annotated[str | None, Opt(help="Malicious proposers cheating inside the MPC "
+                                           "(as `phalanx simulate --client-fault`).")] = None,
     committee: Annotated[int | None, Opt(help="Committee size m.")] = None,
     threshold: Annotated[int | None, Opt(help="Privacy threshold t.")] = None,
     voters: Annotated[int | None, Opt(help="Voters per round.")] = None,
@@ -51,14 +60,17 @@ def up(
 
     options = dict(peers=peers, rounds=rounds, rule=rule,
                    rule_params=parse_params(rule_param, "--rule-param"), attack=attack,
-                   malicious=malicious, committee=committee, threshold=threshold,
+                   malicious=malicious, malformed_peers=malformed_peers,
+                   server_attack=server_attack, corrupt_servers=corrupt_servers,
+                   client_fault=client_fault, committee=committee, threshold=threshold,
                    voters=voters, model=model, dataset=dataset, seed=seed,
                    secure=secure or None, ledger="embedded")
     cfg = load_config(config, **options)
     run_dir = out if out is not None else default_run_dir(cfg, Path("runs"))
     net = create_network(cfg, run_dir, NetworkOptions(rpc_url=rpc, phase_timeout=phase_timeout,
                                                       echo=typer.echo, tls=tls))
-    typer.echo(f"network of {cfg.peers} peers on {net.ledger.address}: {run_dir}")
+    broken = f" (+{cfg.malformed_peers} malformed)" if cfg.malformed_peers else ""
+    typer.echo(f"network of {cfg.peers} peers{broken} on {net.ledger.address}: {run_dir}")
     try:
         summary = run_network(net)
     except KeyboardInterrupt:

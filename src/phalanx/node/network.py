@@ -99,6 +99,11 @@ class Network:
     anvil: subprocess.Popen[bytes] | None = None
 
     @property
+    def size(self) -> int:
+        """Peer processes: the task's peers and its malformed ones (indices from ``peers``)."""
+        return len(self.configs)
+
+    @property
     def rpc_url(self) -> str:
         from phalanx.chain.rpc import RpcLedger
 
@@ -214,7 +219,7 @@ def start_anvil(port: int = 0,
 
 
 def task_params(cfg: SimConfig) -> TaskParams:
-    n = phase_blocks(cfg.peers)
+    n = phase_blocks(cfg.peers + cfg.malformed_peers)
     proposers = cfg.proposers or cfg.peers - cfg.committee - cfg.voters
     return TaskParams(min_stake=MIN_STAKE, committee_size=cfg.committee,
                       threshold=cfg.threshold, n_proposers=proposers, n_voters=cfg.voters,
@@ -228,10 +233,6 @@ def check_network_config(cfg: SimConfig) -> None:
     """What a network runs: the secure per-peer protocol with a ledger."""
     if not cfg.secure:
         raise ConfigError("secure=false: a network runs the secure protocol (use --secure)")
-    for name in ("malformed_peers",):
-        if getattr(cfg, name):
-            raise ConfigError(f"{name}={getattr(cfg, name)}: not supported by `network up` "
-                              "(use `phalanx simulate`)")
 
 
 def create_network(cfg: SimConfig, out: Path, opts: NetworkOptions) -> Network:
@@ -259,7 +260,7 @@ def create_network(cfg: SimConfig, out: Path, opts: NetworkOptions) -> Network:
                                   initial_model=hash_model(fed.global_params))
         addresses, configs = [], []
         ca = make_authority(out / "pki") if opts.tls else None
-        for i in range(cfg.peers):
+        for i in range(cfg.peers + cfg.malformed_peers):
             d = out / "peers" / f"peer-{i}"
             store = create_keystore(d / "keystore")
             tls: dict[str, Any] = {}
@@ -396,7 +397,7 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
     model_hash = hash_model(model)
     """The round's metrics.jsonl row, from the peers' reports and the chain."""
     index = peer_index(net)
-    reports = {i: r for i in range(net.cfg.peers) if (r := net.report(i, rnd)) is not None}
+    reports = {i: r for i in range(net.size) if (r := net.report(i, rnd)) is not None}
     members = [r["member"] for r in reports.values() if r.get("member")]
     good = [m for m in members if m["done"] and m["aborted"] is None and m["output"]]
     # the view most members reached (a corrupt member's own report may differ from it)
@@ -457,7 +458,7 @@ def round_row(net: Network, fed: Federation, rnd: int, seconds: dict[str, float]
 
 def load_model(net: Network, address: bytes) -> np.ndarray | None:
     """The model at ``address`` from any peer's store (hash-checked)."""
-    for i in range(net.cfg.peers):
+    for i in range(net.size):
         path = net.peer_dir(i) / "run" / "blobs" / address.hex()
         if path.is_file():
             return decode_model(path.read_bytes(), address)
@@ -478,7 +479,7 @@ def run_network(net: Network, *, on_round: Callable[[RoundMetrics], None] | None
     producer = Producer(net)
     setup_s = 0.0
     try:
-        for i in range(cfg.peers):
+        for i in range(net.size):
             net.start_peer(i)
         setup_s = time.perf_counter() - start
         last = net.ledger.get_round_state().round
@@ -556,7 +557,7 @@ def settled_state(net: Network) -> Settled:
 def _settled(net: Network, fed: Federation, producer: Producer, rnd: int,
              chain: Settled) -> RoundMetrics | None:
     """Round ``rnd`` settled and its reports are in: its row (None: nobody reported)."""
-    if all(net.report(i, rnd) is None for i in range(net.cfg.peers)):
+    if all(net.report(i, rnd) is None for i in range(net.size)):
         return None
     model = load_model(net, chain.model_hash)
     if model is None:

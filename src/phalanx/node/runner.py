@@ -21,6 +21,7 @@ SIGTERM: the current step finishes, then the node closes its endpoint and exits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
@@ -79,6 +80,9 @@ from phalanx.sim.secure_params import choose_frac_bits
 log = logging.getLogger("phalanx.node")
 ETHER = 10**18
 MAX_OPENING_DEADLINES = 5  # as sim.peers
+#: slots of the whoever-first transactions (Node._turn): at most 0.7 s of stagger
+RACE_SLOTS = 8
+RACE_SLOT_S = 0.1
 #: message steps slower than this are logged with their duration
 SLOW_STEP_S = 0.05
 SEND_TIMEOUT = 4.0  # seconds a message may take to reach a peer before it counts as down
@@ -135,6 +139,8 @@ class Node:
         self.view: RoundView | None = None
         #: when this member saw the response window closed (0: not yet)
         self.window_closed_at = 0.0
+        #: when this peer first saw each whoever-first transaction due this round (_turn)
+        self.race_seen: dict[str, float] = {}
         self.roots1: dict[str, bytes] = {}
         self.held: list[Signed] = []
         self.log = RoundLog(-1)
@@ -157,7 +163,7 @@ class Node:
     def _behaviour(self) -> Behaviour:
         c = self.task_cfg
         return Behaviour(flip_ballot=self.work.malicious and c.voting_attack
-                         and c.attack != "none")
+                         and c.attack != "none", garbage_upload=self.work.malformed)
 
     def _round_behaviour(self, view: RoundView) -> Behaviour:
         """This round's deviations, as the simulator chooses them (``sim.peers``): a member at
@@ -373,7 +379,8 @@ class Node:
             # reveal the secret committed for this draw (committing the next one waits for
             # the draw: only the round's role holders may, docs/ledger.md)
             self._once("beacon", BeaconOpened(st.round, False))
-        if ph >= Phase.PROPOSE and not st.roles_drawn and "close" not in self.done:
+        if ph >= Phase.PROPOSE and not st.roles_drawn and "close" not in self.done \
+                and self._turn("close", now):
             self._once("close", BeaconDeadline())
         if ph >= Phase.PROPOSE and st.roles_drawn and "open" not in self.done:
             self._open(st)
@@ -410,9 +417,21 @@ class Node:
                 self.fire(VoteOpened(candidate))
         if ph >= Phase.REVEAL and "reveal" not in self.done:
             self._once("reveal", RevealOpened())
-        if ph is Phase.SETTLE and "settle" not in self.done:
+        if ph is Phase.SETTLE and "settle" not in self.done and self._turn("settle", now):
             self._once("settle", SettleOpened())
         self._ready(self._how_far(ph))
+
+    def _turn(self, what: str, now: float) -> bool:
+        """Whether this peer sends a whoever-first transaction (close the beacon, settle) now:
+        each waits its own slot, ``RACE_SLOT_S`` times a number in [0, ``RACE_SLOTS``) drawn
+        from a hash of the round and its address, counted from when it first saw the step
+        due. With 8 peers all sending at once, seven estimates reverted and were traced by
+        the node (~50 ms of its CPU each) on the round's critical path; staggered, the first
+        slot usually sends alone and the others see the step done. Anyone still sends within
+        ``RACE_SLOTS * RACE_SLOT_S`` s, so the round never waits on one peer."""
+        seen = self.race_seen.setdefault(what, now)
+        digest = hashlib.sha256(f"{what}:{self.round}:{self.me.address}".encode()).digest()
+        return now - seen >= int.from_bytes(digest[:4], "big") % RACE_SLOTS * RACE_SLOT_S
 
     def _once(self, name: str, event: Event) -> None:
         self.done.add(name)
@@ -514,6 +533,7 @@ class Node:
             self._finish_round(st)
         self.round, self.done, self.ready = st.round, set(), -1
         self.window_closed_at = 0.0
+        self.race_seen = {}
         self.down, self.deadlines, self.held = set(), 0, []
         self.log = RoundLog(st.round)
         self.phase_at = time.monotonic()

@@ -36,14 +36,18 @@ class NodeWork:
 
     def __init__(self, task: SimConfig, index: int, store: BlobStore,
                  files: Path | None = None) -> None:
-        if not 0 <= index < task.peers:
-            raise ConfigError(f"partition={index} must be in [0, {task.peers}) for this task")
+        total = task.peers + task.malformed_peers
+        if not 0 <= index < total:
+            raise ConfigError(f"partition={index} must be in [0, {total}) for this task")
         self.task, self.index, self.store = task, index, store
         self.fed: Federation = build_federation(task)
         rng = np.random.default_rng([task.seed, 99])  # as sim.peers.build_peer_run
         validation = hold_out_validation(self.fed, rng, task.validation_fraction)
-        self.shard = self.fed.shards[index]
-        self.validation = validation[index]
+        #: one of the experiment's broken peers (indices from ``peers`` on, as in sim.peers):
+        #: it uploads garbage when it proposes, and votes on a partition's held-out data
+        self.malformed = index >= task.peers
+        self.shard = self.fed.shards[index % task.peers]
+        self.validation = validation[index % task.peers]
         if files is not None:
             self.shard, self.validation = _own_files(files, task.validation_fraction,
                                                      self.fed.data.input_shape,
