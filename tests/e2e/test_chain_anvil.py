@@ -195,3 +195,24 @@ def test_raw_receipt_events_equal_web3_process_log(anvil_url: str):
     assert ours == theirs
     assert [{k: type(v) for k, v in a.items()} for _, a in ours] == \
         [{k: type(v) for k, v in a.items()} for _, a in theirs]
+
+
+def test_fees_follow_the_base_fee_and_do_not_feed_back(anvil_url: str):
+    # Arrange: a task, and twelve peers that each attach (a fresh process) and transact once,
+    # one after the other: a price taken from the node's suggestion (which follows recent
+    # tips) and marked up by every newcomer escalated without bound
+    _, _, led = _drive("rpc", anvil_url)
+    paid = []
+    for i in range(12):
+        me = Account.from_key((i + 8100).to_bytes(32, "big"))
+        led.faucet(me.address, 5 * ETH)
+        peer = RpcLedger.attach(anvil_url, led.address)
+        peer.fund(me, 1)
+        block = peer.w3.eth.get_block("latest", full_transactions=True)
+        receipt = peer.w3.eth.get_transaction_receipt(block["transactions"][-1]["hash"])
+        paid.append((int(receipt["effectiveGasPrice"]), int(block["baseFeePerGas"])))
+    # Assert: each paid the base fee plus the fixed tip, and the last no more than the first
+    from phalanx.chain.rpc import PRIORITY_FEE_WEI
+
+    assert all(price == base + PRIORITY_FEE_WEI for price, base in paid), paid
+    assert paid[-1][0] <= paid[0][0], paid

@@ -34,6 +34,7 @@ _DEV = re.compile(r"#\s*dev:\s*(.+?)\s*$")
 BLOCK_WAIT_S = 1.0  # poll interval while waiting for blocks on a live chain
 RECEIPT_POLL_S = 0.005  # poll interval while waiting for a transaction's receipt
 RECEIPT_TIMEOUT_S = 120.0
+PRIORITY_FEE_WEI = 10**9  # the tip of every transaction (1 gwei)
 
 
 @lru_cache(maxsize=1)
@@ -82,7 +83,6 @@ class RpcLedger(ContractLedger):
         self._chain_id = int(w3.eth.chain_id)
         self.gas_log = []
         self._nonces: dict[str, int] = {}
-        self._price: int | None = None
         self._views = ViewCodec(get_artifacts()["abi"])
         self._events = EventCodec(get_artifacts()["abi"])
 
@@ -142,11 +142,22 @@ class RpcLedger(ContractLedger):
         self._nonces[address] = n + 1
         return n
 
-    def _gas_price(self) -> int:
-        """The node's gas price, read once per ledger (dev nodes keep it stable)."""
-        if self._price is None:
-            self._price = int(self.w3.eth.gas_price) * 2
-        return self._price
+    def _fees(self) -> dict[str, int]:
+        """EIP-1559 fees: at most twice the latest base fee plus a fixed tip, and the tip is
+        all the sender pays above the base fee (legacy ``gasPrice`` from the node where blocks
+        have no base fee). Never derived from ``eth_gasPrice`` on a 1559 chain: its suggestion
+        follows recent tips, the peers' own, and a price of "2 x the suggestion" cached by
+        each peer fed back into the suggestion until it reached 469 gwei on anvil and a settle
+        cost more than a peer's gas money (seen in the 8-peer benchmark)."""
+        block = self._request("eth_getBlockByNumber", ["latest", False]).get("result") or {}
+        base = block.get("baseFeePerGas")
+        if base is None:
+            resp = self._request("eth_gasPrice", [])
+            if "result" not in resp:
+                raise Web3RPCError(f"eth_gasPrice: {resp.get('error', resp)!r}")
+            return {"gasPrice": int(str(resp["result"]), 16)}
+        return {"maxFeePerGas": 2 * int(str(base), 16) + PRIORITY_FEE_WEI,
+                "maxPriorityFeePerGas": PRIORITY_FEE_WEI, "type": 2}
 
     def _transact(self, fn: str, sender: LocalAccount, *args: Any, value: int = 0) -> list[Event]:
         """Estimate (a revert raises Reverted with the dev reason), sign, send, wait for the
@@ -165,7 +176,7 @@ class RpcLedger(ContractLedger):
                            f"{fn} from {sender.address}")
         tx = {"to": self.contract.address, "data": data, "value": value,
               "gas": gas_limit(int(str(estimate["result"]), 16)), "chainId": self.chain_id,
-              "gasPrice": self._gas_price(), "nonce": self._next_nonce(sender.address)}
+              **self._fees(), "nonce": self._next_nonce(sender.address)}
         try:
             receipt = self._send(sender, tx)
         except (Web3Exception, ValueError):
