@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from phalanx.cli import app
 from phalanx.errors import DataError
 
-FAST = ["--peers", "5", "--rounds", "1", "--model", "logreg", "--no-progress"]
+#: the plaintext research mode (secure aggregation with the embedded ledger is the default)
+FAST = ["--plaintext", "--ledger", "none", "--peers", "5", "--rounds", "1", "--model", "logreg",
+        "--no-progress"]
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
