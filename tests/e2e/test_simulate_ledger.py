@@ -18,7 +18,7 @@ ETHER = 10**18
 def test_lying_voters_are_slashed_and_the_model_moves_only_when_accepted(ledger: str) -> None:
     # Prepare: 14 peers, committee 4 (t=1), 5 voters, 5 proposers; 30% malicious
     cfg = SimConfig(peers=14, committee=4, threshold=1, voters=5, malicious=0.3, rounds=3,
-                    model="logreg", ledger=ledger, seed=2)
+                    model="logreg", ledger=ledger, seed=2, secure=False)
     run = build_chained(cfg)
     # Execute
     rows = [run_chained_round(run, rnd) for rnd in range(1, cfg.rounds + 1)]
@@ -70,8 +70,8 @@ def test_cli_checks_the_task_limits_before_deploying(tmp_path: Path) -> None:
 
     from phalanx.cli import app
 
-    result = CliRunner().invoke(app, ["simulate", "--ledger", "model", "--rounds", "1",
-                                      "--peers", "140", "--voters", "3", "--committee", "4",
+    result = CliRunner().invoke(app, ["simulate", "--plaintext", "--ledger", "model",
+                                      "--rounds", "1", "--peers", "140", "--voters", "3", "--committee", "4",
                                       "--model", "logreg", "--out", str(tmp_path / "run"),
                                       "--no-progress"])
     assert result.exit_code == 2
