@@ -15,7 +15,8 @@ One federation (the results.md configuration at ``--seed``), played side by side
 If the plain+noise runs spread as far from ``plain`` as ``secure`` does, the gap is the
 trajectory's sensitivity to any perturbation of that size, not a bias of the MPC.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/secure_gap.py --seed 2 --data-dir ../shared/data/mnist
+    PYTHONPATH=src .venv/bin/python benchmarks/secure_gap.py --seed 2 \
+        --data-dir ../shared/data/mnist
 """
 
 from __future__ import annotations

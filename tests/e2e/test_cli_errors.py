@@ -272,3 +272,16 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
 def test_version() -> None:
     code, output = run_cli(["--version"])
     assert code == 0 and output.startswith("phalanx ")
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    ("simulate", ["[default: (secure)]", "[default: (embedded)]", "--plaintext", "research mode",
+                  "need --plaintext"]),
+    ("experiment", ["[default: (plaintext)]", "[default: (none)]", "Unlike simulate"]),
+])
+def test_help_shows_the_secure_and_ledger_defaults(command: str, shown: list[str]) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    for fragment in shown:
+        assert fragment in text, (fragment, text)

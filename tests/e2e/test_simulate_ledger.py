@@ -88,7 +88,8 @@ def test_cli_checks_the_task_limits_before_deploying(tmp_path: Path) -> None:
     from phalanx.cli import app
 
     result = CliRunner().invoke(app, ["simulate", "--plaintext", "--ledger", "model",
-                                      "--rounds", "1", "--peers", "140", "--voters", "3", "--committee", "4",
+                                      "--rounds", "1", "--peers", "140", "--voters", "3",
+                                      "--committee", "4",
                                       "--model", "logreg", "--out", str(tmp_path / "run"),
                                       "--no-progress"])
     assert result.exit_code == 2

@@ -96,3 +96,10 @@ def test_bad_config_names_the_key_and_value(tmp_path: Path, text: str, match: st
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_cli_names_exactly_the_rules_without_a_secure_form() -> None:
+    from phalanx.cli.sim import PLAIN_ONLY
+    from phalanx.rules import RULES
+
+    assert PLAIN_ONLY.split(", ") == [n for n, c in RULES.items() if not c.secure_compatible]

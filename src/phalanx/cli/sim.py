@@ -64,6 +64,8 @@ def parse_seeds(text: str | None) -> list[int] | None:
 CLIENT_FAULTS = ["none", *CLIENT_FAULT_RULES]
 ATTACKS = "none, sign-flip, scaling, label-flip, gaussian, alie, ipm, min-max, backdoor, free-rider"
 RULES = "fedavg, fedavg-nb, fltrust, cc, cc-iter, rsa, krum, multi-krum, median, trimmed-mean"
+#: the rules without a secure form (rules/*.py ``secure_compatible``; tested against RULES)
+PLAIN_ONLY = "fedavg, cc-iter, krum, multi-krum, median, trimmed-mean"
 ATTACK_HELP = (f"{ATTACKS}. ON by default: {DEFAULTS['malicious']:.0%} of the peers run "
                f"{DEFAULTS['attack']}; "
                "--attack none (or --malicious 0) for an honest federation.")
@@ -91,7 +93,9 @@ def simulate(
                                          show_default=default("knowledge"))] = None,
     proposers: Annotated[int | None, Opt(help="Proposers per round (0 = all).",
                                          show_default=default("proposers"))] = None,
-    rule: Annotated[str | None, Opt(help=RULES + ".", show_default=default("rule"))] = None,
+    rule: Annotated[str | None, Opt(help=RULES + f". {PLAIN_ONLY} have no secure form: "
+                                    "they need --plaintext.", show_default=default("rule"))
+                    ] = None,
     rule_param: Annotated[list[str] | None, Opt(help="Rule parameter name=value.")] = None,
     rounds: Annotated[int | None, Opt(help="Rounds.", show_default=default("rounds"))] = None,
     model: Annotated[str | None, Opt(
@@ -163,7 +167,7 @@ def simulate(
                                     )] = None,
     overwrite: Annotated[bool, Opt(help="Replace the run files of a non-empty --out.")] = False,
     resume: Annotated[Path | None, Opt(help="Continue the interrupted run in this directory "
-                                       "(plaintext without a ledger, or "
+                                       "(runs with --ledger none: plaintext, or secure with "
                                        "--reproducible-secrets).")] = None,
     progress: Annotated[bool, Opt(help="Progress per round (a bar on a terminal, else one "
                                   "line per round).")] = True,
@@ -176,7 +180,10 @@ def simulate(
     ray_cpus: Annotated[int | None, Opt(help="CPUs of the local Ray instance (0 = all).",
                                         show_default=default("ray_cpus"))] = None,
 ) -> None:
-    """Simulate a federation in-process and write a run directory (with report.html)."""
+    """Simulate a federation in-process and write a run directory (with report.html).
+
+    By default the whole system: secure aggregation under the committee MPC, judged and paid
+    on the embedded ledger. --plaintext --ledger none is the fast research mode."""
     from phalanx.sim.config import load_config
     from phalanx.sim.run import default_run_dir
     from phalanx.sim.run import resume as resume_run
