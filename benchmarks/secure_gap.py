@@ -99,6 +99,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=None,
                     help="relative perturbation of plain+noise (default: secure's median error)")
     ap.add_argument("--noise-runs", type=int, default=2)
+    ap.add_argument("--first-noise-seed", type=int, default=0)
+    ap.add_argument("--no-plain", action="store_true",
+                    help="skip the plaintext run (deterministic: compare with an earlier one)")
+    ap.add_argument("--no-secure", action="store_true",
+                    help="skip the secure run (then --noise is required)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -111,19 +116,27 @@ def main() -> None:
         print(f"{name:14s} {run['seconds']:6.1f} s  final {run['accuracy'][-1]:.4f}  "
               + " ".join(f"{a:.3f}" for a in run["accuracy"]), flush=True)
 
-    show("plain", play(cfg, data))
-    secure = play(cfg.replace(secure=True), data, compare=True)
-    show("secure", secure)
-    err = secure["relative_error"]
-    print("secure relative error per round: " + " ".join(f"{e:.1e}" for e in err))
-    print("trust-weight sum secure/plain per round: " + " ".join(
-        f"{s:.4f}/{p:.4f}" for s, p in secure["trust_weight_sum"]))
-    noise = args.noise if args.noise is not None else statistics.median(err)
-    for k in range(args.noise_runs):
+    if args.no_secure and args.noise is None:
+        raise SystemExit("--no-secure needs --noise")
+    if not args.no_plain:
+        show("plain", play(cfg, data))
+    noise = args.noise
+    if not args.no_secure:
+        secure = play(cfg.replace(secure=True), data, compare=True)
+        show("secure", secure)
+        err = secure["relative_error"]
+        print("secure relative error per round: " + " ".join(f"{e:.1e}" for e in err))
+        print("trust-weight sum secure/plain per round: " + " ".join(
+            f"{s:.4f}/{p:.4f}" for s, p in secure["trust_weight_sum"]))
+        noise = noise if noise is not None else statistics.median(err)
+    assert noise is not None
+    first = args.first_noise_seed
+    for k in range(first, first + args.noise_runs):
         show(f"plain+noise{k}", play(cfg, data, noise=noise, noise_seed=k))
     finals = {name: r["accuracy"][-1] for name, r in runs.items()}
-    print(f"noise {noise:.1e}; final accuracy minus plain: " + ", ".join(
-        f"{n} {a - finals['plain']:+.4f}" for n, a in finals.items() if n != "plain"))
+    if "plain" in finals:
+        print(f"noise {noise:.1e}; final accuracy minus plain: " + ", ".join(
+            f"{n} {a - finals['plain']:+.4f}" for n, a in finals.items() if n != "plain"))
     if args.json:
         print(json.dumps({"seed": args.seed, "noise": noise, "runs": runs}))
 
