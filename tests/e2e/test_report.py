@@ -175,6 +175,7 @@ def test_report_shows_the_ledger_committee_and_adversaries_per_round(
     assert "abort, round 2: committee-abort" in text
     assert "refused uploads: round 1 peer 5 (duplicate)" in text
     assert "  round 1: 0 3* 5" in text  # proposers by id
+    assert "servers identified as cheating: peers 7*" in text  # seat 1 of round 1's committee
     assert "peer 3* (client) ×1, 2.00 ETH" in text
     # stakes per peer recorded: rewards split honest / malicious, stakes from registration
     # (10 ETH each): honest 0, 5 end at 10.2 + 10.5, malicious 3 at 8.0 (+2 slashed), 7 at 9.0

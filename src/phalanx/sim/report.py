@@ -154,9 +154,8 @@ def describe_run(run_dir: Path, *, max_rounds: int = 10) -> list[str]:
     lines.append(f"malicious peers: {sorted(malicious) or 'none'}")
     lines += describe_proposers(rows, malicious, max_rounds)
     lines.append(describe_rejections(rows))
-    servers = sorted({s for r in rows for s in get_servers(r)})
     aborted = sum(1 for r in rows if get_path(r, "extra", "aborted"))
-    lines.append(f"servers identified as cheating: {servers or 'none'}"
+    lines.append(f"servers identified as cheating: {describe_servers(rows, malicious)}"
                  + (f"; committee aborted {aborted} round(s)" if aborted else ""))
     lines += describe_adversaries(rows)
     lines += describe_ledger(rows, malicious)
@@ -165,6 +164,20 @@ def describe_run(run_dir: Path, *, max_rounds: int = 10) -> list[str]:
     if summary.get("non_finite"):
         lines.append(f"non-finite values (written as null): {summary['non_finite']}")
     return lines
+
+
+def describe_servers(rows: Sequence[Row], malicious: set[int]) -> str:
+    """The identified committee seats; with a ledger the peers holding them (* malicious)."""
+    seats = sorted({s for r in rows for s in get_servers(r)})
+    peers: set[int] = set()
+    for row in rows:
+        committee = get_path(row, "extra", "ledger", "committee")
+        if not isinstance(committee, list):
+            return str(seats) if seats else "none"
+        peers |= {int(committee[s]) for s in get_servers(row) if 0 <= s < len(committee)}
+    if not peers:
+        return "none"
+    return "peers " + " ".join(f"{p}{'*' if p in malicious else ''}" for p in sorted(peers))
 
 
 def describe_proposers(rows: Sequence[Row], malicious: set[int], max_rounds: int) -> list[str]:
