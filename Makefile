@@ -17,7 +17,7 @@ setup: $(STAMP)
 ## Set up and run the main job: the embedded defaults (digits, 20 peers, 20% sign-flip, fltrust),
 ## each peer its own state machine, aggregated under MPC, judged and paid on the embedded EVM.
 demo: setup
-	$(BIN)/phalanx simulate --secure --ledger embedded
+	$(BIN)/phalanx simulate
 
 ## The real EVM node for the ledger's integration tests (skipped with a reason when npm is missing).
 anvil:

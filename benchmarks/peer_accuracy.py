@@ -53,7 +53,7 @@ def main() -> None:
     out: dict[str, object] = {"rounds": args.rounds, "seeds": {}}
     for seed in (int(s) for s in args.seeds.split(",")):
         secure = SimConfig(secure=True, ledger="embedded", seed=seed, rounds=args.rounds)
-        plain = SimConfig(seed=seed, rounds=args.rounds)
+        plain = SimConfig(seed=seed, rounds=args.rounds, secure=False, ledger="none")
         curves, secs = {}, {}
         paths = args.paths.split(",")
         for mode, cfg in (("peers", secure), ("driver", secure), ("plaintext", plain)):

@@ -52,7 +52,7 @@ def main() -> None:
                              peers=args.peers, malicious=args.malicious, rounds=args.rounds,
                              samples_per_peer=args.samples_per_peer, partition=part, alpha=0.5,
                              local_epochs=args.local_epochs, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed)
+                             lr=args.lr, seed=args.seed, secure=False, ledger="none")
              for part in args.partitions.split(",")}
     start = time.perf_counter()
 

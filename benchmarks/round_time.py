@@ -52,12 +52,12 @@ def main() -> None:
     args = ap.parse_args()
 
     secure = dict(secure=True, committee=args.committee, threshold=args.threshold,
-                  frac_bits=args.frac_bits) if args.secure else {}
+                  frac_bits=args.frac_bits) if args.secure else dict(secure=False)
     cfg = SimConfig(peers=args.peers, model=args.model, dataset=args.dataset,
                     data_dir=args.data_dir, rule=args.rule, rounds=args.rounds,
                     malicious=args.malicious, attack=args.attack,
                     samples_per_peer=args.samples_per_peer, local_epochs=args.local_epochs,
-                    **secure)
+                    ledger="none", **secure)
     fed = build_federation(cfg)
     if args.secure:
         return secure_rounds(fed, args.rounds)

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from phalanx.cli import app
 from phalanx.errors import DataError
 
-FAST = ["--peers", "5", "--rounds", "1", "--model", "logreg", "--no-progress"]
+#: the plaintext research mode (secure aggregation with the embedded ledger is the default)
+FAST = ["--plaintext", "--ledger", "none", "--peers", "5", "--rounds", "1", "--model", "logreg",
+        "--no-progress"]
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
@@ -66,7 +68,8 @@ def write_idx(directory: Path, *, truncate: str | None = None, garbage: str | No
         ([], "voting_attack = 1", ["voting_attack=1"]),
         (["--committee", "7"], None, ["committee=7", "secure"]),
         (["--threshold", "2"], None, ["threshold=2", "secure"]),
-        (["--secure", "--rule", "fedavg"], None, ["rule='fedavg'", "fedavg-nb", "fltrust"]),
+        (["--secure", "--rule", "fedavg"], None, ["rule='fedavg'", "fedavg-nb", "fltrust",
+                                                  "--plaintext"]),
         (["--secure", "--rule", "krum"], None, ["rule='krum'", "no secure form"]),
         (["--secure", "--frac-bits", "30"], None, ["frac_bits=30"]),
         (["--rule", "cc", "--rule-param", "taux=1"], None, ["taux"]),
@@ -84,10 +87,28 @@ def test_bad_simulate_input_is_one_line(tmp_path: Path, args: list[str], toml: s
     if toml is not None:
         (tmp_path / "run.toml").write_text(toml + "\n")
         extra = ["--config", str(tmp_path / "run.toml")]
-    # Execute
-    code, output = run_cli(["simulate", *FAST, *extra, *args, "--out", str(tmp_path / "o")])
+    # Execute (a TOML that sets secure is not overridden by FAST's --plaintext)
+    fast = [a for a in FAST if not (toml and "secure" in toml and a == "--plaintext")]
+    code, output = run_cli(["simulate", *fast, *extra, *args, "--out", str(tmp_path / "o")])
     # Assert
     assert_one_line_error(code, output, *fragments)
+
+
+@pytest.mark.parametrize("rule", ["fedavg", "krum"])
+def test_a_plain_only_rule_under_the_secure_default_says_add_plaintext(tmp_path: Path,
+                                                                       rule: str) -> None:
+    # Execute: no --secure, no --plaintext: the default (secure, embedded ledger)
+    code, output = run_cli(["simulate", "--rule", rule, "--no-progress", "--out",
+                            str(tmp_path / "o")])
+    # Assert: one line that says what to add; nothing ran
+    assert_one_line_error(code, output, f"rule='{rule}'", "no secure form", "--plaintext")
+    assert not (tmp_path / "o" / "metrics.jsonl").exists()
+
+
+def test_default_ledger_roles_too_many_for_the_peers_say_ledger_none(tmp_path: Path) -> None:
+    code, output = run_cli(["simulate", "--peers", "5", "--no-progress", "--out",
+                            str(tmp_path / "o")])
+    assert_one_line_error(code, output, "peers=5", "ledger='embedded'", "--ledger none")
 
 
 @pytest.mark.parametrize(
@@ -251,3 +272,16 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
 def test_version() -> None:
     code, output = run_cli(["--version"])
     assert code == 0 and output.startswith("phalanx ")
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    ("simulate", ["[default: (secure)]", "[default: (embedded)]", "--plaintext", "research mode",
+                  "need --plaintext"]),
+    ("experiment", ["[default: (plaintext)]", "[default: (none)]", "Unlike simulate"]),
+])
+def test_help_shows_the_secure_and_ledger_defaults(command: str, shown: list[str]) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    for fragment in shown:
+        assert fragment in text, (fragment, text)

@@ -16,6 +16,8 @@ from phalanx.cli import app
 from phalanx.sim.report import RUN_PLOTS
 
 FAST = ["--rounds", "2", "--model", "logreg", "--no-progress"]
+#: the plaintext research mode (secure aggregation with the embedded ledger is the default)
+PLAIN = ["--plaintext", "--ledger", "none"]
 
 
 def invoke(args: list[str]) -> str:
@@ -27,11 +29,12 @@ def invoke(args: list[str]) -> str:
 def test_ledger_run_report_has_every_plot_and_the_summary(tmp_path: Path) -> None:
     # Prepare / Execute: a short chained run (the pure-Python ledger mirror)
     out = tmp_path / "run"
-    output = invoke(["simulate", *FAST, "--peers", "12", "--ledger", "model",
+    output = invoke(["simulate", *FAST, "--plaintext", "--peers", "12", "--ledger", "model",
                      "--malformed-peers", "1", "--out", str(out)])
     # Assert: the printed summary
     for fragment in ("status: finished", "malicious peers:", "proposers", "rejected inputs:",
-                     "servers identified", "slashed:", "rewarded:", "stake after round 2"):
+                     "servers identified", "slashed (* malicious):", "rewarded:",
+                     "stake after round 2"):
         assert fragment in output, output
     assert output.strip().splitlines()[-1].startswith("final_accuracy=")
     # Assert: one self-contained page with every plot inlined
@@ -79,7 +82,8 @@ def test_own_npz_data_and_own_model(tmp_path: Path) -> None:
     try:
         # Execute
         out = tmp_path / "run"
-        invoke(["simulate", *FAST, "--peers", "4", "--dataset", f"npz:{tmp_path / 'd.npz'}",
+        invoke(["simulate", *FAST, *PLAIN, "--peers", "4", "--dataset",
+                f"npz:{tmp_path / 'd.npz'}",
                 "--model", "my_models:tiny", "--out", str(out)])
     finally:
         sys.path.remove(str(tmp_path))
@@ -89,7 +93,8 @@ def test_own_npz_data_and_own_model(tmp_path: Path) -> None:
 
 def test_secure_run_warns_of_committee_capture(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", *FAST, "--rounds", "1", "--peers", "10",
-                                      "--malicious", "0.3", "--secure", "--out",
+                                      "--malicious", "0.3", "--secure", "--ledger", "none",
+                                      "--out",
                                       str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
@@ -170,7 +175,15 @@ def test_report_shows_the_ledger_committee_and_adversaries_per_round(
     assert "abort, round 2: committee-abort" in text
     assert "refused uploads: round 1 peer 5 (duplicate)" in text
     assert "  round 1: 0 3* 5" in text  # proposers by id
-    assert "peer 3 (client) ×1, 2.00 ETH" in text
+    assert "servers identified as cheating: peers 7*" in text  # seat 1 of round 1's committee
+    assert "peer 3* (client) ×1, 2.00 ETH" in text
+    # stakes per peer recorded: rewards split honest / malicious, stakes from registration
+    # (10 ETH each): honest 0, 5 end at 10.2 + 10.5, malicious 3 at 8.0 (+2 slashed), 7 at 9.0
+    # (+1 slashed); peers 1, 2, 4, 6 (list form) stay at 10
+    assert "stake, start → after round 2: honest" in text
+    if not stakes_as_list:
+        assert "(honest peers 0.70 ETH, malicious peers 0.00 ETH)" in text
+        assert "honest 20.00 → 32.50 ETH, malicious 20.00 → 16.00 ETH" in text
 
 
 def test_the_stake_plot_draws_one_line_per_peer(tmp_path: Path) -> None:

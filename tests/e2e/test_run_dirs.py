@@ -22,7 +22,10 @@ from phalanx.sim.federation import RoundMetrics
 from phalanx.sim.rundir import dumps_finite
 
 SRC = str(Path(phalanx.__file__).resolve().parents[1])
-SMALL = ["--peers", "4", "--rounds", "1", "--model", "logreg", "--no-progress"]
+#: the plaintext research mode (secure aggregation with the embedded ledger is the default)
+PLAIN = dict(secure=False, ledger="none")
+SMALL = ["--plaintext", "--ledger", "none", "--peers", "4", "--rounds", "1", "--model", "logreg",
+         "--no-progress"]
 
 
 def strict_json(text: str) -> object:
@@ -84,7 +87,7 @@ def test_diverged_run_writes_null_with_the_reason(tmp_path: Path, monkeypatch) -
 
     monkeypatch.setattr(sim_run, "make_round_player", diverging)
     # Execute
-    sim_run.simulate(SimConfig(peers=4, rounds=2, model="logreg"), tmp_path / "nan")
+    sim_run.simulate(SimConfig(peers=4, rounds=2, model="logreg", **PLAIN), tmp_path / "nan")
     # Assert: strict JSON everywhere, null plus the reason
     summary = strict_json((tmp_path / "nan" / "summary.json").read_text())
     rows = [strict_json(x) for x in (tmp_path / "nan" / "metrics.jsonl").read_text().splitlines()]
@@ -98,7 +101,7 @@ def test_diverged_run_writes_null_with_the_reason(tmp_path: Path, monkeypatch) -
 
 def test_interrupted_in_process_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     # Prepare
-    cfg = SimConfig(peers=5, rounds=4, model="logreg", seed=2)
+    cfg = SimConfig(peers=5, rounds=4, model="logreg", seed=2, **PLAIN)
     full = sim_run.simulate(cfg, tmp_path / "full")
 
     def stop_after_two(m: RoundMetrics) -> None:
@@ -126,8 +129,8 @@ def read_accuracies(run_dir: Path) -> list[float]:
 @pytest.mark.slow
 def test_sigint_mid_run_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     # Prepare: a run long enough to be interrupted after its second round
-    args = ["simulate", "--peers", "5", "--rounds", "12", "--model", "logreg", "--seed", "4",
-            "--local-epochs", "8"]
+    args = ["simulate", "--plaintext", "--ledger", "none", "--peers", "5", "--rounds", "12",
+            "--model", "logreg", "--seed", "4", "--local-epochs", "8"]
     proc = phalanx_process([*args, "--out", str(tmp_path / "cut")], tmp_path)
     assert proc.stdout is not None
     # Execute: Ctrl-C once the second round's progress line is out

@@ -14,7 +14,10 @@ from phalanx.cli import app
 from phalanx.sim.config import SimConfig
 from phalanx.sim.run import simulate
 
-FAST = dict(peers=10, malicious=0.3, attack="sign-flip", rounds=6, model="logreg", lr=0.1, seed=3)
+#: the plaintext research mode (secure aggregation with the embedded ledger is the default)
+PLAIN = dict(secure=False, ledger="none")
+FAST = dict(peers=10, malicious=0.3, attack="sign-flip", rounds=6, model="logreg", lr=0.1, seed=3,
+            **PLAIN)
 
 
 def test_fltrust_ends_well_above_fedavg_under_sign_flip(tmp_path: Path) -> None:
@@ -29,7 +32,8 @@ def test_fltrust_ends_well_above_fedavg_under_sign_flip(tmp_path: Path) -> None:
 def test_cli_run_directory_holds_what_is_promised(tmp_path: Path) -> None:
     # Prepare
     out = tmp_path / "run"
-    args = ["simulate", "--peers", "6", "--rounds", "3", "--model", "logreg", "--seed", "1",
+    args = ["simulate", "--plaintext", "--ledger", "none", "--peers", "6", "--rounds", "3",
+            "--model", "logreg", "--seed", "1",
             "--malformed-peers", "3", "--out", str(out), "--no-progress"]
     # Execute
     result = CliRunner().invoke(app, args)
@@ -63,7 +67,7 @@ def test_cli_reports_bad_values_clearly(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
-    cfg = SimConfig(peers=5, rounds=2, model="logreg", attack="gaussian", seed=11)
+    cfg = SimConfig(peers=5, rounds=2, model="logreg", attack="gaussian", seed=11, **PLAIN)
     a = simulate(cfg, tmp_path / "a")
     b = simulate(cfg, tmp_path / "b")
     assert a["final_accuracy"] == b["final_accuracy"]
@@ -84,5 +88,6 @@ def test_experiment_grid_writes_tables(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("attack", ["alie", "ipm", "min-max"])
 def test_partial_knowledge_attacks_run(tmp_path: Path, attack: str) -> None:
-    cfg = SimConfig(peers=6, rounds=1, model="logreg", attack=attack, knowledge="partial")
+    cfg = SimConfig(peers=6, rounds=1, model="logreg", attack=attack, knowledge="partial",
+                    **PLAIN)
     assert 0.0 <= simulate(cfg, tmp_path / attack)["final_accuracy"] <= 1.0

@@ -25,10 +25,11 @@ from phalanx.sim.run import make_round_player
 from phalanx.sim.rundir import dumps_finite
 
 # reproducible secrets: an attacked run can be compared bit for bit with the honest one
+# (without a ledger unless a test sets one: the embedded ledger is the default)
 BASE: dict[str, Any] = dict(peers=6, rounds=1, model="logreg", local_epochs=1, secure=True,
-                            reproducible_secrets=True, seed=3)
-FAST = ["--peers", "6", "--rounds", "1", "--model", "logreg", "--local-epochs", "1",
-        "--no-progress"]
+                            reproducible_secrets=True, seed=3, ledger="none")
+FAST = ["--ledger", "none", "--peers", "6", "--rounds", "1", "--model", "logreg",
+        "--local-epochs", "1", "--no-progress"]
 
 
 def run(tmp_path: Path, name: str, **kw: Any) -> tuple[dict[str, Any], np.ndarray]:
@@ -166,8 +167,9 @@ def test_the_cli_warns_at_3t_plus_1_and_the_summary_names_servers(tmp_path: Path
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
-    (["--server-attack", "tamper"], ["server_attack='tamper'", "--secure"]),
-    (["--client-fault", "wrap-around"], ["client_fault='wrap-around'", "--secure"]),
+    (["--plaintext", "--server-attack", "tamper"], ["server_attack='tamper'", "--secure"]),
+    (["--plaintext", "--client-fault", "wrap-around"], ["client_fault='wrap-around'",
+                                                        "--secure"]),
     (["--secure", "--server-attack", "bribe"], ["server_attack='bribe'", "tamper"]),
     (["--secure", "--client-fault", "lie"], ["client_fault='lie'", "wrap-around"]),
     (["--secure", "--corrupt-servers", "2"], ["corrupt_servers=2", "--server-attack"]),

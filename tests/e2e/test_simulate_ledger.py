@@ -18,7 +18,7 @@ ETHER = 10**18
 def test_lying_voters_are_slashed_and_the_model_moves_only_when_accepted(ledger: str) -> None:
     # Prepare: 14 peers, committee 4 (t=1), 5 voters, 5 proposers; 30% malicious
     cfg = SimConfig(peers=14, committee=4, threshold=1, voters=5, malicious=0.3, rounds=3,
-                    model="logreg", ledger=ledger, seed=2)
+                    model="logreg", ledger=ledger, seed=2, secure=False)
     run = build_chained(cfg)
     # Execute
     rows = [run_chained_round(run, rnd) for rnd in range(1, cfg.rounds + 1)]
@@ -48,20 +48,37 @@ def test_ledger_roles_must_fit_the_peers() -> None:
         SimConfig(peers=8, committee=5, voters=5, ledger="model")
 
 
-def test_cli_runs_a_secure_round_on_the_embedded_chain(tmp_path: Path) -> None:
+def test_the_default_cli_run_is_secure_on_the_embedded_chain_with_its_summary(
+        tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from phalanx.cli import app
 
+    # Execute: no --secure, no --ledger: the default is the whole system (small overrides)
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["simulate", "--ledger", "embedded", "--secure", "--rounds",
-                                      "1", "--peers", "12", "--voters", "3", "--committee", "4",
-                                      "--model", "logreg", "--out", str(out), "--no-progress"])
+    result = CliRunner().invoke(app, ["simulate", "--rounds", "1", "--peers", "12", "--voters",
+                                      "3", "--committee", "4", "--model", "logreg", "--out",
+                                      str(out), "--no-progress"])
+    # Assert: a secure round on the embedded EVM
     assert result.exit_code == 0, result.output
+    config = (out / "config.toml").read_text()
+    assert "secure = true" in config and 'ledger = "embedded"' in config
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert row["extra"]["ledger"]["stands"] is True
-    assert row["extra"]["aborted"] is None
+    assert row["extra"]["aborted"] is None and row["extra"]["frac_bits"] >= 4
     assert row["proposers"] == 12 - 4 - 3
+    # Assert: the end-of-run summary names who proposed, rejections, servers, slashes, rewards
+    # and stakes (honest vs malicious, from registration), then the final accuracy
+    proposers = " ".join(str(p) for p in row["extra"]["ledger"]["proposers"])
+    lines = result.output.splitlines()
+    for fragment in ("status: finished, 1/1 rounds", "malicious peers: [", "proposers (* "
+                     "malicious):", "rejected inputs:", "servers identified as cheating:",
+                     "slashed (* malicious):", "rewarded:", "honest peers",
+                     "stake, start → after round 1: honest 100.00 → "):
+        assert any(fragment in line for line in lines), (fragment, result.output)
+    assert any(line.startswith("  round 1: ") and line.replace("*", "").endswith(proposers)
+               for line in lines), result.output
+    assert lines[-1].startswith("final_accuracy=")
 
 
 def test_cli_checks_the_task_limits_before_deploying(tmp_path: Path) -> None:
@@ -70,8 +87,9 @@ def test_cli_checks_the_task_limits_before_deploying(tmp_path: Path) -> None:
 
     from phalanx.cli import app
 
-    result = CliRunner().invoke(app, ["simulate", "--ledger", "model", "--rounds", "1",
-                                      "--peers", "140", "--voters", "3", "--committee", "4",
+    result = CliRunner().invoke(app, ["simulate", "--plaintext", "--ledger", "model",
+                                      "--rounds", "1", "--peers", "140", "--voters", "3",
+                                      "--committee", "4",
                                       "--model", "logreg", "--out", str(tmp_path / "run"),
                                       "--no-progress"])
     assert result.exit_code == 2

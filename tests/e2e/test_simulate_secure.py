@@ -10,7 +10,9 @@ import pytest
 from phalanx.sim.config import SimConfig
 from phalanx.sim.run import simulate
 
-BASE = dict(peers=8, malicious=0.25, rounds=2, model="logreg", seed=5, malformed_peers=3)
+# plaintext without a ledger; each test turns secure on where it compares
+BASE = dict(peers=8, malicious=0.25, rounds=2, model="logreg", seed=5, malformed_peers=3,
+            secure=False, ledger="none")
 
 
 def rows(path: Path) -> list[dict]:

@@ -18,10 +18,38 @@ def test_defaults_are_the_documented_demo() -> None:
     assert cfg.num_malicious == 4
 
 
+def test_default_is_the_whole_system_secure_with_the_embedded_ledger(tmp_path: Path) -> None:
+    # Prepare: a TOML that says nothing of secure or ledger
+    (tmp_path / "run.toml").write_text("peers = 20\n")
+    # Execute / Assert: the dataclass, an empty load and the TOML agree
+    for cfg in (SimConfig(), load_config(), load_config(tmp_path / "run.toml")):
+        assert (cfg.secure, cfg.ledger, cfg.committee, cfg.threshold) == (True, "embedded", 5, 1)
+
+
+def test_toml_can_choose_the_plaintext_research_mode(tmp_path: Path) -> None:
+    (tmp_path / "run.toml").write_text('secure = false\nledger = "none"\npeers = 4\n')
+    cfg = load_config(tmp_path / "run.toml")
+    assert (cfg.secure, cfg.ledger, cfg.peers) == (False, "none", 4)
+
+
+@pytest.mark.parametrize("rule", ["fedavg", "krum", "median"])
+def test_a_rule_without_a_secure_form_says_to_add_plaintext(rule: str) -> None:
+    with pytest.raises(ConfigError, match=rf"rule='{rule}' has no secure form.*--plaintext"):
+        load_config(rule=rule)
+    assert load_config(rule=rule, secure=False).rule == rule
+
+
+def test_a_federation_too_small_for_the_ledger_roles_says_ledger_none() -> None:
+    with pytest.raises(ConfigError, match=r"peers=5 .*--ledger none"):
+        load_config(peers=5)
+    assert load_config(peers=5, ledger="none").peers == 5
+
+
 def test_toml_round_trip_and_overrides(tmp_path: Path) -> None:
     # Prepare
     path = tmp_path / "run.toml"
-    path.write_text('peers = 7\nrule = "cc"\n[rule_params]\ntau = 2.5\n')
+    path.write_text('peers = 7\nrule = "cc"\nsecure = false\nledger = "none"\n'
+                    '[rule_params]\ntau = 2.5\n')
     # Execute
     cfg = load_config(path, rounds=3, peers=None)
     again = load_config(None, **tomllib.loads(dump_toml(cfg.to_dict())))
@@ -49,7 +77,8 @@ def test_toml_round_trip_and_overrides(tmp_path: Path) -> None:
         ("peers = [", "not valid TOML"),
         ('secure = "false"', "secure='false' must be a boolean"),
         ("data_dir = 5", "data_dir=5 must be a string"),
-        ("committee = 7", "committee=7 needs secure=true"),
+        ("secure = false\nledger = 'none'\ncommittee = 7", "committee=7 needs secure=true"),
+        ("secure = false\nledger = 'none'\nfrac_bits = 12", "frac_bits=12 needs secure=true"),
         ("secure = true\nrule = 'fedavg'", "fedavg-nb"),
         ("attack = 'scaling'\n[attack_params]\nscal = 20", "scal=20 is not read"),
         ("attack = 'gaussian'\n[attack_params]\nscale = 2", "scale=2 is not read"),
@@ -67,3 +96,10 @@ def test_bad_config_names_the_key_and_value(tmp_path: Path, text: str, match: st
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_cli_names_exactly_the_rules_without_a_secure_form() -> None:
+    from phalanx.cli.sim import PLAIN_ONLY
+    from phalanx.rules import RULES
+
+    assert PLAIN_ONLY.split(", ") == [n for n, c in RULES.items() if not c.secure_compatible]

@@ -35,6 +35,6 @@ def test_frac_bits_and_reproducible_secrets_are_validated() -> None:
     with pytest.raises(ConfigError, match="frac_bits=3"):
         SimConfig(secure=True, frac_bits=3)
     with pytest.raises(ConfigError, match="reproducible_secrets=True needs secure"):
-        SimConfig(reproducible_secrets=True)
+        SimConfig(reproducible_secrets=True, secure=False, ledger="none")
     with pytest.raises(ConfigError, match="reproducible_secrets='yes'"):
         SimConfig(secure=True, reproducible_secrets="yes")  # type: ignore[arg-type]

@@ -64,7 +64,9 @@ def up(
                    server_attack=server_attack, corrupt_servers=corrupt_servers,
                    client_fault=client_fault, committee=committee, threshold=threshold,
                    voters=voters, model=model, dataset=dataset, seed=seed,
-                   secure=secure or None, ledger="embedded")
+                   # --secure stays required on the command line (a --config may set it)
+                   secure=True if secure else (None if config is not None else False),
+                   ledger="embedded")
     cfg = load_config(config, **options)
     run_dir = out if out is not None else default_run_dir(cfg, Path("runs"))
     net = create_network(cfg, run_dir, NetworkOptions(rpc_url=rpc, phase_timeout=phase_timeout,

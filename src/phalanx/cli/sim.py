@@ -64,6 +64,8 @@ def parse_seeds(text: str | None) -> list[int] | None:
 CLIENT_FAULTS = ["none", *CLIENT_FAULT_RULES]
 ATTACKS = "none, sign-flip, scaling, label-flip, gaussian, alie, ipm, min-max, backdoor, free-rider"
 RULES = "fedavg, fedavg-nb, fltrust, cc, cc-iter, rsa, krum, multi-krum, median, trimmed-mean"
+#: the rules without a secure form (rules/*.py ``secure_compatible``; tested against RULES)
+PLAIN_ONLY = "fedavg, cc-iter, krum, multi-krum, median, trimmed-mean"
 ATTACK_HELP = (f"{ATTACKS}. ON by default: {DEFAULTS['malicious']:.0%} of the peers run "
                f"{DEFAULTS['attack']}; "
                "--attack none (or --malicious 0) for an honest federation.")
@@ -91,7 +93,9 @@ def simulate(
                                          show_default=default("knowledge"))] = None,
     proposers: Annotated[int | None, Opt(help="Proposers per round (0 = all).",
                                          show_default=default("proposers"))] = None,
-    rule: Annotated[str | None, Opt(help=RULES + ".", show_default=default("rule"))] = None,
+    rule: Annotated[str | None, Opt(help=RULES + f". {PLAIN_ONLY} have no secure form: "
+                                    "they need --plaintext.", show_default=default("rule"))
+                    ] = None,
     rule_param: Annotated[list[str] | None, Opt(help="Rule parameter name=value.")] = None,
     rounds: Annotated[int | None, Opt(help="Rounds.", show_default=default("rounds"))] = None,
     model: Annotated[str | None, Opt(
@@ -121,12 +125,16 @@ def simulate(
     malformed_peers: Annotated[int | None, Opt(help="Extra peers sending NaN/inf/wrong-length "
                                                "updates.",
                                                show_default=default("malformed_peers"))] = None,
-    secure: Annotated[bool | None, Opt("--secure/--plaintext", help="Aggregate under MPC.",
-                                       show_default="plaintext")] = None,
-    committee: Annotated[int | None, Opt(help="Committee size m (needs --secure or a ledger).",
+    secure: Annotated[bool | None, Opt(
+        "--secure/--plaintext", help="--secure: aggregate under the committee MPC (the "
+        "default). --plaintext: the plain rule, no MPC; with --ledger none the fast research "
+        "mode.", show_default="secure")] = None,
+    committee: Annotated[int | None, Opt(help="Committee size m (not with --plaintext "
+                                         "--ledger none).",
                                          show_default=default("committee"))] = None,
-    threshold: Annotated[int | None, Opt(help="Privacy threshold t (needs --secure or a "
-                                         "ledger).", show_default=default("threshold"))] = None,
+    threshold: Annotated[int | None, Opt(help="Privacy threshold t (not with --plaintext "
+                                         "--ledger none).",
+                                         show_default=default("threshold"))] = None,
     frac_bits: Annotated[int | None, Opt(help="Fixed-point fractional bits of the secure "
                                          "encoding, 4..24 (automatic: the largest safe f).",
                                          show_default="automatic")] = None,
@@ -134,20 +142,21 @@ def simulate(
         "--reproducible-secrets", help="Secure runs derive every party's secrets from --seed: "
         "reproducible (and resumable), but NOT secret.", show_default="false")] = None,
     server_attack: Annotated[str | None, Opt(
-        help="Committee members cheating inside the MPC (needs --secure): tamper (alter every "
+        help="Committee members cheating inside the MPC (secure runs only): tamper (alter every "
              "share they send), silent (send nothing) or false-claim (dispute honest "
              "uploads).", show_default=default("server_attack"))] = None,
     corrupt_servers: Annotated[int | None, Opt(help="How many committee members run "
                                                "--server-attack (a seeded choice per round).",
                                                show_default="1")] = None,
     client_fault: Annotated[str | None, Opt(
-        help="Malicious proposers cheating inside the MPC (needs --secure): "
+        help="Malicious proposers cheating inside the MPC (secure runs only): "
              + ", ".join(CLIENT_FAULTS) + ".", show_default=default("client_fault"))] = None,
     faulty_clients: Annotated[int | None, Opt(help="How many malicious proposers per round run "
                                               "--client-fault (the lowest ids).",
                                               show_default="1")] = None,
-    ledger: Annotated[str | None, Opt(help="none, embedded (the contract on an in-process "
-                                      "EVM) or model (its Python mirror).",
+    ledger: Annotated[str | None, Opt(help="embedded (the contract on an in-process EVM), "
+                                      "model (its Python mirror) or none (no chain: no "
+                                      "committee/voter roles, stakes or slashes).",
                                       show_default=default("ledger"))] = None,
     voters: Annotated[int | None, Opt(help="Voters per round (with a ledger).",
                                       show_default=default("voters"))] = None,
@@ -158,7 +167,7 @@ def simulate(
                                     )] = None,
     overwrite: Annotated[bool, Opt(help="Replace the run files of a non-empty --out.")] = False,
     resume: Annotated[Path | None, Opt(help="Continue the interrupted run in this directory "
-                                       "(plaintext without a ledger, or "
+                                       "(runs with --ledger none: plaintext, or secure with "
                                        "--reproducible-secrets).")] = None,
     progress: Annotated[bool, Opt(help="Progress per round (a bar on a terminal, else one "
                                   "line per round).")] = True,
@@ -171,7 +180,10 @@ def simulate(
     ray_cpus: Annotated[int | None, Opt(help="CPUs of the local Ray instance (0 = all).",
                                         show_default=default("ray_cpus"))] = None,
 ) -> None:
-    """Simulate a federation in-process and write a run directory (with report.html)."""
+    """Simulate a federation in-process and write a run directory (with report.html).
+
+    By default the whole system: secure aggregation under the committee MPC, judged and paid
+    on the embedded ledger. --plaintext --ledger none is the fast research mode."""
     from phalanx.sim.config import load_config
     from phalanx.sim.run import default_run_dir
     from phalanx.sim.run import resume as resume_run
@@ -267,8 +279,13 @@ def run_with_progress(cfg: SimConfig, run_dir: Path, progress: bool, run: Any) -
             return run(cfg, run_dir, lambda m: bar.update(task, advance=1,
                                                           acc=f"{m.accuracy:.3f}"))
     except KeyboardInterrupt:
-        typer.secho(f"interrupted: summary.json has status interrupted; continue with "
-                    f"`phalanx simulate --resume {run_dir}`", err=True, fg=typer.colors.YELLOW)
+        from phalanx.sim.run import why_not_resumable
+
+        reason = why_not_resumable(cfg)
+        follow = (f"continue with `phalanx simulate --resume {run_dir}`" if reason is None
+                  else f"not resumable: {reason}")
+        typer.secho(f"interrupted: summary.json has status interrupted; {follow}", err=True,
+                    fg=typer.colors.YELLOW)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -277,6 +294,11 @@ def progress_line(cfg: SimConfig, m: Any) -> str:
     seconds = sum(m.seconds.values())
     return (f"round {m.round}/{cfg.rounds} accuracy={m.accuracy:.4f} loss={m.loss:.4g} "
             f"accepted={m.accepted} rejected={len(m.rejected)} ({seconds:.1f} s)")
+
+
+#: where ``experiment``'s defaults differ from ``simulate``'s: the grid is research (its default
+#: rules include fedavg, which has no secure form), so plaintext without a ledger
+EXPERIMENT_DEFAULTS: dict[str, Any] = {"secure": False, "ledger": "none"}
 
 
 @one_line_errors
@@ -307,11 +329,20 @@ def experiment(
     alpha: Annotated[float | None, Opt(help="Dirichlet concentration.",
                                        show_default=default("alpha"))] = None,
     seed: Annotated[int | None, Opt(help="Seed.", show_default=default("seed"))] = None,
+    secure: Annotated[bool | None, Opt(
+        "--secure/--plaintext", help="Aggregate every cell under the committee MPC, or in "
+        "plaintext. Unlike simulate, the grid is research: plaintext by default (a --config "
+        "may set secure).", show_default="plaintext")] = None,
+    ledger: Annotated[str | None, Opt(help="none, embedded or model for every cell (a "
+                                      "--config may set it).", show_default="none")] = None,
     out: Annotated[Path | None, Opt(help="Output directory (must be empty or new).",
                                     show_default="runs/experiment-<time>")] = None,
     overwrite: Annotated[bool, Opt(help="Replace the files of a non-empty --out.")] = False,
 ) -> None:
-    """Run a grid of rules × attacks (× seeds); write results.md/.csv/.json/.png, report.html."""
+    """Run a grid of rules × attacks (× seeds); write results.md/.csv/.json/.png, report.html.
+
+    The grid is plaintext without a ledger unless --secure / --ledger (or the --config) say
+    otherwise: unlike ``simulate``, whose default is the whole system."""
     import tomllib
 
     from phalanx.sim.config import load_config
@@ -334,9 +365,9 @@ def experiment(
         file_values.pop(name, None)  # the grid sets them
     overrides = dict(peers=peers, malicious=malicious, rounds=rounds, model=model,
                      dataset=dataset, data_dir=data_dir, partition=partition, alpha=alpha,
-                     seed=seed)
-    base = load_config(None, **{**file_values, **{k: v for k, v in overrides.items()
-                                                  if v is not None}})
+                     seed=seed, secure=secure, ledger=ledger)
+    base = load_config(None, **{**EXPERIMENT_DEFAULTS, **file_values,
+                                **{k: v for k, v in overrides.items() if v is not None}})
     rule_list = [r.strip() for r in rules.split(",") if r.strip()]
     attack_list = [a.strip() for a in attacks.split(",") if a.strip()]
     seed_list = parse_seeds(seeds)

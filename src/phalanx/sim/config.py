@@ -38,7 +38,9 @@ CLIENT_FAULT_RULES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Everything one simulated federation needs (defaults: the README's demo run)."""
+    """Everything one simulated federation needs (defaults: the README's demo run, the whole
+    system: secure aggregation under the committee MPC, judged and paid on the embedded ledger;
+    ``secure=False, ledger="none"`` is the fast plaintext research mode)."""
 
     # federation
     peers: int = 20
@@ -55,7 +57,8 @@ class SimConfig:
     rule_params: Mapping[str, Any] = field(default_factory=dict)
     #: size of the public root dataset (fltrust), held out from every peer's training data
     root_size: int = 100
-    secure: bool = False
+    #: aggregate under the committee MPC (False: the plaintext rule, the research mode)
+    secure: bool = True
     committee: int = 5
     threshold: int = 1
     #: fixed-point fractional bits of the secure encoding (None = automatic: the largest f in
@@ -74,7 +77,7 @@ class SimConfig:
     faulty_clients: int | None = None
     # ledger (protocol.md §4): "none" = no chain, "embedded" = the contract on an in-process
     # EVM, "model" = its pure-Python mirror (fast, bit-identical integer math)
-    ledger: str = "none"
+    ledger: str = "embedded"
     voters: int = 5
     #: a voter accepts iff candidate accuracy >= (1 - epsilon) · current accuracy
     epsilon: float = 0.05
@@ -270,7 +273,8 @@ def check_roles(cfg: SimConfig) -> None:
     if proposers < 1 or seats > cfg.peers:
         raise ConfigError(
             f"committee={cfg.committee} + proposers={proposers} + voters={cfg.voters} "
-            f"must fit in peers={cfg.peers} with at least one proposer"
+            f"must fit in peers={cfg.peers} with at least one proposer (ledger={cfg.ledger!r}; "
+            "--ledger none runs without these roles)"
         )
     if not 0 < cfg.validation_fraction:
         raise ConfigError(f"validation_fraction={cfg.validation_fraction} must be > 0 "
@@ -300,9 +304,18 @@ def check_rule(cfg: SimConfig) -> None:
     if cfg.secure and cfg.rule == "fedavg":
         secure = sorted(n for n, c in RULES.items() if c.secure_compatible)
         raise ConfigError(
-            "rule='fedavg' has no secure form: the plain mean checks nothing, so one unbounded "
-            f"input moves it anywhere; use 'fedavg-nb' (the norm-bounded mean). Secure rules: "
-            f"{secure}"
+            "rule='fedavg' has no secure form (secure aggregation is the default): the plain "
+            "mean checks nothing, so one unbounded input moves it anywhere; add --plaintext "
+            "(secure = false) for the plain mean, or use 'fedavg-nb' (the norm-bounded mean). "
+            f"Secure rules: {secure}"
+        )
+    cls = RULES.get(cfg.rule)
+    if cfg.secure and cls is not None and not cls.secure_compatible:
+        secure = sorted(n for n, c in RULES.items() if c.secure_compatible)
+        raise ConfigError(
+            f"rule={cfg.rule!r} has no secure form (it needs comparisons across clients) and "
+            f"secure aggregation is the default: add --plaintext (secure = false), or choose "
+            f"a secure rule {secure}"
         )
     make_rule(cfg.rule, secure=cfg.secure, **dict(cfg.rule_params))
 

@@ -154,17 +154,30 @@ def describe_run(run_dir: Path, *, max_rounds: int = 10) -> list[str]:
     lines.append(f"malicious peers: {sorted(malicious) or 'none'}")
     lines += describe_proposers(rows, malicious, max_rounds)
     lines.append(describe_rejections(rows))
-    servers = sorted({s for r in rows for s in get_servers(r)})
     aborted = sum(1 for r in rows if get_path(r, "extra", "aborted"))
-    lines.append(f"servers identified as cheating: {servers or 'none'}"
+    lines.append(f"servers identified as cheating: {describe_servers(rows, malicious)}"
                  + (f"; committee aborted {aborted} round(s)" if aborted else ""))
     lines += describe_adversaries(rows)
-    lines += describe_ledger(rows)
+    lines += describe_ledger(rows, malicious)
     if config.get("reproducible_secrets"):
         lines.append("secrets: derived from the seed (reproducible, so NOT secret)")
     if summary.get("non_finite"):
         lines.append(f"non-finite values (written as null): {summary['non_finite']}")
     return lines
+
+
+def describe_servers(rows: Sequence[Row], malicious: set[int]) -> str:
+    """The identified committee seats; with a ledger the peers holding them (* malicious)."""
+    seats = sorted({s for r in rows for s in get_servers(r)})
+    peers: set[int] = set()
+    for row in rows:
+        committee = get_path(row, "extra", "ledger", "committee")
+        if not isinstance(committee, list):
+            return str(seats) if seats else "none"
+        peers |= {int(committee[s]) for s in get_servers(row) if 0 <= s < len(committee)}
+    if not peers:
+        return "none"
+    return "peers " + " ".join(f"{p}{'*' if p in malicious else ''}" for p in sorted(peers))
 
 
 def describe_proposers(rows: Sequence[Row], malicious: set[int], max_rounds: int) -> list[str]:
@@ -240,8 +253,11 @@ def describe_rejections(rows: Sequence[Row]) -> str:
     return f"rejected inputs: {sum(reasons.values())} ({by_reason}) from peers {sorted(peers)}"
 
 
-def describe_ledger(rows: Sequence[Row]) -> list[str]:
-    """Slashes, rewards and stakes from ``extra.ledger`` (nothing without a ledger)."""
+def describe_ledger(rows: Sequence[Row], malicious: set[int] | None = None) -> list[str]:
+    """Slashes, rewards and stakes from ``extra.ledger`` (nothing without a ledger); with
+    per-peer stakes recorded, the rewards split honest / malicious and the stakes at the start.
+    """
+    malicious = malicious or set()
     ledger_rows = [r for r in rows if isinstance(get_path(r, "extra", "ledger"), Mapping)]
     if not ledger_rows:
         return ["ledger: none (no slashing or rewards in this run)"]
@@ -251,19 +267,51 @@ def describe_ledger(rows: Sequence[Row]) -> list[str]:
         for peer, reason, ether in get_slashes(row):
             slashed[(peer, reason)] += 1
             amount[(peer, reason)] = amount.get((peer, reason), 0.0) + ether
-    text = ", ".join(f"peer {p} ({why}) ×{n}, {amount[(p, why)]:.2f} ETH"
-                     for (p, why), n in sorted(slashed.items()))
+    text = ", ".join(f"peer {p}{'*' if p in malicious else ''} ({why}) ×{n}, "
+                     f"{amount[(p, why)]:.2f} ETH" for (p, why), n in sorted(slashed.items()))
     rewarded = sum(number(get_path(r, "extra", "ledger", "rewarded_ether")) or 0.0
                    for r in ledger_rows)
     last = ledger_rows[-1]
     accepted = sum(1 for r in ledger_rows if get_path(r, "extra", "ledger", "accepted"))
+    split = reward_split(ledger_rows, malicious, amount)
+    start = ""
+    if split is not None:
+        rewarded_text = (f"rewarded: {rewarded:.2f} ETH in total (honest peers "
+                         f"{split[0]:.2f} ETH, malicious peers {split[1]:.2f} ETH)")
+        start = f"{split[2]:.2f} → "
+        start_bad = f"{split[3]:.2f} → "
+    else:
+        rewarded_text = f"rewarded: {rewarded:.2f} ETH in total"
+        start_bad = ""
     return [
-        f"slashed: {text or 'nobody'}",
-        f"rewarded: {rewarded:.2f} ETH in total; votes accepted {accepted}/{len(ledger_rows)}",
-        f"stake after round {last.get('round')}: honest "
-        f"{fmt(get_path(last, 'extra', 'ledger', 'honest_stake_ether'), 2)} ETH, malicious "
+        f"slashed (* malicious): {text or 'nobody'}",
+        f"{rewarded_text}; votes accepted {accepted}/{len(ledger_rows)}",
+        f"stake{', start →' if start else ''} after round {last.get('round')}: honest "
+        f"{start}{fmt(get_path(last, 'extra', 'ledger', 'honest_stake_ether'), 2)} ETH, "
+        f"malicious {start_bad}"
         f"{fmt(get_path(last, 'extra', 'ledger', 'malicious_stake_ether'), 2)} ETH",
     ]
+
+
+def reward_split(ledger_rows: Sequence[Row], malicious: set[int],
+                 slashed: Mapping[tuple[int, str], float]
+                 ) -> tuple[float, float, float, float] | None:
+    """(honest rewards, malicious rewards, honest start stake, malicious start stake), ether,
+    derived from the per-peer stakes: reward = final stake − registration stake + slashed
+    (every peer registers with sim/chained.STAKE). None when stakes are not recorded."""
+    from phalanx.sim.chained import ETHER, STAKE
+
+    final = get_stakes(ledger_rows[-1])
+    if final is None:
+        return None
+    lost: dict[int, float] = {}
+    for (peer, _), ether in slashed.items():
+        lost[peer] = lost.get(peer, 0.0) + ether
+    start = STAKE / ETHER
+    gain = {p: s - start + lost.get(p, 0.0) for p, s in final.items()}
+    bad = sum(g for p, g in gain.items() if p in malicious)
+    n_bad = sum(1 for p in final if p in malicious)
+    return (sum(gain.values()) - bad, bad, start * (len(final) - n_bad), start * n_bad)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,17 +114,24 @@ def resume(run_dir: Path, on_round: OnRound | None = None,
     return play_rounds(cfg, run_dir, play, history, done + 1, setup_s, start, on_round)
 
 
+def why_not_resumable(cfg: SimConfig) -> str | None:
+    """Why a run of ``cfg`` cannot be resumed exactly (None: it can)."""
+    if cfg.ledger != "none":
+        return (f"ledger={cfg.ledger!r} runs cannot be resumed (the contract's state is not "
+                "checkpointed); only ledger='none'")
+    if cfg.secure and not cfg.reproducible_secrets:
+        return "a secure run resumes exactly only with reproducible_secrets=true"
+    return None
+
+
 def check_resumable(cfg: SimConfig, run_dir: Path) -> None:
     """ConfigError unless the run is unfinished and its mode can be resumed exactly."""
     status = read_summary(run_dir).get("status")
     if status == "finished":
         raise ConfigError(f"resume={run_dir}: the run is already finished")
-    if cfg.ledger != "none":
-        raise ConfigError(f"resume={run_dir}: ledger={cfg.ledger!r} runs cannot be resumed "
-                          "(the contract's state is not checkpointed); only ledger='none'")
-    if cfg.secure and not cfg.reproducible_secrets:
-        raise ConfigError(f"resume={run_dir}: a secure run resumes exactly only with "
-                          "reproducible_secrets=true")
+    reason = why_not_resumable(cfg)
+    if reason is not None:
+        raise ConfigError(f"resume={run_dir}: {reason}")
     if not (run_dir / "state.npz").is_file():
         raise ConfigError(f"resume={run_dir}: no state.npz (no round completed)")
 
