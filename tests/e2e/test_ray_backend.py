@@ -21,7 +21,8 @@ from phalanx.sim.run import make_round_player, read_metrics, read_summary, simul
 
 ray = pytest.importorskip("ray")
 
-DIGITS = dict(peers=5, rounds=2, model="logreg", seed=4, malicious=0.2, local_epochs=1)
+DIGITS = dict(peers=5, rounds=2, model="logreg", seed=4, malicious=0.2, local_epochs=1,
+              secure=False, ledger="none")
 
 
 def test_ctrl_c_shuts_the_local_instance_down(tmp_path: Path) -> None:
@@ -118,7 +119,8 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path,
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     # Execute
-    result = CliRunner().invoke(app, ["simulate", "--backend", "ray", "--peers", "4",
+    result = CliRunner().invoke(app, ["simulate", "--plaintext", "--ledger", "none",
+                                      "--backend", "ray", "--peers", "4",
                                       "--rounds", "1", "--model", "logreg", "--no-progress",
                                       "--out", str(tmp_path / "run")])
     # Assert
