@@ -146,8 +146,8 @@ class Strategic(Behaviour):
 
 
 def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int = 0,
-                       lazy_frac: float = 0.3, p_audit: float = 0.2, p_zero_trust: float = 0.9,
-                       sigma: int = 3000, sigma_p: int = 3000, sigma_v: int = 3000,
+                       lazy_frac: float = 0.3, p_audit: float = 0.3, p_zero_trust: float = 0.9,
+                       sigma: int = 3000, sigma_p: int = 6000, sigma_v: int = 2000,
                        stake_multiple: int = 2,
                        selective: bool = False,
                        audit_aware: bool = False) -> dict[str, object]:
@@ -197,9 +197,10 @@ def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int =
             "malicious_mean_ratio": mean(sorted(bad))}
 
 
-def main_strategic(rounds: int, seed: int, as_json: bool) -> None:
+def main_strategic(rounds: int, seed: int, as_json: bool, **kw: object) -> None:
     """``--adversary strategic``: 100 peers, eta in {0.1, 0.2, 0.3, 0.4}."""
-    runs = [simulate_strategic(eta, rounds=rounds, seed=seed) for eta in (0.1, 0.2, 0.3, 0.4)]
+    runs = [simulate_strategic(eta, rounds=rounds, seed=seed, **kw)  # type: ignore[arg-type]
+            for eta in (0.1, 0.2, 0.3, 0.4)]
     print("| η | rounds run | expelled after | malicious | lazy honest | diligent honest | "
           "diligent min | lazy min |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -210,7 +211,7 @@ def main_strategic(rounds: int, seed: int, as_json: bool) -> None:
               f"{r['lazy_min_ratio']:.2f}× |", flush=True)
     if as_json:
         print(json.dumps({
-            "adversary": "strategic", "rounds": rounds, "peers": 100,
+            "adversary": "strategic", "rounds": rounds, "peers": 100, "options": kw,
             "rounds_to_expel": {str(r["eta"]): r["expelled_at"] for r in runs},
             "honest_min_stake_ratio": min(float(str(r["honest_min_ratio"])) for r in runs),
             "lazy_over_diligent": max(float(str(r["lazy_mean_ratio"]))
@@ -307,9 +308,19 @@ def main() -> None:
     ap.add_argument("--plot", default="docs/img/economics_stakes.png")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--adversary", choices=["simple", "strategic"], default="simple")
+    ap.add_argument("--selective", action="store_true",
+                    help="strategic: malicious voters open a ballot only when it decides the vote "
+                         "(the best response to the old rule; today's is to open every ballot)")
+    ap.add_argument("--audit-aware", action="store_true",
+                    help="strategic: malicious voters tell audit candidates apart and reject them")
+    ap.add_argument("--sigma-v", type=int, default=2000, help="strategic: sigma_v (bps)")
+    ap.add_argument("--sigma-p", type=int, default=6000, help="strategic: sigma_p (bps)")
+    ap.add_argument("--p-audit", type=float, default=0.3, help="strategic: audit frequency")
     args = ap.parse_args()
     if args.adversary == "strategic":
-        main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json)
+        main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json,
+                       selective=args.selective, audit_aware=args.audit_aware,
+                       sigma_v=args.sigma_v, sigma_p=args.sigma_p, p_audit=args.p_audit)
         return
     results = []
     print("| setting | η | rounds run | expelled after (rounds) | malicious stake left | "
