@@ -111,8 +111,10 @@ def require(cond: bool, reason: str) -> None:
 class TaskParams:
     """Task parameters, in the contract's field order (wei, basis points, blocks).
 
-    ``sigma_p``: a proposer that missed its delivery (no bundle, or a bundle the standing,
-    accepted attestation neither accepted nor rejected); ``sigma_m``: a committee member that
+    ``sigma_v``: a drawn voter that did not reveal, or accepted an audited known-bad candidate
+    (losing an ordinary vote only forfeits the reward); ``sigma_p``: a proposer that missed its
+    delivery (no bundle, or a bundle the standing, accepted attestation neither accepted nor
+    rejected); ``sigma_m``: a committee member that
     stayed silent or attested another result than the accepted one; ``vote_quorum``: share of
     the drawn voters' stake that must reveal for the vote to decide; ``max_peers``: registered
     peers at once (at most ``MAX_PEERS``).
