@@ -108,6 +108,8 @@ class Strategic(Behaviour):
     p_zero_trust: float = 0.0
     audit: bool = False
     untrusted: set[str] = field(default_factory=set)
+    selective: bool = False
+    audit_aware: bool = False
 
     def _plan(self, roles: Roles) -> None:
         if self.plan_round == roles.round:
@@ -129,17 +131,26 @@ class Strategic(Behaviour):
     def vote(self, voter: str) -> bool:
         if voter in self.lazy:
             return True
+        if voter in self.malicious and self.audit_aware and self.audit:
+            return False  # it tells the auditor's candidate from its own poison: rejects
         return super().vote(voter)
 
     def reveals(self, roles: Roles, stake: dict[str, int]) -> object:
+        """Selective revealing: open a ballot only when the coalition's revealed stake decides
+        the vote (``selective``); under rules where a losing ballot costs less than a withheld
+        one (σ_v), the best response is to open every ballot (``selective=False``)."""
         mal = sum(stake[v] for v in roles.voters if v in self.malicious)
         total = sum(stake[v] for v in roles.voters)
-        return lambda v, accept: v not in self.malicious or 2 * mal > total
+        return lambda v, accept: (not self.selective or v not in self.malicious
+                                  or 2 * mal > total)
 
 
 def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int = 0,
-                       lazy_frac: float = 0.3, p_audit: float = 0.2, p_zero_trust: float = 0.9,
-                       sigma: int = 3000, stake_multiple: int = 2) -> dict[str, object]:
+                       lazy_frac: float = 0.3, p_audit: float = 0.3, p_zero_trust: float = 0.9,
+                       sigma: int = 3000, sigma_p: int = 6000, sigma_v: int = 2000,
+                       stake_multiple: int = 2,
+                       selective: bool = False,
+                       audit_aware: bool = False) -> dict[str, object]:
     """One strategic run (model backend); the stakes of malicious, lazy and diligent peers
     (``honest_min_ratio``: the poorest diligent honest peer; lazy peers are meant to lose)."""
     rng = random.Random(seed)
@@ -147,7 +158,7 @@ def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int =
                 for _ in range(peers + 1)]
     stake0 = stake_multiple * ETH
     params = TaskParams(min_stake=ETH, committee_size=5, threshold=1, n_proposers=20,
-                        n_voters=11, rounds=rounds, sigma_c=sigma, sigma_v=sigma, sigma_p=sigma,
+                        n_voters=11, rounds=rounds, sigma_c=sigma, sigma_v=sigma_v, sigma_p=sigma_p,
                         sigma_m=sigma, registration_blocks=1)
     led = make_ledger("model", params=params, deployer=accounts[0], pool=2 * peers * stake0,
                       genesis_seed=rng.getrandbits(256).to_bytes(32, "big"))
@@ -158,7 +169,8 @@ def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int =
     bad = set(addrs[:n_bad])
     lazy = set(addrs[n_bad:n_bad + round(lazy_frac * (peers - n_bad))])
     beh = Strategic(bad, Setting("strategic"), 1, random.Random(seed + 1), lazy=lazy,
-                    p_audit=p_audit, p_zero_trust=p_zero_trust)
+                    p_audit=p_audit, p_zero_trust=p_zero_trust, selective=selective,
+                    audit_aware=audit_aware)
     expelled_at = None
     for r in range(rounds):
         if sum(1 for a in addrs if led.get_stake(a) >= ETH) < params.seats:
@@ -185,9 +197,10 @@ def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int =
             "malicious_mean_ratio": mean(sorted(bad))}
 
 
-def main_strategic(rounds: int, seed: int, as_json: bool) -> None:
+def main_strategic(rounds: int, seed: int, as_json: bool, **kw: object) -> None:
     """``--adversary strategic``: 100 peers, eta in {0.1, 0.2, 0.3, 0.4}."""
-    runs = [simulate_strategic(eta, rounds=rounds, seed=seed) for eta in (0.1, 0.2, 0.3, 0.4)]
+    runs = [simulate_strategic(eta, rounds=rounds, seed=seed, **kw)  # type: ignore[arg-type]
+            for eta in (0.1, 0.2, 0.3, 0.4)]
     print("| η | rounds run | expelled after | malicious | lazy honest | diligent honest | "
           "diligent min | lazy min |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -198,7 +211,7 @@ def main_strategic(rounds: int, seed: int, as_json: bool) -> None:
               f"{r['lazy_min_ratio']:.2f}× |", flush=True)
     if as_json:
         print(json.dumps({
-            "adversary": "strategic", "rounds": rounds, "peers": 100,
+            "adversary": "strategic", "rounds": rounds, "peers": 100, "options": kw,
             "rounds_to_expel": {str(r["eta"]): r["expelled_at"] for r in runs},
             "honest_min_stake_ratio": min(float(str(r["honest_min_ratio"])) for r in runs),
             "lazy_over_diligent": max(float(str(r["lazy_mean_ratio"]))
@@ -295,9 +308,19 @@ def main() -> None:
     ap.add_argument("--plot", default="docs/img/economics_stakes.png")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--adversary", choices=["simple", "strategic"], default="simple")
+    ap.add_argument("--selective", action="store_true",
+                    help="strategic: malicious voters open a ballot only when it decides the vote "
+                         "(the best response to the old rule; today's is to open every ballot)")
+    ap.add_argument("--audit-aware", action="store_true",
+                    help="strategic: malicious voters tell audit candidates apart and reject them")
+    ap.add_argument("--sigma-v", type=int, default=2000, help="strategic: sigma_v (bps)")
+    ap.add_argument("--sigma-p", type=int, default=6000, help="strategic: sigma_p (bps)")
+    ap.add_argument("--p-audit", type=float, default=0.3, help="strategic: audit frequency")
     args = ap.parse_args()
     if args.adversary == "strategic":
-        main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json)
+        main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json,
+                       selective=args.selective, audit_aware=args.audit_aware,
+                       sigma_v=args.sigma_v, sigma_p=args.sigma_p, p_audit=args.p_audit)
         return
     results = []
     print("| setting | η | rounds run | expelled after (rounds) | malicious stake left | "

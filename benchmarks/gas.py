@@ -36,7 +36,8 @@ from phalanx.chain.model import TaskParams
 from phalanx.errors import Reject
 
 ETH = 10**18
-ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
+ANVIL = Path(os.environ.get(  # ANVIL=/path/to/anvil overrides (e.g. from a git worktree)
+    "ANVIL", Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"))
 ROLE_OF_FN = {
     "register": "every peer (once)", "commit_beacon": "role holder (next round's beacon)",
     "reveal_beacon": "last round's role holder",

@@ -469,9 +469,10 @@ def test_settle_accepted_rewards_and_slashes(compiled):
     assert slashed[bad] == (SlashReason.CLIENT, before[bad] * SMALL.sigma_c // 10000)
     assert slashed[cheat] == (SlashReason.SERVER, before[cheat] * SMALL.sigma_s // 10000)
     assert slashed[gone] == (SlashReason.PROPOSER, before[gone] * SMALL.sigma_p // 10000)
+    # the losing (reject) voter is neither paid nor slashed: losing is not a provable fault
     v2 = roles.voters[2]
-    assert slashed[v2] == (SlashReason.VOTER, before[v2] * SMALL.sigma_v // 10000)
-    assert set(slashed) == {bad, cheat, gone, v2}
+    assert set(slashed) == {bad, cheat, gone} and v2 not in s.rewards
+    assert c.stake_of(v2) == before[v2]
     rewarded = {roles.proposers[1]} | set(roles.committee[:3]) | set(roles.voters[:2])
     assert set(s.rewards) == rewarded
     budget = pool0 // SMALL.rounds
@@ -500,8 +501,9 @@ def test_settle_rejected_pays_rejecters_and_drops_the_evidence(compiled):
     assert c.model_hash() == b"\x01" * 32
     assert set(s.rewards) == set(roles.voters[1:])
     assert s.accept_stake == ETH and s.reject_stake == 2 * ETH
-    # only the losing voter pays: the rejected result's evidence slashes nobody
-    assert [(a, r) for a, r, _ in s.slashes] == [(roles.voters[0], SlashReason.VOTER)]
+    # nobody pays: the rejected result's evidence slashes nobody and the losing voter
+    # (not provably wrong) only misses its reward
+    assert s.slashes == []
 
 
 def test_settle_tie_is_undecided_and_pays_nobody(compiled):

@@ -65,4 +65,5 @@ def test_rounds_with_evidence_agree_bit_for_bit():
     assert any(s.stands and not s.accepted for s in settled)
     assert any(not s.stands for s in settled)
     reasons = {reason.name for s in settled for _, reason, _ in s.slashes}
-    assert {"BEACON", "CLIENT", "SERVER", "VOTER", "PROPOSER", "MEMBER"} <= reasons
+    assert {"BEACON", "CLIENT", "SERVER", "PROPOSER", "MEMBER"} <= reasons
+    assert "VOTER" not in reasons  # losing an ordinary vote is not slashed (issue 11)

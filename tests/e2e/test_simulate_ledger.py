@@ -15,7 +15,7 @@ ETHER = 10**18
 
 
 @pytest.mark.parametrize("ledger", ["model", "embedded"])
-def test_lying_voters_are_slashed_and_the_model_moves_only_when_accepted(ledger: str) -> None:
+def test_lying_voters_lose_no_stake_and_the_model_moves_only_when_accepted(ledger: str) -> None:
     # Prepare: 14 peers, committee 4 (t=1), 5 voters, 5 proposers; 30% malicious
     cfg = SimConfig(peers=14, committee=4, threshold=1, voters=5, malicious=0.3, rounds=3,
                     model="logreg", ledger=ledger, seed=2, secure=False)
@@ -28,9 +28,8 @@ def test_lying_voters_are_slashed_and_the_model_moves_only_when_accepted(ledger:
         assert not set(info["committee"]) & set(info["voters"])
         assert row.proposers == 5
         slashed_voters = {p for p, reason, _ in info["slashed"] if reason == "voter"}
-        losers = {int(p) for p, accept in info["ballots"].items() if accept != info["accepted"]}
-        assert slashed_voters == losers  # σ_v for every voter on the losing side, no one else
-    # honest voters never lose stake; every slashed voter is malicious here
+        assert slashed_voters == set()  # losing is not a provable fault: unpaid, not slashed
+    # honest peers never lose stake; every slashed peer is malicious here
     stakes = stakes_by_peer(run)
     for peer, stake in enumerate(stakes):
         if peer not in run.fed.malicious:

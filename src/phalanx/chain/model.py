@@ -76,7 +76,7 @@ class SlashReason(IntEnum):
     BEACON = 1  # beacon commitment not revealed (σ_b)
     CLIENT = 2  # rejected client (σ_c)
     SERVER = 3  # identified server (σ_s)
-    VOTER = 4  # losing voter (σ_v)
+    VOTER = 4  # unused since issue 11 (losing an ordinary vote is not slashed); code kept
     PROPOSER = 5  # proposer missed its delivery (σ_p)
     MEMBER = 6  # member silent, or attested another result than the accepted one (σ_m)
     WITHHELD = 7  # drawn voter that did not reveal (σ_v)
@@ -111,8 +111,10 @@ def require(cond: bool, reason: str) -> None:
 class TaskParams:
     """Task parameters, in the contract's field order (wei, basis points, blocks).
 
-    ``sigma_p``: a proposer that missed its delivery (no bundle, or a bundle the standing,
-    accepted attestation neither accepted nor rejected); ``sigma_m``: a committee member that
+    ``sigma_v``: a drawn voter that did not reveal, or accepted an audited known-bad candidate
+    (losing an ordinary vote only forfeits the reward); ``sigma_p``: a proposer that missed its
+    delivery (no bundle, or a bundle the standing, accepted attestation neither accepted nor
+    rejected); ``sigma_m``: a committee member that
     stayed silent or attested another result than the accepted one; ``vote_quorum``: share of
     the drawn voters' stake that must reveal for the vote to decide; ``max_peers``: registered
     peers at once (at most ``MAX_PEERS``).
@@ -247,13 +249,6 @@ def compute_attestation_hash(
                                      list(servers)]))
 
 
-def compute_evidence_hash(r: int, rejected: Sequence[str], reasons: Sequence[int],
-                          servers: Sequence[str]) -> bytes:
-    """keccak256(abi_encode(r, rejected, reasons, servers)): the slashing evidence alone."""
-    types = ["uint256", "address[]", "uint8[]", "address[]"]
-    return keccak(abi_encode(types, [r, list(rejected), list(reasons), list(servers)]))
-
-
 def compute_seed_start(prev_seed: bytes, r: int) -> bytes:
     """The round's seed before any reveal: keccak256(prev_seed, r)."""
     return keccak(prev_seed + r.to_bytes(32, "big"))
@@ -374,7 +369,6 @@ class Evidence:
     rejected: list[str]
     reasons: list[int]
     servers: list[str]
-    evidence_hash: bytes = EMPTY
 
 
 @dataclass(slots=True)
@@ -428,8 +422,6 @@ class LedgerModel:
     attestation_of: dict[tuple[int, str], bytes] = field(default_factory=dict)
     attestation_count: dict[bytes, int] = field(default_factory=dict)
     evidence: dict[bytes, Evidence] = field(default_factory=dict)
-    evidence_count: dict[bytes, int] = field(default_factory=dict)
-    evidence_winning: dict[int, bytes] = field(default_factory=dict)
     winning: dict[int, bytes] = field(default_factory=dict)
     vote_commit: dict[tuple[int, str], bytes] = field(default_factory=dict)
     vote_of: dict[tuple[int, str], Vote] = field(default_factory=dict)
@@ -732,17 +724,12 @@ class LedgerModel:
             prev = int(s, 16)
             require(self.role_of.get((r, s)) == Role.COMMITTEE, "server not in committee")
         h = compute_attestation_hash(r, result, accepted, rejected, reasons, servers)
-        eh = compute_evidence_hash(r, rejected, reasons, servers)
         self.attestation_of[(r, sender)] = h
         n = self.attestation_count.get(h, 0) + 1
         self.attestation_count[h] = n
         if n == 1:
             self.evidence[h] = Evidence(result, list(accepted), list(rejected), list(reasons),
-                                        list(servers), eh)
-        ne = self.evidence_count.get(eh, 0) + 1
-        self.evidence_count[eh] = ne
-        if ne == self.params.quorum and r not in self.evidence_winning:
-            self.evidence_winning[r] = h
+                                        list(servers))
         if n == self.params.quorum and r not in self.winning:
             self.winning[r] = h
         return h
@@ -815,14 +802,7 @@ class LedgerModel:
                 self._slash(out, a, p.sigma_b, SlashReason.BEACON)
         h = self.winning.get(r)
         rewarded: list[str] = []
-        if h is None:
-            e = self.evidence_winning.get(r)
-            if e is not None:
-                for a in self.evidence[e].rejected:
-                    self._slash(out, a, p.sigma_c, SlashReason.CLIENT)
-                for a in self.evidence[e].servers:
-                    self._slash(out, a, p.sigma_s, SlashReason.SERVER)
-        else:
+        if h is not None:
             out.stands = True
             ev = self.evidence[h]
             votes = [(a, self.vote_of.get((r, a), Vote.NONE)) for a in self.voters]
@@ -861,19 +841,15 @@ class LedgerModel:
                         rewarded.append(a)
                     else:
                         self._slash(out, a, p.sigma_m, SlashReason.MEMBER)
-                for a, v in votes:
-                    if v == Vote.ACCEPT:
-                        rewarded.append(a)
-                    elif v == Vote.REJECT:
-                        self._slash(out, a, p.sigma_v, SlashReason.VOTER)
-            elif out.outcome in (Outcome.REJECTED, Outcome.AUDITED):
-                reason = (SlashReason.AUDIT if out.outcome == Outcome.AUDITED
-                          else SlashReason.VOTER)
+                rewarded += [a for a, v in votes if v == Vote.ACCEPT]
+            elif out.outcome == Outcome.REJECTED:
+                rewarded += [a for a, v in votes if v == Vote.REJECT]
+            elif out.outcome == Outcome.AUDITED:
                 for a, v in votes:
                     if v == Vote.REJECT:
                         rewarded.append(a)
                     elif v == Vote.ACCEPT:
-                        self._slash(out, a, p.sigma_v, reason)
+                        self._slash(out, a, p.sigma_v, SlashReason.AUDIT)
         if out.outcome != Outcome.ACCEPTED:
             for a in self.committee:
                 if (r, a) not in self.attestation_of:

@@ -45,7 +45,7 @@ VOTE_REJECT: constant(uint8) = 2
 SLASH_BEACON: constant(uint8) = 1    # beacon commitment not revealed (sigma_b)
 SLASH_CLIENT: constant(uint8) = 2    # rejected client (sigma_c)
 SLASH_SERVER: constant(uint8) = 3    # identified server (sigma_s)
-SLASH_VOTER: constant(uint8) = 4     # losing voter (sigma_v)
+SLASH_VOTER: constant(uint8) = 4     # unused since issue 11 (losing a vote is not slashed); kept so codes stay stable
 SLASH_PROPOSER: constant(uint8) = 5  # proposer missed its delivery (sigma_p)
 SLASH_MEMBER: constant(uint8) = 6    # member silent, or attested another result (sigma_m)
 SLASH_WITHHELD: constant(uint8) = 7  # voter did not reveal (sigma_v)
@@ -256,8 +256,6 @@ response_of: public(HashMap[uint256, HashMap[address, bytes32]])  # part-2 roots
 attestation_of: public(HashMap[uint256, HashMap[address, bytes32]])
 attestation_count: public(HashMap[bytes32, uint256])
 winning: public(HashMap[uint256, bytes32])
-evidence_count: public(HashMap[bytes32, uint256])
-evidence_winning: public(HashMap[uint256, bytes32])  # first attestation whose evidence m-t share
 vote_commit: public(HashMap[uint256, HashMap[address, bytes32]])
 vote_of: public(HashMap[uint256, HashMap[address, uint8]])
 audit_commit_of: public(HashMap[uint256, bytes32])
@@ -265,7 +263,6 @@ audit_bad: public(HashMap[uint256, bool])
 
 # Evidence of each distinct attestation (keyed by its hash, which includes the round)
 ev_result: public(HashMap[bytes32, bytes32])
-ev_hash: public(HashMap[bytes32, bytes32])       # attestation -> its evidence hash
 ev_accepted: HashMap[bytes32, DynArray[address, MAX_PROPOSERS]]
 ev_rejected: HashMap[bytes32, DynArray[address, MAX_PROPOSERS]]
 ev_reasons: HashMap[bytes32, DynArray[uint8, MAX_PROPOSERS]]
@@ -888,22 +885,16 @@ def attest(result: bytes32, accepted: DynArray[address, MAX_PROPOSERS], rejected
         prev = convert(s, uint256)
         assert self.role_of[r][s] == ROLE_COMMITTEE  # dev: server not in committee
     h: bytes32 = keccak256(abi_encode(r, result, accepted, rejected, reasons, servers))
-    eh: bytes32 = keccak256(abi_encode(r, rejected, reasons, servers))
     self.attestation_of[r][msg.sender] = h
     n: uint256 = self.attestation_count[h] + 1
     self.attestation_count[h] = n
     if n == 1:
         self.ev_result[h] = result
-        self.ev_hash[h] = eh
         self.ev_accepted[h] = accepted
         self.ev_rejected[h] = rejected
         self.ev_reasons[h] = reasons
         self.ev_servers[h] = servers
     q: uint256 = self.params.committee_size - self.params.threshold
-    ne: uint256 = self.evidence_count[eh] + 1
-    self.evidence_count[eh] = ne
-    if ne == q and self.evidence_winning[r] == empty(bytes32):
-        self.evidence_winning[r] = h
     log Attested(member=msg.sender, round=r, attestation=h, result=result, accepted=accepted, rejected=rejected, reasons=reasons, servers=servers)
     if n == q and self.winning[r] == empty(bytes32):
         self.winning[r] = h
@@ -1030,20 +1021,25 @@ def settle():
             the rewarded; starts the next round (the last one fixes the funders' leftover).
     @dev Order (mirrored by chain/model.py):
          1. beacon committers that did not reveal: sigma_b.
-         2. no standing result: evidence that m - t members posted identically (the first to
-            reach m - t) slashes its rejected clients sigma_c and servers sigma_s; silent
-            members sigma_m; proposers without a bundle (or a response, with a window) sigma_p; nobody is paid.
+         2. no standing result: nothing of any evidence applies (no vote checked it, and m - t
+            members that share evidence but split the result would slash unchecked); silent
+            members sigma_m; proposers without a bundle (or a response, with a window) sigma_p;
+            nobody is paid.
          3. a standing result: tally A, R = stake of accept / reject revealers; drawn voters
             that did not reveal sigma_v. Outcome: audited (auditor revealed bad), else accepted
             iff (A + R) * BPS >= vote_quorum * (voters' stake) and A > R, rejected iff the quorum
             holds and R > A, else undecided (no quorum, or a tie: nobody wins a tie).
+            A voter is slashed only when provably wrong: unrevealed, or accepting an audited
+            known-bad candidate (reason AUDIT); the majority of an ordinary vote is paid and the
+            minority is not (nor slashed: a diligent voter's honest misjudgement costs a reward,
+            not its eligibility).
             accepted: model <- result; evidence applies: rejected sigma_c, servers sigma_s;
               accepted proposers paid, other proposers (not rejected) sigma_p; members that
               attested the standing result and are not servers paid, the other (not servers)
-              sigma_m; accept-voters paid, reject-voters sigma_v.
+              sigma_m; accept-voters paid.
             rejected / audited: the evidence is dropped (a captured committee cannot slash);
-              reject-voters paid, accept-voters sigma_v (reason AUDIT when audited); silent
-              members sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
+              reject-voters paid; audited: accept-voters sigma_v (AUDIT); silent members
+              sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
             undecided: nobody paid; silent members sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
          4. rewards budget * stake // W; the tree weights of every touched peer are updated.
     """
@@ -1061,14 +1057,7 @@ def settle():
     acc_stake: uint256 = 0
     rej_stake: uint256 = 0
     rewarded: DynArray[address, MAX_ROLES] = []
-    if not stands:
-        e: bytes32 = self.evidence_winning[r]
-        if e != empty(bytes32):
-            for a: address in self.ev_rejected[e]:
-                self._slash(a, p.sigma_c, SLASH_CLIENT, r)
-            for a: address in self.ev_servers[e]:
-                self._slash(a, p.sigma_s, SLASH_SERVER, r)
-    else:
+    if stands:
         voter_stake: uint256 = 0
         for a: address in self.voters:
             v: uint8 = self.vote_of[r][a]
@@ -1111,21 +1100,15 @@ def settle():
                 else:
                     self._slash(a, p.sigma_m, SLASH_MEMBER, r)
             for a: address in self.voters:
-                v: uint8 = self.vote_of[r][a]
-                if v == VOTE_ACCEPT:
+                if self.vote_of[r][a] == VOTE_ACCEPT:
                     rewarded.append(a)
-                elif v == VOTE_REJECT:
-                    self._slash(a, p.sigma_v, SLASH_VOTER, r)
         elif outcome == OUTCOME_REJECTED or outcome == OUTCOME_AUDITED:
-            reason: uint8 = SLASH_VOTER
-            if outcome == OUTCOME_AUDITED:
-                reason = SLASH_AUDIT
             for a: address in self.voters:
                 v: uint8 = self.vote_of[r][a]
                 if v == VOTE_REJECT:
                     rewarded.append(a)
-                elif v == VOTE_ACCEPT:
-                    self._slash(a, p.sigma_v, reason, r)
+                elif v == VOTE_ACCEPT and outcome == OUTCOME_AUDITED:
+                    self._slash(a, p.sigma_v, SLASH_AUDIT, r)
     if outcome != OUTCOME_ACCEPTED:
         for a: address in self.committee:
             if self.attestation_of[r][a] == empty(bytes32):
