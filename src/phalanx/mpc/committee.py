@@ -34,6 +34,7 @@ from phalanx.errors import AggregationError, ConfigError, ReconstructionError, R
 from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
+from phalanx.mpc.dealt import SCHEMES, blame, check_coin, choose_scheme
 from phalanx.mpc.committee_client import Observer, Sealer, commitment_of
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
@@ -157,8 +158,13 @@ class Committee:
         run_parallel: ParallelMap | None = None,
         run_local: RunLocal | None = None,
         defer_rollbacks: bool = False,
+        zero: str = "cdi",
     ) -> None:
         validate_committee(m, t)
+        if zero not in (*SCHEMES, "auto"):
+            raise ConfigError(f"zero={zero!r} must be 'cdi', 'dealt' or 'auto'")
+        #: how degree-2t openings are re-randomized (``mpc.dealt.choose_scheme`` for "auto")
+        self.zero = choose_scheme(m, t) if zero == "auto" else zero
         #: maps a server's local work over the servers (in order); the simulation passes a
         #: thread pool's map (every kernel releases the GIL), the default runs them in turn
         self.run_parallel: ParallelMap = run_parallel or _in_turn
@@ -174,7 +180,7 @@ class Committee:
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.servers = [Server(j, circuit, m=m, t=t, session=session, secrets=secrets,
                                sealer=sealer, opener=partial(streamer, j), store=self.store,
-                               clock=clock)
+                               clock=clock, zero=self.zero)
                         for j in range(m)]
         self.roots: dict[int, dict[int, bytes]] = {1: {}, 2: {}}
         self.cheaters: set[int] = set()
@@ -241,6 +247,83 @@ class Committee:
         self.circuit.begin(coin1, coin2)
         for s in self.servers:
             s.begin(clients)
+        if self.zero == "dealt":
+            length = len(clients) * len(self.circuit.check_reasons)
+            self.deal_zeros("checks", length)
+            for s in self.servers:
+                if "checks" in s.zero_masks:
+                    s.check_zero = s.zero_masks.pop("checks")
+
+    # -- 3b. dealt zero sharings (mpc.dealt) --------------------------------------------------
+    def deal_zeros(self, label: str, length: int) -> None:
+        """Every active member deals zero sharings of ``length`` coordinates, they are checked
+        with a coin drawn after every commitment, and each member extracts its masks
+        (``Server.zero_masks[label]``). A failed check aborts the round naming the dealer, or
+        the members that lied about it (identified abort, protocol.md §3.4)."""
+        active = self._active()
+        commits: dict[int, dict[int, bytes]] = {}
+        for i in active:
+            commits[i], sealed = self.servers[i].deal_zero(label, length)
+            public = b"".join(commits[i][j] for j in range(self.m))
+            for r, env in sealed:
+                if r in active:
+                    self.channel.send(server_party(i), server_party(r), env)
+                    self.channel.send(server_party(i), server_party(r), public)
+        self.channel.end_round()
+        inbox = {r: self.channel.receive(server_party(r)) for r in active}
+        for r in active:
+            got = {int(sender.split(":")[1]): payload for sender, payload in inbox[r][::2]}
+            for i in active:
+                if i == r:
+                    continue
+                s = self.servers[r]
+                if not s.receive_zero(label, length, i, got.get(i), commits[i].get(r)):
+                    self._complaint(label, length, dealer=i, receiver=r,
+                                    committed=commits[i].get(r))
+        coin = check_coin(self.session, label, [commits[i] for i in active])
+        values = {j: self.servers[j].zero_check_values(label, coin) for j in active}
+        views = self._exchange(OpeningKind.CHECKS, values, active)
+        failed = sorted({i for r, view in views.items() for i in active
+                         if not self._zero_column_ok(r, view, i)})
+        for i in failed:
+            reported = {r: {j: int(v[i]) for j, (_, v) in view.items()}
+                        for r, view in views.items()}
+            culprits = blame(self.servers[i].reveal_dealing(label), commits[i], dealer=i,
+                             m=self.m, t=self.t, label=label, length=length, coin=coin,
+                             reported=reported)
+            for c in culprits:
+                self._identify(c, f"dealt zero sharing {label!r}: " + (
+                    "its dealing is not a committed zero sharing of degree 2t" if c == i
+                    else f"sent a check value for dealer {i}'s dealing its shares do not give"))
+            raise AggregationError(f"{ABORT}: the check of server {i}'s dealt zero sharing "
+                                   f"{label!r} failed; identified: {list(culprits)}")
+        for j in active:
+            self.servers[j].finish_zero(label, length)
+
+    def _zero_column_ok(self, receiver: int, view: dict[int, tuple[int, FieldVec]],
+                        dealer: int) -> bool:
+        """Whether ``receiver`` decodes dealer's check values as a zero codeword of degree 2t
+        with no error located."""
+        col = {j: np.array([v[dealer]], np.uint64) for j, (_, v) in view.items()}
+        try:
+            got = self.servers[receiver].decode(col, 2 * self.t)
+        except ReconstructionError:
+            return False
+        return not got.bad and int(got.value[0]) == 0
+
+    def _complaint(self, label: str, length: int, *, dealer: int, receiver: int,
+                   committed: bytes | None) -> None:
+        """A member's payload from ``dealer`` did not open: the dealer reveals it publicly
+        (no secret is lost: either the receiver is corrupt, or the dealer is and sent a bad
+        payload); a dealer whose revealed payload is not the committed one is identified."""
+        revealed = (self.servers[dealer].reveal_dealing(label) or {}).get(receiver)
+        if revealed is None or not self.servers[receiver].receive_zero(
+                label, length, dealer, None, committed, revealed=revealed):
+            self._identify(dealer, f"dealt zero sharing {label!r}: its payload for server "
+                                   f"{receiver} is not the committed one")
+            raise AggregationError(f"{ABORT}: server {dealer}'s dealt payload for server "
+                                   f"{receiver} is not the committed one; identified: "
+                                   f"[{dealer}]")
 
     # -- 4. per client ------------------------------------------------------------------------
     def process(self, client: int) -> Verdict:
@@ -505,6 +588,9 @@ class Committee:
         active = self._active()
         if not active:
             raise AggregationError(f"{ABORT}: no honest server left")
+        if self.zero == "dealt":
+            for label, length in self.servers[active[0]].final_zero_lengths().items():
+                self.deal_zeros(label, length)
         finals = {j: self.servers[j].final_shares() for j in active}
         opened: dict[OpeningKind, FieldVec] = {}
         for k, first in enumerate(finals[active[0]]):
