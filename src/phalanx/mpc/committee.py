@@ -34,8 +34,8 @@ from phalanx.errors import AggregationError, ConfigError, ReconstructionError, R
 from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
-from phalanx.mpc.dealt import SCHEMES, blame, check_coin, choose_scheme
 from phalanx.mpc.committee_client import Observer, Sealer, commitment_of
+from phalanx.mpc.dealt import SCHEMES, blame, check_coin, choose_scheme
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
