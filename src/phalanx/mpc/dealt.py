@@ -51,6 +51,10 @@ from phalanx.mpc.shamir import point
 SALT_BYTES = 32
 _SEEDED, _EXPLICIT = 1, 2
 SCHEMES = ("cdi", "dealt")
+DEALT_OVERHEAD = 6.0
+"""Measured cost of a dealt unit over a CDI unit (sealing, unpacking, the check, Python per
+dealer): fltrust n = 100, d = 10^5, per-server "round" seconds 0.009 CDI vs 0.029 dealt at
+(5, 1), 0.031 vs 0.035 at (7, 2), 4.17 vs 0.045 at (13, 4) (docs/performance.md)."""
 
 
 def seeded_holders(dealer: int, m: int, t: int) -> tuple[int, ...]:
@@ -212,5 +216,7 @@ def cost(scheme: str, m: int, t: int) -> float:
 
 
 def choose_scheme(m: int, t: int) -> str:
-    """The cheaper scheme at (m, t) by :func:`cost` (CDI for t = 1 up to m ≈ 6, dealt after)."""
-    return "cdi" if cost("cdi", m, t) <= cost("dealt", m, t) else "dealt"
+    """The cheaper scheme at (m, t): CDI while C(m − 1, t)·t stays below the dealt cost times
+    its measured overhead (CDI for t = 1 up to m = 21 and for (7, 2), dealt from (9, 2) on)."""
+    dealt = DEALT_OVERHEAD * cost("dealt", m, t)
+    return "cdi" if cost("cdi", m, t) <= dealt else "dealt"
