@@ -74,7 +74,7 @@ def test_a_dealer_with_a_nonzero_constant_is_named() -> None:
     assert reconstruct(list(range(m)), np.array([[v[j]] for j in range(m)], np.uint64),
                        degree=2 * t)[0] != 0
     assert D.blame(dealings[3].payloads, dealings[3].commitments, dealer=3, m=m, t=t,
-                   label="x", length=length, coin=coin, reported={0: v}) == (3,)
+                   label="x", length=length, coin=coin, reported={0: v}) == ((3,), True)
 
 
 def test_a_dealer_that_refuses_or_reveals_other_payloads_is_named_and_a_liar_is_named() -> None:
@@ -83,12 +83,13 @@ def test_a_dealer_that_refuses_or_reveals_other_payloads_is_named_and_a_liar_is_
     coin = D.check_coin(b"s", "x", [d.commitments])
     truth = {j: D.check_value(s[0], coin, 0) for j, s in _shares([d], m, t, length).items()}
     kw = {"dealer": 0, "m": m, "t": t, "label": "x", "length": length, "coin": coin}
-    assert D.blame(None, d.commitments, reported={1: truth}, **kw) == (0,)
+    assert D.blame(None, d.commitments, reported={1: truth}, **kw) == ((0,), True)
     forged = {**d.payloads, 4: d.payloads[5]}
-    assert D.blame(forged, d.commitments, reported={1: truth}, **kw) == (0,)
+    assert D.blame(forged, d.commitments, reported={1: truth}, **kw) == ((0,), True)
     lied = {**truth, 6: (truth[6] + 1) % P}
-    assert D.blame(d.payloads, d.commitments, reported={1: lied, 2: truth}, **kw) == (6,)
-    assert D.blame(d.payloads, d.commitments, reported={1: truth}, **kw) == ()
+    assert D.blame(d.payloads, d.commitments, reported={1: lied, 2: truth}, **kw) == ((6,),
+                                                                                      False)
+    assert D.blame(d.payloads, d.commitments, reported={1: truth}, **kw) == ((), False)
 
 
 def test_malformed_payloads_are_refused_with_the_dealer_named() -> None:
@@ -118,7 +119,7 @@ def _committee(m: int, t: int) -> Committee:
                      session=b"s" * 32, beacon=b"b" * 32, secrets=SECRETS, zero="dealt")
 
 
-def test_driver_masks_are_zero_sharings_and_a_cheating_dealer_aborts_named() -> None:
+def test_driver_masks_are_zero_sharings_and_a_cheating_dealer_is_named_and_excluded() -> None:
     # honest
     c = _committee(7, 2)
     c.deal_zeros("x", 12)
@@ -140,9 +141,11 @@ def test_driver_masks_are_zero_sharings_and_a_cheating_dealer_aborts_named() -> 
                                        for r, p in bad.payloads.items() if r != 3]
 
     cheat.deal_zero = nonzero  # type: ignore[method-assign]  # the adversary's dealing
-    with pytest.raises(AggregationError, match="server 3's dealt zero sharing.*\\[3\\]"):
-        c.deal_zeros("x", 12)
-    assert c.cheaters == {3}
+    c.deal_zeros("x", 12)  # named, excluded, dealt again by the others
+    assert c.cheaters == {3} and "not a committed zero sharing" in c.evidence[3]
+    honest = [j for j in range(7) if j != 3]
+    masks = np.stack([c.servers[j].zero_masks["x"] for j in honest])
+    assert D.is_zero_sharing(honest, masks, 2)
 
 
 def test_driver_complaint_about_an_unopenable_payload_is_resolved_publicly() -> None:
@@ -173,3 +176,30 @@ def test_dealt_and_cdi_rounds_agree_with_the_plaintext_rule(rule_name: str) -> N
                             secrets=SECRETS).aggregate(rule, prepared, ctx, seed=b"r" * 32)
         assert res.aborted is None and len(res.aggregate.accepted) == n
         assert np.abs(res.aggregate.vector - plain).max() < 1e-3
+
+
+def test_driver_member_lying_about_a_check_value_is_named_not_the_dealer() -> None:
+    c = _committee(7, 2)
+    liar = c.servers[5]
+    real = liar.zero_check_values
+
+    def lie(label: str, coin: bytes) -> np.ndarray:
+        out = real(label, coin).copy()
+        out[1] = (out[1] + 1) % P  # about dealer 1's (honest) dealing
+        return out
+
+    liar.zero_check_values = lie  # type: ignore[method-assign]  # the adversary's opening
+    c.deal_zeros("x", 9)
+    assert c.cheaters == {5} and "dealing its shares do not give" in c.evidence[5]
+    honest = [j for j in range(7) if j != 5]
+    assert D.is_zero_sharing(honest, np.stack([c.servers[j].zero_masks["x"] for j in honest]), 2)
+
+
+def test_driver_aborts_when_more_than_t_members_are_named() -> None:
+    c = _committee(4, 1)
+    for j in (1, 2):
+        real = c.servers[j].zero_check_values
+        c.servers[j].zero_check_values = (  # type: ignore[method-assign]
+            lambda label, coin, real=real: (real(label, coin) + np.uint64(1)) % np.uint64(P))
+    with pytest.raises(AggregationError, match="more than t=1 servers identified"):
+        c.deal_zeros("x", 3)

@@ -258,8 +258,14 @@ class Committee:
     def deal_zeros(self, label: str, length: int) -> None:
         """Every active member deals zero sharings of ``length`` coordinates, they are checked
         with a coin drawn after every commitment, and each member extracts its masks
-        (``Server.zero_masks[label]``). A failed check aborts the round naming the dealer, or
-        the members that lied about it (identified abort, protocol.md §3.4)."""
+        (``Server.zero_masks[label]``). A failed check names the dealer, or the members that
+        lied about it (protocol.md §3.4); they are excluded and the members deal again."""
+        while not self._deal_zeros_once(label, length):
+            if len(self.cheaters) > self.t:
+                raise AggregationError(f"{ABORT}: more than t={self.t} servers identified")
+
+    def _deal_zeros_once(self, label: str, length: int) -> bool:
+        """One dealing and its check; False when someone was identified (deal again)."""
         active = self._active()
         commits: dict[int, dict[int, bytes]] = {}
         for i in active:
@@ -274,31 +280,34 @@ class Committee:
         for r in active:
             got = {int(sender.split(":")[1]): payload for sender, payload in inbox[r][::2]}
             for i in active:
-                if i == r:
-                    continue
-                s = self.servers[r]
-                if not s.receive_zero(label, length, i, got.get(i), commits[i].get(r)):
-                    self._complaint(label, length, dealer=i, receiver=r,
-                                    committed=commits[i].get(r))
+                if i != r and not self.servers[r].receive_zero(label, length, i, got.get(i),
+                                                               commits[i].get(r)):
+                    if not self._complaint(label, length, dealer=i, receiver=r,
+                                           committed=commits[i].get(r)):
+                        return False
         coin = check_coin(self.session, label, [commits[i] for i in active])
         values = {j: self.servers[j].zero_check_values(label, coin) for j in active}
+        # a server's check values travel like its CHECKS shares (what a tamper model alters)
         views = self._exchange(OpeningKind.CHECKS, values, active)
         failed = sorted({i for r, view in views.items() for i in active
                          if not self._zero_column_ok(r, view, i)})
         for i in failed:
             reported = {r: {j: int(v[i]) for j, (_, v) in view.items()}
                         for r, view in views.items()}
-            culprits = blame(self.servers[i].reveal_dealing(label), commits[i], dealer=i,
-                             m=self.m, t=self.t, label=label, length=length, coin=coin,
-                             reported=reported)
+            culprits, bad_dealing = blame(
+                self.servers[i].reveal_dealing(label), commits[i], dealer=i, m=self.m,
+                t=self.t, label=label, length=length, coin=coin, reported=reported)
+            if not culprits:
+                raise AggregationError(f"{ABORT}: the check of server {i}'s dealt zero "
+                                       f"sharing {label!r} failed and names no one")
             for c in culprits:
                 self._identify(c, f"dealt zero sharing {label!r}: " + (
-                    "its dealing is not a committed zero sharing of degree 2t" if c == i
-                    else f"sent a check value for dealer {i}'s dealing its shares do not give"))
-            raise AggregationError(f"{ABORT}: the check of server {i}'s dealt zero sharing "
-                                   f"{label!r} failed; identified: {list(culprits)}")
+                    "its dealing is not a committed zero sharing of degree 2t" if bad_dealing
+                    else f"sent a check value for server {i}'s dealing its shares do not give"))
+            return False
         for j in active:
             self.servers[j].finish_zero(label, length)
+        return True
 
     def _zero_column_ok(self, receiver: int, view: dict[int, tuple[int, FieldVec]],
                         dealer: int) -> bool:
@@ -312,18 +321,18 @@ class Committee:
         return not got.bad and int(got.value[0]) == 0
 
     def _complaint(self, label: str, length: int, *, dealer: int, receiver: int,
-                   committed: bytes | None) -> None:
+                   committed: bytes | None) -> bool:
         """A member's payload from ``dealer`` did not open: the dealer reveals it publicly
         (no secret is lost: either the receiver is corrupt, or the dealer is and sent a bad
-        payload); a dealer whose revealed payload is not the committed one is identified."""
+        payload); a dealer whose revealed payload is not the committed one is identified
+        (False: deal again without it)."""
         revealed = (self.servers[dealer].reveal_dealing(label) or {}).get(receiver)
         if revealed is None or not self.servers[receiver].receive_zero(
                 label, length, dealer, None, committed, revealed=revealed):
             self._identify(dealer, f"dealt zero sharing {label!r}: its payload for server "
                                    f"{receiver} is not the committed one")
-            raise AggregationError(f"{ABORT}: server {dealer}'s dealt payload for server "
-                                   f"{receiver} is not the committed one; identified: "
-                                   f"[{dealer}]")
+            return False
+        return True
 
     # -- 4. per client ------------------------------------------------------------------------
     def process(self, client: int) -> Verdict:

@@ -16,12 +16,13 @@ CDI PRZS (``mpc.przs``, C(m − 1, t)·t expansions per server). After Damgård�
    to 0; otherwise the combination is not one except with probability 1/p (the coefficients
    come after the dealing, Schwartz–Zippel). The blinding polynomial makes v_i independent of
    the B data polynomials, so the check reveals nothing about them.
-3. **Blame** (identified abort, protocol.md §3.4): when some receiver cannot decode v_i as a
-   zero codeword, dealer i reveals every payload; anyone re-checks them against the public
-   commitments and recomputes every v_ij: the dealer is named if its payloads are missing, do
-   not match, or are not a zero sharing of degree 2t; else every member that sent a v_ij other
-   than the recomputed one is named. The round then aborts (a revealed dealing is no longer
-   secret).
+3. **Blame** (identification, protocol.md §3.4): when some receiver cannot decode v_i as a
+   zero codeword with no error, dealer i reveals every payload; anyone re-checks them against
+   the public commitments and recomputes every v_ij: the dealer is named if its payloads are
+   missing, do not match, or are not a zero sharing of degree 2t; else every member that sent
+   a v_ij other than the recomputed one is named. The named members are excluded and everyone
+   deals again (a revealed dealing is no longer secret); each retry names at least one
+   corrupt member, so there are at most t.
 4. **Extract.** Member j's output is M·(Z_{0,k}(α_j), …, Z_{m−1,k}(α_j)) for each data
    coordinate k, M the (m − t) × m Vandermonde matrix M[r][i] = α_i^r: every (m − t) × (m − t)
    column block is invertible, so the m − t outputs are uniform given the ≤ t corrupt dealers'
@@ -164,28 +165,29 @@ def is_zero_sharing(servers: Sequence[int], shares: FieldVec, t: int) -> bool:
 
 def blame(dealing_revealed: Mapping[int, bytes] | None, commitments: Mapping[int, bytes], *,
           dealer: int, m: int, t: int, label: str, length: int, coin: bytes,
-          reported: Mapping[int, Mapping[int, int]]) -> tuple[int, ...]:
-    """Step 3: who cheated in dealer ``dealer``'s check. ``dealing_revealed``: the payloads the
-    dealer revealed (None: it refused); ``reported``: receiver → sender → the v the sender sent
-    it. The dealer alone when its revealed dealing is not a committed zero sharing, else every
-    sender of a wrong v (the dealing was fine)."""
+          reported: Mapping[int, Mapping[int, int]]) -> tuple[tuple[int, ...], bool]:
+    """Step 3: who cheated in dealer ``dealer``'s check, and whether the dealing itself was
+    bad. ``dealing_revealed``: the payloads the dealer revealed (None: it refused);
+    ``reported``: receiver → sender → the v the sender sent it. ((dealer,), True) when its
+    revealed dealing is not a committed zero sharing of degree 2t, else (every sender of a
+    wrong v, False)."""
     if dealing_revealed is None or sorted(dealing_revealed) != list(range(m)):
-        return (dealer,)
+        return (dealer,), True
     shares = []
     for j in range(m):
         payload = dealing_revealed[j]
         if commitment(dealer, j, label, payload) != commitments.get(j):
-            return (dealer,)
+            return (dealer,), True
         try:
             shares.append(share_of(payload, dealer=dealer, receiver=j, m=m, t=t, label=label,
                                    length=length))
         except ConfigError:
-            return (dealer,)
+            return (dealer,), True
     if not is_zero_sharing(list(range(m)), np.stack(shares), t):
-        return (dealer,)
+        return (dealer,), True
     truth = [check_value(s, coin, dealer) for s in shares]
     return tuple(sorted({j for view in reported.values() for j, v in view.items()
-                         if v != truth[j]}))
+                         if v != truth[j]})), False
 
 
 def extraction_matrix(m: int, t: int) -> list[list[int]]:

@@ -525,7 +525,8 @@ class Server:
         t0 = self.clock()
         d = deal(self.j, m=self.m, t=self.t, label=label, length=length, prg=self._dealer)
         self.dealings[label] = d
-        self.dealt.setdefault(label, {})[self.j] = share_of(
+        self.dealt[label] = {}  # a fresh dealing (after an identification: without the cheater)
+        self.dealt[label][self.j] = share_of(
             d.payloads[self.j], dealer=self.j, receiver=self.j, m=self.m, t=self.t,
             label=label, length=length)
         out = [(r, self.sealer(r, p, self._dealt_context(label, self.j), None))
