@@ -40,7 +40,9 @@ def committee(
         int, typer.Option(help="Search the smallest safe committee up to this t.")
     ] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
-    clients: Annotated[int, typer.Option(help="Updates per round n, for the predicted cost.")] = 100,
+    clients: Annotated[
+        int, typer.Option(help="Updates per round n, for the predicted cost.")
+    ] = 100,
     dim: Annotated[int, typer.Option(help="Model dimension d, for the predicted cost.")] = 100_000,
 ) -> None:
     """Committee sizing: P(more than t of m members corrupt) at m = 3t+1 and m = 4t+1.
@@ -78,7 +80,8 @@ def _cost_line(point: SizingPoint, clients: int, dim: int) -> str:
     if not c.contract_ok:
         return (f"    not recommended: m={point.m} > the contract's MAX_COMMITTEE="
                 f"{MAX_COMMITTEE}")
-    peer = "" if c.per_peer_ok else " (in-process engine only: the per-peer path's C(m, t) PRZS keys)"
+    peer = ("" if c.per_peer_ok
+            else " (in-process engine only: the per-peer path's C(m, t) PRZS keys)")
     return (f"    predicted at n={clients}, d={dim}: per-server CPU {c.server_s:.2f} s, "
             f"per-client CPU {c.client_s:.3f} s, upload {c.upload_bytes / 4 / dim:.1f}x "
             f"float32, re-randomization {c.zero}{peer}")
