@@ -231,7 +231,7 @@ def test_format_probability_below_float_range() -> None:
 
 # -- predicted cost beside each recommended committee (issue 13) --------------------------------
 
-MEASURED_FLTRUST_1E5 = {(5, 1): 0.355, (13, 4): 0.475, (31, 10): 1.10}
+MEASURED_FLTRUST_1E5 = {(5, 1): 0.30, (13, 4): 0.475, (31, 10): 0.71}
 """Per-server CPU s, fltrust n = 100, d = 10^5 (benchmarks/committee_scale.py; the fit's data)."""
 
 

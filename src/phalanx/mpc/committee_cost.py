@@ -5,7 +5,7 @@ sharing, the zero-sharing scheme ``mpc.dealt.choose_scheme`` picks; docs/perform
 term so that it extrapolates in m, n and d the way the engine's work grows:
 
 - per server: n·(2 ms + 8 ns·d) for opening, hashing and the fused pass of each upload;
-  5.4 µs·n·m² for the per-client openings (each member decodes m shares from m − 1 senders);
+  0.65 µs·n·m² for the per-client openings (each member unpacks and decodes m shares);
   2 ns·m²·d for the final degree-2t opening (fltrust); the re-randomization
   (CDI: 11 ns per unit of ``dealt.cost``, dealt: 16 ns) over n·6 + d coordinates.
 - per client: 1.5e-7 s·d to encode and 6.5 ns·(m − t)·t·d to share (seeded sharing).
@@ -56,7 +56,7 @@ def predict_cost(m: int, t: int, *, clients: int, dim: int,
         raise ConfigError(f"clients={clients} and dim={dim} must be >= 1")
     zero = choose_scheme(m, t)
     length = clients * _CHECKS_PER_CLIENT + dim
-    server = (clients * (2e-3 + 8e-9 * dim) + 5.4e-6 * clients * m * m + 2e-9 * m * m * dim
+    server = (clients * (2e-3 + 8e-9 * dim) + 6.5e-7 * clients * m * m + 2e-9 * m * m * dim
               + _UNIT_S[zero] * cost(zero, m, t) * length)
     client = 1.5e-7 * dim + 6.5e-9 * (m - t) * t * dim
     upload = (m - t) * ((61 * dim + 63) // 64) * 8
