@@ -203,3 +203,16 @@ def test_driver_aborts_when_more_than_t_members_are_named() -> None:
             lambda label, coin, real=real: (real(label, coin) + np.uint64(1)) % np.uint64(P))
     with pytest.raises(AggregationError, match="more than t=1 servers identified"):
         c.deal_zeros("x", 3)
+
+
+def test_cdi_is_refused_where_its_key_count_explodes() -> None:
+    from phalanx.mpc.przs import check_cdi_size
+
+    check_cdi_size(13, 4)  # 715 keys: slow but runs
+    with pytest.raises(ConfigError, match="m=31, t=10 needs C\\(m, t\\)=44352165 keys"):
+        check_cdi_size(31, 10)
+    with pytest.raises(ConfigError, match="zero='dealt'"):
+        Committee(make_circuit(make_rule("cc"), RuleContext(dim=4), SecureParams(m=31, t=10), 2),
+                  m=31, t=10, channel=LocalChannel(), sealer=lambda *a: b"",
+                  streamer=lambda *a: None,  # type: ignore[arg-type, return-value]
+                  session=b"s" * 32, beacon=b"b" * 32, secrets=SECRETS, zero="cdi").setup()

@@ -20,8 +20,9 @@ from math import comb
 
 from phalanx.errors import ConfigError
 from phalanx.mpc.dealt import choose_scheme, cost
+from phalanx.mpc.przs import CDI_MAX_KEYS
 
-CDI_KEYS_PER_PEER_PATH = 10_000
+CDI_KEYS_PER_PEER_PATH = CDI_MAX_KEYS
 """The per-peer protocol (protocol/committee.py) still deals CDI PRZS keys: C(m, t) keys are
 sent at setup, so larger key counts are refused there (a committee it cannot run)."""
 _UNIT_S = {"cdi": 11e-9, "dealt": 16e-9}

@@ -45,7 +45,7 @@ from phalanx.mpc.messages import (
     masked_views,
 )
 from phalanx.mpc.parties import SecretSource, SeededSecrets
-from phalanx.mpc.przs import KeySet, key_sets, zero_share
+from phalanx.mpc.przs import KeySet, check_cdi_size, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.stream import (
     MaskedStream,
@@ -241,6 +241,7 @@ class Server:
         out: list[tuple[int, bytes | memoryview]] = []
         if self.zero == "dealt":
             return out  # no PRZS keys: the masks are dealt once the lengths are known
+        check_cdi_size(self.m, self.t)
         for a in key_sets(self.m, self.t):
             if a[0] != self.j:
                 continue
