@@ -227,3 +227,40 @@ def test_format_probability_below_float_range() -> None:
     assert format_probability(Fraction(523, 10000)) == "0.052300"
     assert format_probability(Fraction(0)) == "0"
     assert format_probability(Fraction(9999, 10**10)) == "1.00e-06"
+
+
+# -- predicted cost beside each recommended committee (issue 13) --------------------------------
+
+MEASURED_FLTRUST_1E5 = {(5, 1): 0.30, (13, 4): 0.475, (31, 10): 0.71}
+"""Per-server CPU s, fltrust n = 100, d = 10^5 (benchmarks/committee_scale.py; the fit's data)."""
+
+
+def test_predicted_cost_fits_the_measured_points_and_grows_polynomially() -> None:
+    from phalanx.mpc.committee_cost import predict_cost
+
+    for (m, t), measured in MEASURED_FLTRUST_1E5.items():
+        got = predict_cost(m, t, clients=100, dim=100_000, max_committee=128)
+        assert 0.5 * measured < got.server_s < 1.5 * measured
+    big = predict_cost(64, 21, clients=100, dim=100_000, max_committee=128)
+    assert big.zero == "dealt" and big.runnable and not big.per_peer_ok
+    assert big.server_s < 20 * predict_cost(5, 1, clients=100, dim=100_000,
+                                            max_committee=128).server_s
+    assert big.upload_bytes == 43 * ((61 * 100_000 + 63) // 64) * 8
+    assert not predict_cost(129, 42, clients=1, dim=1, max_committee=128).contract_ok
+    with pytest.raises(ConfigError, match="dim=0"):
+        predict_cost(5, 1, clients=1, dim=0, max_committee=128)
+
+
+def test_cli_prints_the_predicted_cost_and_refuses_committees_above_the_contract_cap() -> None:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    runner = CliRunner()
+    out = runner.invoke(app, ["committee", "--corrupt", "0.1", "--failure", "1e-6"]).output
+    assert "predicted at n=100, d=100000: per-server CPU" in out and "dealt" in out
+    out = runner.invoke(app, ["committee", "--corrupt", "0.2", "--failure", "1e-9"]).output
+    assert "not recommended" in out and "MAX_COMMITTEE=128" in out
+    got = json.loads(runner.invoke(app, ["committee", "--json"]).output.splitlines()[0])
+    assert got["cost_detect"]["recommended"] and got["cost_detect"]["zero"] == "dealt"
+    bad = runner.invoke(app, ["committee", "--dim", "0"])
+    assert bad.exit_code == 2 and "dim=0" in bad.output

@@ -40,6 +40,10 @@ def committee(
         int, typer.Option(help="Search the smallest safe committee up to this t.")
     ] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
+    clients: Annotated[
+        int, typer.Option(help="Updates per round n, for the predicted cost.")
+    ] = 100,
+    dim: Annotated[int, typer.Option(help="Model dimension d, for the predicted cost.")] = 100_000,
 ) -> None:
     """Committee sizing: P(more than t of m members corrupt) at m = 3t+1 and m = 4t+1.
 
@@ -50,14 +54,37 @@ def committee(
 
     try:
         tables = _compute_tables(corrupt, failure, peers, max_t, search_limit)
+        _cost(1, 4, clients, dim)  # validates clients and dim
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     for table in tables:
         if json_out:
-            _print_json(table, cs.to_fraction(corrupt, "corrupt"))
+            _print_json(table, cs.to_fraction(corrupt, "corrupt"), clients, dim)
         else:
-            _print_table(table, search_limit)
+            _print_table(table, search_limit, clients, dim)
+
+
+def _cost(t: int, m: int, clients: int, dim: int) -> Any:
+    from phalanx.chain.model import MAX_COMMITTEE
+    from phalanx.mpc.committee_cost import predict_cost
+
+    return predict_cost(m, t, clients=clients, dim=dim, max_committee=MAX_COMMITTEE)
+
+
+def _cost_line(point: SizingPoint, clients: int, dim: int) -> str:
+    """The predicted cost beside a recommended committee, or why it is not recommended."""
+    from phalanx.chain.model import MAX_COMMITTEE
+
+    c = _cost(point.t, point.m, clients, dim)
+    if not c.contract_ok:
+        return (f"    not recommended: m={point.m} > the contract's MAX_COMMITTEE="
+                f"{MAX_COMMITTEE}")
+    peer = ("" if c.per_peer_ok
+            else " (in-process engine only: the per-peer path's C(m, t) PRZS keys)")
+    return (f"    predicted at n={clients}, d={dim}: per-server CPU {c.server_s:.2f} s, "
+            f"per-client CPU {c.client_s:.3f} s, upload {c.upload_bytes / 4 / dim:.1f}x "
+            f"float32, re-randomization {c.zero}{peer}")
 
 
 def _compute_tables(
@@ -113,7 +140,7 @@ def _cell(point: SizingPoint | None) -> tuple[str, str, str]:
     return (str(point.m), format_probability(point.tail), "✓" if point.safe else "✗")
 
 
-def _print_table(table: SizingTable, search_limit: int) -> None:
+def _print_table(table: SizingTable, search_limit: int, clients: int, dim: int) -> None:
     typer.echo(f"Model: {_describe(table.model)}; target P[> t corrupt] < {table.failure}")
     header = f"{'t':>4} | {'m=3t+1':>6} {'P[>t]':>10}   | {'m=4t+1':>6} {'P[>t]':>10}  "
     typer.echo(header)
@@ -133,6 +160,7 @@ def _print_table(table: SizingTable, search_limit: int) -> None:
                 f"smallest safe {label}: t={point.t}, m={point.m}, "
                 f"P[>t]={format_probability(point.tail)}"
             )
+            typer.echo(_cost_line(point, clients, dim))
     typer.echo("")
 
 
@@ -150,7 +178,16 @@ def _point_json(point: SizingPoint | None) -> dict[str, Any] | None:
     }
 
 
-def _print_json(table: SizingTable, corrupt: Fraction) -> None:
+def _cost_json(point: SizingPoint | None, clients: int, dim: int) -> dict[str, Any] | None:
+    if point is None:
+        return None
+    c = _cost(point.t, point.m, clients, dim)
+    return {"server_s": c.server_s, "client_s": c.client_s, "upload_bytes": c.upload_bytes,
+            "zero": c.zero, "recommended": c.runnable, "per_peer_ok": c.per_peer_ok,
+            "contract_ok": c.contract_ok}
+
+
+def _print_json(table: SizingTable, corrupt: Fraction, clients: int, dim: int) -> None:
     import json
 
     from phalanx.mpc.committee_size import Binomial
@@ -166,6 +203,8 @@ def _print_json(table: SizingTable, corrupt: Fraction) -> None:
         ],
         "smallest_detect": _point_json(table.smallest_detect),
         "smallest_identify": _point_json(table.smallest_identify),
+        "cost_detect": _cost_json(table.smallest_detect, clients, dim),
+        "cost_identify": _cost_json(table.smallest_identify, clients, dim),
     }
     if not isinstance(model, Binomial):
         record["peers"] = model.peers

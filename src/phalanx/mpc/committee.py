@@ -35,6 +35,7 @@ from phalanx.mpc.channel import Channel, client_party, server_party
 from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.committee_client import Observer, Sealer, commitment_of
+from phalanx.mpc.dealt import SCHEMES, blame, check_coin, choose_scheme
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import (
     OpeningKind,
@@ -157,8 +158,13 @@ class Committee:
         run_parallel: ParallelMap | None = None,
         run_local: RunLocal | None = None,
         defer_rollbacks: bool = False,
+        zero: str = "cdi",
     ) -> None:
         validate_committee(m, t)
+        if zero not in (*SCHEMES, "auto"):
+            raise ConfigError(f"zero={zero!r} must be 'cdi', 'dealt' or 'auto'")
+        #: how degree-2t openings are re-randomized (``mpc.dealt.choose_scheme`` for "auto")
+        self.zero = choose_scheme(m, t) if zero == "auto" else zero
         #: maps a server's local work over the servers (in order); the simulation passes a
         #: thread pool's map (every kernel releases the GIL), the default runs them in turn
         self.run_parallel: ParallelMap = run_parallel or _in_turn
@@ -174,7 +180,7 @@ class Committee:
         self.faulty = tamper.faulty() if tamper is not None else frozenset()
         self.servers = [Server(j, circuit, m=m, t=t, session=session, secrets=secrets,
                                sealer=sealer, opener=partial(streamer, j), store=self.store,
-                               clock=clock)
+                               clock=clock, zero=self.zero)
                         for j in range(m)]
         self.roots: dict[int, dict[int, bytes]] = {1: {}, 2: {}}
         self.cheaters: set[int] = set()
@@ -241,6 +247,92 @@ class Committee:
         self.circuit.begin(coin1, coin2)
         for s in self.servers:
             s.begin(clients)
+        if self.zero == "dealt":
+            length = len(clients) * len(self.circuit.check_reasons)
+            self.deal_zeros("checks", length)
+            for s in self.servers:
+                if "checks" in s.zero_masks:
+                    s.check_zero = s.zero_masks.pop("checks")
+
+    # -- 3b. dealt zero sharings (mpc.dealt) --------------------------------------------------
+    def deal_zeros(self, label: str, length: int) -> None:
+        """Every active member deals zero sharings of ``length`` coordinates, they are checked
+        with a coin drawn after every commitment, and each member extracts its masks
+        (``Server.zero_masks[label]``). A failed check names the dealer, or the members that
+        lied about it (protocol.md §3.4); they are excluded and the members deal again."""
+        while not self._deal_zeros_once(label, length):
+            if len(self.cheaters) > self.t:
+                raise AggregationError(f"{ABORT}: more than t={self.t} servers identified")
+
+    def _deal_zeros_once(self, label: str, length: int) -> bool:
+        """One dealing and its check; False when someone was identified (deal again)."""
+        active = self._active()
+        commits: dict[int, dict[int, bytes]] = {}
+        for i in active:
+            commits[i], sealed = self.servers[i].deal_zero(label, length)
+            public = b"".join(commits[i][j] for j in range(self.m))
+            for r, env in sealed:
+                if r in active:
+                    self.channel.send(server_party(i), server_party(r), env)
+                    self.channel.send(server_party(i), server_party(r), public)
+        self.channel.end_round()
+        inbox = {r: self.channel.receive(server_party(r)) for r in active}
+        for r in active:
+            got = {int(sender.split(":")[1]): payload for sender, payload in inbox[r][::2]}
+            for i in active:
+                if i != r and not self.servers[r].receive_zero(label, length, i, got.get(i),
+                                                               commits[i].get(r)):
+                    if not self._complaint(label, length, dealer=i, receiver=r,
+                                           committed=commits[i].get(r)):
+                        return False
+        coin = check_coin(self.session, label, [commits[i] for i in active])
+        values = {j: self.servers[j].zero_check_values(label, coin) for j in active}
+        # a server's check values travel like its CHECKS shares (what a tamper model alters)
+        views = self._exchange(OpeningKind.CHECKS, values, active)
+        failed = sorted({i for r, view in views.items() for i in active
+                         if not self._zero_column_ok(r, view, i)})
+        for i in failed:
+            reported = {r: {j: int(v[i]) for j, (_, v) in view.items()}
+                        for r, view in views.items()}
+            culprits, bad_dealing = blame(
+                self.servers[i].reveal_dealing(label), commits[i], dealer=i, m=self.m,
+                t=self.t, label=label, length=length, coin=coin, reported=reported)
+            if not culprits:
+                raise AggregationError(f"{ABORT}: the check of server {i}'s dealt zero "
+                                       f"sharing {label!r} failed and names no one")
+            for c in culprits:
+                self._identify(c, f"dealt zero sharing {label!r}: " + (
+                    "its dealing is not a committed zero sharing of degree 2t" if bad_dealing
+                    else f"sent a check value for server {i}'s dealing its shares do not give"))
+            return False
+        for j in active:
+            self.servers[j].finish_zero(label, length)
+        return True
+
+    def _zero_column_ok(self, receiver: int, view: dict[int, tuple[int, FieldVec]],
+                        dealer: int) -> bool:
+        """Whether ``receiver`` decodes dealer's check values as a zero codeword of degree 2t
+        with no error located."""
+        col = {j: np.array([v[dealer]], np.uint64) for j, (_, v) in view.items()}
+        try:
+            got = self.servers[receiver].decode(col, 2 * self.t)
+        except ReconstructionError:
+            return False
+        return not got.bad and int(got.value[0]) == 0
+
+    def _complaint(self, label: str, length: int, *, dealer: int, receiver: int,
+                   committed: bytes | None) -> bool:
+        """A member's payload from ``dealer`` did not open: the dealer reveals it publicly
+        (no secret is lost: either the receiver is corrupt, or the dealer is and sent a bad
+        payload); a dealer whose revealed payload is not the committed one is identified
+        (False: deal again without it)."""
+        revealed = (self.servers[dealer].reveal_dealing(label) or {}).get(receiver)
+        if revealed is None or not self.servers[receiver].receive_zero(
+                label, length, dealer, None, committed, revealed=revealed):
+            self._identify(dealer, f"dealt zero sharing {label!r}: its payload for server "
+                                   f"{receiver} is not the committed one")
+            return False
+        return True
 
     # -- 4. per client ------------------------------------------------------------------------
     def process(self, client: int) -> Verdict:
@@ -505,6 +597,9 @@ class Committee:
         active = self._active()
         if not active:
             raise AggregationError(f"{ABORT}: no honest server left")
+        if self.zero == "dealt":
+            for label, length in self.servers[active[0]].final_zero_lengths().items():
+                self.deal_zeros(label, length)
         finals = {j: self.servers[j].final_shares() for j in active}
         opened: dict[OpeningKind, FieldVec] = {}
         for k, first in enumerate(finals[active[0]]):

@@ -208,6 +208,16 @@ def combine_rows(coeffs: Sequence[Sequence[int]], rows: FieldVec) -> FieldVec:
     return out
 
 
+def combine_matrix(coeffs: FieldVec, rows: FieldVec) -> FieldVec:
+    """:func:`combine_rows` for coefficients already reduced into a uint64 matrix."""
+    rows2 = np.ascontiguousarray(rows.reshape(rows.shape[0], -1))
+    if coeffs.shape[1] != rows2.shape[0]:
+        raise ConfigError(f"{coeffs.shape[1]} coefficients per row for {rows2.shape[0]} rows")
+    out = np.empty((coeffs.shape[0], rows2.shape[1]), np.uint64)
+    _combine_rows(np.ascontiguousarray(coeffs), rows2, out)
+    return out
+
+
 def inv(a: int) -> int:
     """a^{-1} mod p (ConfigError for 0)."""
     if a % P == 0:

@@ -16,14 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from itertools import combinations
+from math import comb
 
 import numpy as np
 
+from phalanx.errors import ConfigError
 from phalanx.mpc.field import FieldVec, P, combine_rows
 from phalanx.mpc.prg import expand
 from phalanx.mpc.shamir import point
 
 KeySet = tuple[int, ...]
+CDI_MAX_KEYS = 10_000
+"""The most CDI key sets C(m, t) a committee may deal (C(13, 4) = 715 takes 4 s per server at
+d = 10^5; C(31, 10) = 4.4·10^7 never finishes): larger committees need the dealt scheme."""
+
+
+def check_cdi_size(m: int, t: int) -> None:
+    """ConfigError naming m, t and C(m, t) when CDI PRZS would need too many keys."""
+    if comb(m, t) > CDI_MAX_KEYS:
+        raise ConfigError(f"CDI PRZS at m={m}, t={t} needs C(m, t)={comb(m, t)} keys "
+                          f"(> {CDI_MAX_KEYS}); use zero='dealt' (mpc.dealt)")
 
 
 def key_sets(m: int, t: int) -> list[KeySet]:

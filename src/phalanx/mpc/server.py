@@ -31,6 +31,8 @@ from phalanx.mpc.committee_client import (
     commitment_of,
     context_of,
 )
+from phalanx.mpc.dealt import Dealing, check_value, deal, extract, share_of
+from phalanx.mpc.dealt import commitment as dealt_commitment
 from phalanx.mpc.field import FieldVec, P
 from phalanx.mpc.messages import (
     OpeningKind,
@@ -43,7 +45,7 @@ from phalanx.mpc.messages import (
     masked_views,
 )
 from phalanx.mpc.parties import SecretSource, SeededSecrets
-from phalanx.mpc.przs import KeySet, key_sets, zero_share
+from phalanx.mpc.przs import KeySet, check_cdi_size, key_sets, zero_share
 from phalanx.mpc.rs import Opened, decode
 from phalanx.mpc.stream import (
     MaskedStream,
@@ -183,8 +185,11 @@ class Server:
     def __init__(self, j: int, circuit: Circuit, *, m: int, t: int, session: bytes,
                  secrets: SecretSource, sealer: Sealer, opener: Opener,
                  store: BundleStore | None = None, clock: Clock = lambda: 0.0,
-                 party: str | None = None) -> None:
+                 party: str | None = None, zero: str = "cdi") -> None:
         self.j, self.m, self.t, self.circuit = j, m, t, circuit
+        #: how degree-2t openings are re-randomized: "cdi" (PRZS keys, ``mpc.przs``) or
+        #: "dealt" (zero sharings the members deal, ``mpc.dealt``; the driver runs them)
+        self.zero = zero
         #: binds every envelope to the task and round (protocol.md §2; issue: AEAD contexts)
         self.session = session
         self.party = party or f"server:{j}"
@@ -195,6 +200,13 @@ class Server:
         self.coin = secrets.prg(self.party, "rs-location", session)
         self._przs = secrets.prg(self.party, "przs-keys", session)
         self.keys: dict[KeySet, bytes] = {}
+        self._dealer = secrets.prg(self.party, "dealt-zero", session)
+        #: label → this member's own dealing (kept to reveal it in a dispute)
+        self.dealings: dict[str, Dealing] = {}
+        #: label → dealer → this member's B + 1 shares of that dealer's zero sharings
+        self.dealt: dict[str, dict[int, FieldVec]] = {}
+        #: label → this member's extracted zero-sharing coordinates (dealt scheme)
+        self.zero_masks: dict[str, FieldVec] = {}
         #: key sets left out of every mask (some member never received their key)
         self.przs_skip: set[KeySet] = set()
         self.acc = circuit.new_accumulator()
@@ -227,6 +239,9 @@ class Server:
         """Draw k_A for every key set A this server leads (its first member) and seal it to
         A's other members: (receiver, sealed) pairs."""
         out: list[tuple[int, bytes | memoryview]] = []
+        if self.zero == "dealt":
+            return out  # no PRZS keys: the masks are dealt once the lengths are known
+        check_cdi_size(self.m, self.t)
         for a in key_sets(self.m, self.t):
             if a[0] != self.j:
                 continue
@@ -259,6 +274,8 @@ class Server:
 
     def missing_przs(self) -> list[KeySet]:
         """Key sets this server belongs to and holds no key for."""
+        if self.zero == "dealt":
+            return []
         return [a for a in key_sets(self.m, self.t) if self.j in a and a not in self.keys]
 
     # -- 2. uploads -------------------------------------------------------------------------
@@ -323,6 +340,10 @@ class Server:
         t0 = self.clock()
         self.client_index = {c: k for k, c in enumerate(clients)}
         g = len(self.circuit.check_reasons)
+        if self.zero == "dealt":  # the driver deals the masks (``set_check_zero``)
+            self.check_zero = np.zeros(len(clients) * g, np.uint64)
+            self.charge("round", self.clock() - t0)
+            return
         self.przs_skip = set(self.missing_przs())
         self.check_zero = zero_share(self.keys, self.j, m=self.m, t=self.t, label="checks",
                                      length=len(clients) * g, skip=self.przs_skip)
@@ -331,7 +352,7 @@ class Server:
     def skip_przs(self, sets: Collection[KeySet]) -> None:
         """Leave out of every later mask the key sets some member reported it never received
         (all members leave out the same sets, so the masks still sum to zero)."""
-        if set(sets) <= self.przs_skip:
+        if set(sets) <= self.przs_skip or self.zero == "dealt":
             return
         t0 = self.clock()
         self.przs_skip |= set(sets)
@@ -476,7 +497,9 @@ class Server:
         out = []
         for fs in self.circuit.final_shares(self.acc):
             vals = fs.values
-            if fs.degree_2t:
+            if fs.degree_2t and self.zero == "dealt":
+                vals = (vals + self.zero_masks[f"final/{fs.kind.value}"]) % _P
+            elif fs.degree_2t:
                 t0 = self.clock()
                 zero = zero_share(self.keys, self.j, m=self.m, t=self.t,
                                   label=f"final/{fs.kind.value}", length=vals.shape[0],
@@ -485,6 +508,78 @@ class Server:
                 self.charge("round", self.clock() - t0)
             out.append(FinalShare(fs.kind, vals, fs.degree_2t))
         return out
+
+    def final_zero_lengths(self) -> dict[str, int]:
+        """The zero-sharing lengths the degree-2t final openings need (dealt scheme)."""
+        return {f"final/{fs.kind.value}": int(fs.values.shape[0])
+                for fs in self.circuit.final_shares(self.acc) if fs.degree_2t}
+
+    # -- 5b. dealt zero sharings (mpc.dealt; issue 13) ---------------------------------------
+    def _dealt_context(self, label: str, dealer: int) -> bytes:
+        return self.session + b"/dealt/" + label.encode() + b"/" + str(dealer).encode()
+
+    def deal_zero(self, label: str, length: int) -> tuple[dict[int, bytes], list[
+            tuple[int, bytes | memoryview]]]:
+        """Deal this member's zero sharings for ``length`` coordinates: its public
+        commitments, and (receiver, sealed payload) pairs for the other members (its own
+        payload it keeps)."""
+        t0 = self.clock()
+        d = deal(self.j, m=self.m, t=self.t, label=label, length=length, prg=self._dealer)
+        self.dealings[label] = d
+        self.dealt[label] = {}  # a fresh dealing (after an identification: without the cheater)
+        self.dealt[label][self.j] = share_of(
+            d.payloads[self.j], dealer=self.j, receiver=self.j, m=self.m, t=self.t,
+            label=label, length=length)
+        out = [(r, self.sealer(r, p, self._dealt_context(label, self.j), None))
+               for r, p in d.payloads.items() if r != self.j]
+        self.charge("round", self.clock() - t0)
+        return dict(d.commitments), out
+
+    def receive_zero(self, label: str, length: int, dealer: int,
+                     sealed: bytes | memoryview | None, committed: bytes | None,
+                     revealed: bytes | None = None) -> bool:
+        """Keep this member's shares of ``dealer``'s dealing from its sealed payload (or the
+        payload the dealer revealed publicly after a complaint): False — a complaint — when it
+        does not open, is not the committed one or is malformed."""
+        t0 = self.clock()
+        try:
+            payload = revealed if revealed is not None else (
+                None if sealed is None else read_all(self.opener(
+                    sealed, self._dealt_context(label, dealer), None)))
+            ok = payload is not None and dealt_commitment(dealer, self.j, label,
+                                                          payload) == committed
+            if ok and payload is not None:
+                self.dealt.setdefault(label, {})[dealer] = share_of(
+                    payload, dealer=dealer, receiver=self.j, m=self.m, t=self.t, label=label,
+                    length=length)
+        except Exception:  # noqa: BLE001 - any failure to open is the complaint
+            ok = False
+        self.charge("round", self.clock() - t0)
+        return ok
+
+    def zero_check_values(self, label: str, coin: bytes) -> FieldVec:
+        """v_ij for every dealer i (0 for dealers it holds nothing of): mpc.dealt step 2."""
+        t0 = self.clock()
+        held = self.dealt.get(label, {})
+        out = np.array([check_value(held[i], coin, i) if i in held else 0
+                        for i in range(self.m)], np.uint64)
+        self.charge("round", self.clock() - t0)
+        return out
+
+    def reveal_dealing(self, label: str) -> dict[int, bytes] | None:
+        """Every payload of this member's dealing, revealed in a dispute (step 3)."""
+        d = self.dealings.get(label)
+        return None if d is None else dict(d.payloads)
+
+    def finish_zero(self, label: str, length: int) -> None:
+        """Extract this member's ``length`` zero-sharing coordinates (step 4); dealers it
+        holds nothing of (identified, excluded) count as zero rows."""
+        t0 = self.clock()
+        held = self.dealt.pop(label, {})
+        n = next(iter(held.values())).shape[0]
+        rows = np.stack([held.get(i, np.zeros(n, np.uint64)) for i in range(self.m)])
+        self.zero_masks[label] = extract(rows, m=self.m, t=self.t, length=length)
+        self.charge("round", self.clock() - t0)
 
     # -- 6. disputes (§3.4) -------------------------------------------------------------------
     def verify_claim(self, client: int, part: int, server: int,

@@ -168,6 +168,10 @@ class SecureParams:
     #: "seeded" (protocol.md §2: t seeds + m − t explicit share vectors) or "masked"
     #: (one public masked vector + C(m, t) keys, phalanx.mpc.masked: meets the upload bound)
     sharing: str = "seeded"
+    #: re-randomization of degree-2t openings: "cdi" (PRZS, C(m − 1, t)·t expansions per
+    #: server), "dealt" (member-dealt zero sharings, ``mpc.dealt``: polynomial in m) or "auto"
+    #: (the cheaper one by ``mpc.dealt.choose_scheme``)
+    zero: str = "auto"
 
     def __post_init__(self) -> None:
         validate_committee(self.m, self.t)
@@ -176,6 +180,8 @@ class SecureParams:
         check_rows(self.rows)
         if self.sharing not in ("seeded", "masked"):
             raise ConfigError(f"sharing={self.sharing!r} must be 'seeded' or 'masked'")
+        if self.zero not in ("cdi", "dealt", "auto"):
+            raise ConfigError(f"zero={self.zero!r} must be 'cdi', 'dealt' or 'auto'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +325,7 @@ class _Run:
                                    run_parallel=None if pool is None else (
                                        lambda fn, items: list(pool.map(fn, items))),
                                    run_local=None if pool is None else self.run_local,
-                                   defer_rollbacks=pool is not None)
+                                   defer_rollbacks=pool is not None, zero=params.zero)
         #: one coordinating thread per round: it hands a batch's servers to the pool
         self.coordinator = ThreadPoolExecutor(1) if pool is not None else None
         self.clock = clock

@@ -21,6 +21,7 @@ from typing import Any, overload
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from phalanx.mpc.dealt import choose_scheme
 from phalanx.rules import RuleContext, make_rule
 from phalanx.rules.base import FloatVec, Rule
 from phalanx.rules.secure.backend import EnvelopeFactory, SecureBackend, SecureParams, error_bound
@@ -78,7 +79,7 @@ class LazyUpdates(Sequence[FloatVec]):
 def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, threshold: int,
               envelope: EnvelopeFactory, frac_bits: int = 16, seed: int = 0,
               noise: float = 1.0, sharing: str = "seeded", workers: int = 1,
-              spool: bool | None = None) -> dict[str, Any]:
+              spool: bool | None = None, zero: str = "auto") -> dict[str, Any]:
     """Run one secure aggregation and the plaintext rule on the same updates; return metrics.
 
     ``envelope``: the sealing of bundles (the CLI passes ``net.envelope.x25519_envelope``).
@@ -89,7 +90,7 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     ctx = RuleContext(dim=dim, reference=reference if rule_name in ("fltrust", "cc") else None)
     updates = LazyUpdates(rule, ctx, clients, seed, noise / float(np.sqrt(dim)))
     backend = SecureBackend(SecureParams(m=committee, t=threshold, frac_bits=frac_bits,
-                                         sharing=sharing), envelope=envelope,
+                                         sharing=sharing, zero=zero), envelope=envelope,
                              workers=workers, spool=spool)
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
@@ -118,6 +119,7 @@ def run_bench(rule_name: str, *, clients: int, dim: int, committee: int, thresho
     return {
         "rule": rule_name, "clients": clients, "dim": dim, "committee": committee,
         "threshold": threshold, "frac_bits": frac_bits, "sharing": sharing,
+        "zero": choose_scheme(committee, threshold) if zero == "auto" else zero,
         "workers": workers, "spooled": res.stats["spooled"],
         "plaintext_s": plaintext_s,
         "plaintext_cpu_s": plaintext_cpu_s,
