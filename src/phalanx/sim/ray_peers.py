@@ -30,6 +30,7 @@ peer; on a cluster, Ray's own transport carries them: configure Ray's TLS if tha
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -44,8 +45,19 @@ from phalanx.protocol.messages import decode
 from phalanx.protocol.peer import RoundOpened, on_event, on_message
 from phalanx.sim.ray_backend import one_line
 
-#: a refused message as the driver records it (``sim.peers.pump``)
-Refusal = dict[str, Any]
+
+class PeerStepError(PhalanxError):
+    """A hosted peer's protocol step failed on its actor (names the peer)."""
+
+
+def guarded(i: int, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` for peer ``i``; an unexpected failure raised as one line naming it."""
+    try:
+        return fn(*args)
+    except ProtocolViolation:
+        raise
+    except Exception as e:
+        raise PeerStepError(f"peer {i}: {one_line(e)}") from None
 
 
 class ActorBlobs:
@@ -96,9 +108,7 @@ class PeerActor:
                  torch_threads: int, blas_threads: dict[str, int]) -> None:
         from phalanx.sim.peers import SimWork
 
-        torch.set_num_threads(torch_threads)
-        for api, n in blas_threads.items():
-            threadpool_limits(limits=n, user_api=api)
+        match_threads(torch_threads, blas_threads)
         self.world = ActorWorld(validation, model)
         self.states = states
         for i, state in states.items():
@@ -116,7 +126,7 @@ class PeerActor:
 
     def events(self, refs: dict[bytes, Any], peers: Sequence[int], event: Any) -> list[Any]:
         self.world.blobs.refs.update(refs)
-        return [on_event(self.states[i], event) for i in peers]
+        return [guarded(i, on_event, self.states[i], event) for i in peers]
 
     def messages(self, refs: dict[bytes, Any], i: int,
                  deliveries: Sequence[Any]) -> list[Any]:
@@ -125,7 +135,7 @@ class PeerActor:
         out: list[Any] = []
         for d in deliveries:
             try:
-                out.append(on_message(self.states[i], decode(d.payload, d.sender)))
+                out.append(guarded(i, step_message, self.states[i], d))
             except ProtocolViolation as e:
                 out.append({"from": e.peer, "reason": e.reason.value, "detail": e.detail})
         return out
@@ -143,10 +153,23 @@ class PeerActor:
         return out
 
 
+def step_message(state: Any, d: Any) -> Any:
+    return on_message(state, decode(d.payload, d.sender))
+
+
 def blas_counts() -> dict[str, int]:
-    """This process's BLAS thread count per API (threadpoolctl)."""
-    return {str(p["user_api"]): int(p["num_threads"]) for p in threadpool_info()
+    """This process's thread count of each BLAS library loaded, by its prefix (threadpoolctl)."""
+    return {str(p["prefix"]): int(p["num_threads"]) for p in threadpool_info()
             if p.get("user_api") == "blas"}
+
+
+def match_threads(torch_threads: int, blas: dict[str, int]) -> None:
+    """Run this process with the driver's thread counts: torch's, each BLAS library's already
+    loaded, and (through the environment) those loaded later; Ray starts a worker with one."""
+    n = str(max(blas.values(), default=torch_threads))
+    os.environ.update(OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    torch.set_num_threads(torch_threads)
+    threadpool_limits(limits=blas)
 
 
 class PeerHost:
@@ -158,8 +181,8 @@ class PeerHost:
         self.owner = [i % count for i in range(len(run.peers))]
         validation, model = ray.put(run.validation), ray.put(run.fed.model)
         # no CPU reserved: an idle actor must not keep the training tasks from being scheduled
-        cls = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(PeerActor)
         torch_threads, blas = torch.get_num_threads(), blas_counts()
+        cls = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(PeerActor)
         self.actors: list[Any] = [
             cls.remote({i: dataclasses.replace(run.peers[i], work=None)
                         for i in range(len(run.peers)) if self.owner[i] == a},
@@ -181,15 +204,19 @@ class PeerHost:
         self.sent[a] = len(addresses)
         return fresh
 
-    def get(self, futures: Any, what: str) -> Any:
-        """``ray.get`` with an actor's failure as one line naming what it was doing."""
+    def get(self, futures: Any, who: str, what: str) -> Any:
+        """``ray.get`` with an actor's failure as one line naming the peer(s) (``who``) and
+        what they were doing."""
         try:
             return ray.get(futures)
         except ray.exceptions.RayTaskError as e:
             cause = e.cause if isinstance(e.cause, BaseException) else e
-            raise PhalanxError(f"ray peer actor: {what}: {one_line(cause)}") from None
+            if isinstance(cause, PeerStepError):  # "peer i: ...": the one that failed
+                who, _, text = str(cause).partition(": ")
+                raise PhalanxError(f"ray peer actor: {who}, {what}: {text}") from None
+            raise PhalanxError(f"ray peer actor: {who}, {what}: {one_line(cause)}") from None
         except ray.exceptions.RayError as e:
-            raise PhalanxError(f"ray peer actor: {what}: {one_line(e)}") from None
+            raise PhalanxError(f"ray peer actor: {who}, {what}: {one_line(e)}") from None
 
     def by_actor(self, peers: Sequence[int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
@@ -198,7 +225,8 @@ class PeerHost:
         return out
 
     def round_label(self) -> str:
-        return "" if self.round is None else f"round {self.round}, "
+        return "before the first round, " if self.round is None else (
+            f"ledger round {self.round}, ")
 
     # -- the seam of sim/peers.py --------------------------------------------------------------
     def begin_round(self, rnd: int) -> None:
@@ -210,7 +238,7 @@ class PeerHost:
         futures = [actor.begin_round.remote(
             rnd, params, {p: u for p, u in run.updates.items() if self.owner[p] == a}, context)
             for a, actor in enumerate(self.actors)]
-        self.get(futures, f"round {rnd}, begin")
+        self.get(futures, "every peer", f"ledger round {rnd}, round data")
 
     def events(self, event: Any, peers: Sequence[int]) -> list[Any]:
         """Every listed peer's step on ``event`` (side by side), in ``peers`` order."""
@@ -220,7 +248,7 @@ class PeerHost:
         futures = {a: self.actors[a].events.remote(self.new_refs(a), ids, event)
                    for a, ids in groups.items()}
         label = f"{self.round_label()}{type(event).__name__}"
-        results = {a: iter(self.get(f, f"peers {groups[a]}, {label}"))
+        results = {a: iter(self.get(f, f"peers {groups[a]}", label))
                    for a, f in futures.items()}
         return [next(results[self.owner[i]]) for i in peers]
 
@@ -248,7 +276,7 @@ class PeerHost:
                 for future in (early.get(i), late_future):
                     if future is None:
                         continue
-                    for acts in self.get(future, f"peer {i}, {self.round_label()}messages"):
+                    for acts in self.get(future, f"peer {i}", f"{self.round_label()}messages"):
                         if isinstance(acts, dict):
                             run.refused.append({"peer": i, **acts})
                         else:
@@ -259,19 +287,20 @@ class PeerHost:
 
     def set_behaviour(self, i: int, behaviour: Any) -> None:
         self.get(self.actors[self.owner[i]].set_behaviour.remote(i, behaviour),
-                 f"peer {i}, behaviour")
+                 f"peer {i}", "behaviour")
 
     def sync(self, peers: Sequence[int]) -> None:
         """Bring the listed peers' member and voter outcomes to the driver's copies."""
         futures = {a: self.actors[a].outcomes.remote(ids)
                    for a, ids in self.by_actor(peers).items()}
         for a, future in futures.items():
-            for i, (member, voter) in self.get(future, f"peers {self.by_actor(peers)[a]}, "
-                                                       "outcomes").items():
+            for i, (member, voter) in self.get(future, f"peers {self.by_actor(peers)[a]}",
+                                               "outcomes").items():
                 self.run.peers[i].member, self.run.peers[i].voter = member, voter
 
     def threads(self) -> list[tuple[int, dict[str, int]]]:
-        return list(self.get([a.threads.remote() for a in self.actors], "threads"))
+        return list(self.get([a.threads.remote() for a in self.actors], "every peer",
+                             "threads"))
 
     def close(self) -> None:
         for actor in self.actors:
