@@ -188,6 +188,7 @@ class PeerHost:
                         for i in range(len(run.peers)) if self.owner[i] == a},
                        validation, model, torch_threads, blas)
             for a in range(count)]
+        self.threads()  # wait until every actor runs: its start-up is the run's setup
         self.run = run
         self.refs: dict[bytes, Any] = {}
         self.sent = [0] * count
