@@ -1,6 +1,7 @@
-"""simulate --backend ray (issue 14, docs/scale.md): the same metrics as in-process, a worker's
-failure as one line naming the peer and round, a local instance shut down on Ctrl-C, and a
-one-line install hint without Ray. One local instance with 2 CPUs serves the module."""
+"""simulate --backend ray (issue 14, docs/scale.md): the same metrics as in-process (also with
+the per-peer protocol's steps on actors, under server and client adversaries), a worker's or
+actor's failure as one line naming the peer and round, a local instance shut down on Ctrl-C,
+and a one-line install hint without Ray. One local instance with 2 CPUs serves the module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import psutil
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -17,7 +20,7 @@ from typer.testing import CliRunner
 from phalanx.cli import app
 from phalanx.errors import ConfigError, PhalanxError
 from phalanx.sim.config import SimConfig
-from phalanx.sim.run import make_round_player, read_metrics, read_summary, simulate
+from phalanx.sim.run import RoundPlayer, make_round_player, read_metrics, read_summary, simulate
 
 ray = pytest.importorskip("ray")
 
@@ -25,19 +28,42 @@ DIGITS = dict(peers=5, rounds=2, model="logreg", seed=4, malicious=0.2, local_ep
               secure=False, ledger="none")
 
 
-def test_ctrl_c_shuts_the_local_instance_down(tmp_path: Path) -> None:
-    # Prepare: no instance yet, so the run starts (and owns) one
-    assert not ray.is_initialized()
+def ray_processes() -> list[psutil.Process]:
+    """This process's descendants that belong to a Ray instance (GCS, raylet, workers)."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ray" in " ".join(proc.cmdline()).lower():
+                out.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
 
-    def interrupt(_: Any) -> None:
+
+def test_ctrl_c_shuts_the_local_instance_down(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: no instance yet, so the run starts (and owns) one; Ctrl-C comes mid-round,
+    # as the first training is handed to Ray
+    from phalanx.sim.ray_backend import RayExecutor
+
+    assert not ray.is_initialized() and not ray_processes()
+    started: list[int] = []
+
+    def interrupt(self: RayExecutor, job: Any) -> Any:
         assert ray.is_initialized()
+        started.extend(p.pid for p in ray_processes())
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(RayExecutor, "train", interrupt)
     # Execute
     with pytest.raises(KeyboardInterrupt):
-        simulate(SimConfig(backend="ray", ray_cpus=2, **DIGITS), tmp_path / "run", interrupt)
-    # Assert
-    assert not ray.is_initialized()
+        simulate(SimConfig(backend="ray", ray_cpus=1, **{**DIGITS, "rounds": 1}),
+                 tmp_path / "run")
+    # Assert: the instance and every process it started are gone
+    assert started and not ray.is_initialized()
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in started
+                                  if psutil.pid_exists(p)], timeout=10)
+    assert not alive
     assert read_summary(tmp_path / "run")["status"] == "interrupted"
 
 
@@ -59,12 +85,19 @@ def without_timings(value: Any) -> Any:
     return value
 
 
+#: the per-peer protocol on actors (``sim/ray_peers.py``) with a tampering member (disputes,
+#: evidence, a server slashed) and a client resending part 1 (refused by every member): the
+#: refusals' order, the disputes and the slashes must match too
+LEDGER = dict(secure=True, committee=5, reproducible_secrets=True, ledger="model", voters=2,
+              peers=9, seed=0, malicious=0.34, attack="sign-flip", rule="fltrust",
+              server_attack="tamper", client_fault="resend-part1", faulty_clients=1)
+
+
 @pytest.mark.parametrize("mode", [
     dict(attack="sign-flip", rule="fltrust"),
     dict(secure=True, committee=4, reproducible_secrets=True, rule="fltrust"),
-    dict(secure=True, committee=4, reproducible_secrets=True, ledger="model", voters=1,
-         peers=7, proposers=2, model="logreg"),
-], ids=["plaintext", "secure", "secure-ledger"])
+    LEDGER,
+], ids=["plaintext", "secure", "secure-ledger-adversaries"])
 def test_ray_gives_exactly_the_in_process_metrics(cluster: None, tmp_path: Path,
                                                   mode: dict[str, Any]) -> None:
     # Prepare
@@ -77,6 +110,10 @@ def test_ray_gives_exactly_the_in_process_metrics(cluster: None, tmp_path: Path,
     rows = [without_timings(read_metrics(tmp_path / d)) for d in ("local", "ray")]
     assert len(rows[0]) == 2 and rows[0] == rows[1]
     assert local["model_sha256"] == remote["model_sha256"]
+    if "ledger" in mode:  # the adversaries did act, in both backends
+        extra = rows[0][0]["extra"]
+        assert extra["refused_messages"] and extra["cheating_servers"]
+        assert any(why == "server" for _, why, _ in extra["ledger"]["slashed"])
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["status"] == "finished"
 
 
@@ -127,3 +164,44 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path,
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert lines == ["error: backend='ray' needs Ray: pip install 'phalanx[ray]'"]
+
+
+@pytest.fixture(scope="module")
+def ledger_round(cluster: None) -> Iterator[RoundPlayer]:
+    """A per-peer ledger run on actors that played round 1."""
+    play = make_round_player(SimConfig(backend="ray", rounds=2, **{**LEDGER, "peers": 7,
+                                                                   "committee": 4}))
+    play(1)
+    yield play
+    play.fed.executor.close()
+
+
+def test_the_peers_step_on_actors_with_the_drivers_thread_counts(
+        ledger_round: RoundPlayer) -> None:
+    from phalanx.sim.ray_peers import blas_counts
+
+    # Prepare
+    (host,) = ledger_round.fed.executor.hosts  # type: ignore[attr-defined]
+    # Execute
+    threads = host.threads()
+    # Assert: every step ran on the actors (the driver's copies never opened a round), and
+    # each actor sums floats with as many threads as the driver
+    assert len(threads) == 2 and all(p.view is None for p in host.run.peers)
+    assert all(t == (torch.get_num_threads(), blas_counts()) for t in threads), threads
+    assert blas_counts()
+
+
+def test_a_failing_peer_step_names_the_peer_and_round(ledger_round: RoundPlayer) -> None:
+    # Prepare: the driver's global model no longer matches the one on chain, which only a
+    # proposer's step (on its actor) notices
+    ledger_round.fed.global_params = ledger_round.fed.global_params + np.float32(1)
+    # Execute
+    with pytest.raises(PhalanxError) as caught:
+        ledger_round(2)
+    # Assert: one line naming the peer, the (ledger) round and the step
+    message = str(caught.value)
+    assert "\n" not in message
+    prefix, _, cause = message.partition(": PhalanxError: ")
+    peer = prefix.removeprefix("ray peer actor: peer ").partition(",")[0]
+    assert prefix == f"ray peer actor: peer {peer}, ledger round 1, RoundOpened"
+    assert cause == f"peer {peer} trains from a model other than the global one"

@@ -134,6 +134,9 @@ class PeerRun:
     #: address → peer id (filled as the peers are made)
     index: dict[str, int] = field(default_factory=dict)
     _contexts: dict[int, RuleContext] = field(default_factory=dict)
+    #: where the peers' states live and step when not in this process
+    #: (``sim.ray_peers.PeerHost``; issue 14); the driver's copies are then only read
+    host: Any = None
 
     def context_of(self, rnd: int) -> RuleContext:
         """The round's public rule context (computed once: every peer would compute the same)."""
@@ -186,6 +189,9 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
         ledger.register(p.me.account, STAKE, p.me.x25519_public, f"loop:{p.me.address}")
         if ledger.may_commit_beacon(p.me.address):  # round 0's beacon: the first k
             perform(run, i, Actions(txs=[commit_first_beacon(p)]))
+    host_peers = getattr(fed.executor, "host_peers", None)
+    if host_peers is not None:  # the executor steps the peers elsewhere (sim/ray_peers.py)
+        run.host = host_peers(run)
     return run
 
 
@@ -228,15 +234,36 @@ def draw_roles(run: PeerRun) -> RoundView:
     led = run.ledger
     led.advance_to(Phase.BEACON)
     rnd = led.get_round_state().round
-    for i, p in enumerate(run.peers):
-        perform(run, i, on_event(p, BeaconOpened(rnd, False)))
+    everyone = list(range(len(run.peers)))
+    for i, acts in zip(everyone, steps(run, BeaconOpened(rnd, False), everyone), strict=True):
+        perform(run, i, acts)
     led.advance_to(Phase.PROPOSE)
-    perform(run, 0, on_event(run.peers[0], BeaconDeadline()))
+    perform(run, 0, steps(run, BeaconDeadline(), [0])[0])
     view = read_view(led)
     for a in (*view.committee, *view.proposers, *view.voters):
         if led.may_commit_beacon(a):
-            perform(run, run.index[a], on_event(run.peers[run.index[a]], BeaconOpened(rnd, True)))
+            perform(run, run.index[a], steps(run, BeaconOpened(rnd, True), [run.index[a]])[0])
     return view
+
+
+def steps(run: PeerRun, event: Any, peers: Sequence[int]) -> list[Actions]:
+    """Each listed peer's step on ``event``, in order, where the peers' states live (a step
+    reads only its own peer's state, so hosted peers step side by side)."""
+    if run.host is not None:
+        return list(run.host.events(event, peers))
+    return [on_event(run.peers[i], event) for i in peers]
+
+
+def sync(run: PeerRun, peers: Sequence[int]) -> None:
+    """Bring hosted peers' member and voter outcomes here before the driver reads them."""
+    if run.host is not None:
+        run.host.sync(peers)
+
+
+def set_behaviour(run: PeerRun, i: int, behaviour: Behaviour) -> None:
+    run.peers[i].behaviour = behaviour
+    if run.host is not None:
+        run.host.set_behaviour(i, behaviour)
 
 
 def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
@@ -258,6 +285,8 @@ def perform(run: PeerRun, i: int, actions: tx.Actions) -> None:
 
 def pump(run: PeerRun) -> int:
     """Deliver messages until none is in flight; returns how many were processed."""
+    if run.host is not None:  # the same deliveries in the same order (sim/ray_peers.py)
+        return int(run.host.pump(perform))
     done = 0
     while True:
         moved = 0
@@ -277,8 +306,12 @@ def pump(run: PeerRun) -> int:
 
 
 def broadcast(run: PeerRun, event: Any, peers: Sequence[int]) -> None:
-    for i in peers:
-        perform(run, i, on_event(run.peers[i], event))
+    if run.host is None:
+        for i in peers:
+            perform(run, i, on_event(run.peers[i], event))
+    else:
+        for i, acts in zip(peers, steps(run, event, peers), strict=True):
+            perform(run, i, acts)
     pump(run)
 
 
@@ -295,7 +328,7 @@ def run_peer_round(run: PeerRun, rnd: int, view: RoundView | None = None) -> Rou
         metrics = _play(run, rnd, view, seconds)
     finally:
         for i, behaviour in restore.items():
-            run.peers[i].behaviour = behaviour
+            set_behaviour(run, i, behaviour)
     if adversaries:
         metrics.extra["adversaries"] = adversaries
     return metrics
@@ -324,7 +357,7 @@ def round_adversaries(run: PeerRun, view: RoundView,
     restore = {}
     for i, change in changes.items():
         restore[i] = run.peers[i].behaviour
-        run.peers[i].behaviour = replace(restore[i], **change)
+        set_behaviour(run, i, replace(restore[i], **change))
     return out, restore
 
 
@@ -336,8 +369,8 @@ def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) ->
                                proposers=[p for p in proposer_ids if p < run.cfg.peers])
     run.updates = dict(zip(ids, raw, strict=False))
     model = led.get_round_state().model_hash
-    with timed(seconds, "reference"):
-        run.context_of(rnd)
+    with timed(seconds, "reference"):  # the round the peers ask for (RoundView.round)
+        run.context_of(view.round)
     with timed(seconds, "propose"):
         broadcast(run, RoundOpened(view, model), roles)
     with timed(seconds, "chain"):
@@ -353,6 +386,7 @@ def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) ->
     with timed(seconds, "aggregate"):
         broadcast(run, ResponseDeadline(responses), members)
         for _ in range(MAX_OPENING_DEADLINES):
+            sync(run, members)
             if all(_member_done(run.peers[j]) for j in members):
                 break
             broadcast(run, OpeningDeadline(), members)
@@ -365,14 +399,16 @@ def _play(run: PeerRun, rnd: int, view: RoundView, seconds: dict[str, float]) ->
             broadcast(run, VoteOpened(led.get_result(view.round)), voters)
             led.advance_to(Phase.REVEAL)
             broadcast(run, RevealOpened(), voters)
+            sync(run, voters)
             ballots = {i: accept for i in voters
                        if (accept := _ballot(run.peers[i])) is not None}
     with timed(seconds, "chain"):
         led.advance_to(Phase.SETTLE)
         run.settlement = None
-        perform(run, members[0], on_event(run.peers[members[0]], SettleOpened()))
+        perform(run, members[0], steps(run, SettleOpened(), [members[0]])[0])
         settlement = run.settlement
         assert settlement is not None
+    sync(run, members)
     proposal = describe(run, view, proposer_ids)
     if settlement.accepted and settlement.model != EMPTY:
         moved = SimWork(run, -1).fetch(settlement.model)

@@ -10,6 +10,8 @@ global parameters once per round; a task receives refs and Ray resolves them on 
 task trains a batch of peers (longest-first over the cluster's CPUs) on one torch thread with
 the same method ``train_clients`` would choose in-process, so its rows are bit-identical to
 the in-process ones. A failing task is one ``PhalanxError`` naming the round and the peer(s).
+The per-peer simulator's peers (``sim/peers.py``) are hosted on actors by ``host_peers``
+(``sim/ray_peers.py``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class RayExecutor:
         self.task = ray.remote(num_cpus=1, max_retries=0)(train_batch)
         self.shard_refs: dict[int, tuple[Shard, Any]] = {}
         self.model_ref: tuple[torch.nn.Module, Any] | None = None
+        self.hosts: list[Any] = []
 
     @property
     def cpus(self) -> int:
@@ -126,7 +129,20 @@ class RayExecutor:
         except ray.exceptions.RayError as e:
             raise PhalanxError(f"ray: peers {list(peers)}, round {rnd}: {one_line(e)}") from None
 
+    def host_peers(self, run: Any) -> Any:
+        """Host a ``sim.peers.PeerRun``'s peers on one actor per cluster CPU
+        (``sim.ray_peers``; called by ``build_peer_run``)."""
+        from phalanx.sim.ray_peers import PeerHost
+
+        host = PeerHost(run, self.cpus)
+        self.hosts.append(host)
+        return host
+
     def close(self) -> None:
+        for host in self.hosts:
+            if ray.is_initialized():
+                host.close()
+        self.hosts = []
         self.shard_refs.clear()
         self.model_ref = None
         if self.owns and ray.is_initialized():
