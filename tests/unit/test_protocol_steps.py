@@ -601,3 +601,32 @@ def test_finished_and_forwarded_messages_are_parsed_exactly_and_each_way_to_chea
     relay2 = _wire(make_signed(w.members[2].me, task=TASK, rnd=3, kind=Kind.EVIDENCE,
                                receiver=me, body=encode(dispute)))
     assert process_evidence(w.members[0], relay2) == []
+
+
+def test_can_open_says_whether_the_shares_in_could_open_the_current_opening() -> None:
+    from phalanx.protocol.committee import Phase, can_open, process_opening, process_pass
+
+    # Prepare: every member ran its pass; member 0 holds only its own consistency shares
+    w = _world()
+    _to_ready(w)
+    sent = {j: process_pass(s) for j, s in enumerate(w.members)}
+    me = w.members[0]
+
+    def to0(j: int) -> Signed:
+        return next(m for m in sent[j] if m.header.receiver == w.view.committee[0])
+
+    # Assert: the consistency values have degree t, so t + 1 members' shares open them
+    assert me.phase is Phase.CONSISTENCY and not can_open(me)
+    process_opening(me, _wire(to0(1)))
+    assert can_open(me)
+    # the checks have degree 2t: with one member abstaining (empty shares) 2t + 1 are needed
+    me.phase, me.inbox = Phase.CHECKS, {0: {0: np.zeros(1, np.uint64)},
+                                        1: {0: np.zeros(1, np.uint64)}, 2: {}}
+    assert not can_open(me)
+    me.inbox[3] = {0: np.zeros(1, np.uint64)}
+    assert can_open(me)
+    me.phase, me.final_degrees, me.inbox = Phase.FINAL, (False, True), {0: {0: np.zeros(1)},
+                                                                       1: {0: np.zeros(1)}}
+    assert not can_open(me)
+    me.final_degrees = (False, False)
+    assert can_open(me)

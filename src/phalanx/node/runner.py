@@ -48,7 +48,7 @@ from phalanx.node.warmup import warm_up
 from phalanx.node.work import NodeWork
 from phalanx.protocol import actions as tx
 from phalanx.protocol.chain_view import read_responses, read_roots, read_view
-from phalanx.protocol.committee import CommitDeadline, ResponseDeadline, awaited
+from phalanx.protocol.committee import CommitDeadline, ResponseDeadline, awaited, can_open
 from phalanx.protocol.committee import Phase as MemberPhase
 from phalanx.protocol.identity import Identity, recover_signer
 from phalanx.protocol.messages import Kind, Signed, compute_digest, decode, encode
@@ -80,6 +80,11 @@ from phalanx.sim.secure_params import choose_frac_bits
 log = logging.getLogger("phalanx.node")
 ETHER = 10**18
 MAX_OPENING_DEADLINES = 5  # as sim.peers
+#: an opening that too few shares could open waits this many ``opening_timeout``s before its
+#: deadline (which then aborts): a member one timeout behind the others (it waited for a
+#: member that sat the round out, which they knew unreachable) would otherwise have its
+#: shares of every later opening arrive just after the others gave up on them
+SLOW_MEMBER_WAITS = 4
 #: slots of the whoever-first transactions (Node._turn): at most 0.7 s of stagger
 RACE_SLOTS = 8
 RACE_SLOT_S = 0.1
@@ -136,6 +141,8 @@ class Node:
         self.stop = False
         self.round, self.done = -1, set[str]()
         self.ready = -1
+        #: this (re)started peer first saw its round after the round's roles were drawn
+        self.joined_after_draw = False
         self.view: RoundView | None = None
         #: when this member saw the response window closed (0: not yet)
         self.window_closed_at = 0.0
@@ -405,7 +412,9 @@ class Node:
                 log.info("opening: every reachable member's shares are in; the unreachable "
                          "are erasures")
                 self.fire(OpeningDeadline())
-            elif now - self.progress_at > self.cfg.opening_timeout:
+            elif now - self.progress_at > self.cfg.opening_timeout and (
+                    can_open(member)
+                    or now - self.progress_at > SLOW_MEMBER_WAITS * self.cfg.opening_timeout):
                 self.deadlines += 1
                 log.info("%s timed out (%d): missing shares are erasures",
                          member.phase.name.lower(), self.deadlines)
@@ -439,8 +448,13 @@ class Node:
 
     def _open(self, st: RoundState) -> None:
         self.done.add("open")
-        if st.phase > Phase.PROPOSE:  # too late to propose or deal keys: sit this round out
-            log.info("round %d opened without this peer (joined in %s)", st.round, st.phase.name)
+        if st.phase > Phase.PROPOSE or self.joined_after_draw:
+            # too late to propose or deal keys, or (re)started after the draw: what was sent to
+            # it since the draw (uploads, PRZS keys) is lost, and a member missing an upload the
+            # others hold would break the round's openings; it sits the round out (an erasure,
+            # slashed as silent like any absent role holder)
+            log.info("round %d opened without this peer (joined in %s%s)", st.round,
+                     st.phase.name, ", after the draw" if self.joined_after_draw else "")
             self.done.update({"commit", "response"})
             return
         self.view = view = self.rpc(lambda: read_view(self.ledger))
@@ -529,6 +543,7 @@ class Node:
                  "address": self.me.address}) + "\n")
 
     def _new_round(self, st: RoundState) -> None:
+        self.joined_after_draw = self.round < 0 and st.roles_drawn
         if self.round >= 0:
             self._finish_round(st)
         self.round, self.done, self.ready = st.round, set(), -1

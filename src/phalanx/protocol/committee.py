@@ -397,6 +397,24 @@ def awaited(state: MemberState) -> set[int]:
     return set()
 
 
+def can_open(state: MemberState) -> bool:
+    """Whether the shares in could open the current opening: at least degree + 1 members
+    sent shares (t for consistency, 2t for the checks, the final's highest degree; a member
+    that abstains sends none). A deadline with fewer only aborts the round (protocol.md §3.4:
+    openings succeed while enough shares remain), so a driver waits longer for a member that
+    is merely slow (docs/network.md, "Slow members")."""
+    t = state.view.t
+    if state.phase is Phase.CONSISTENCY:
+        degree = t
+    elif state.phase is Phase.CHECKS:
+        degree = 2 * t
+    elif state.phase is Phase.FINAL:
+        degree = 2 * t if any(state.final_degrees) else t
+    else:
+        return True
+    return sum(1 for items in state.inbox.values() if items) >= degree + 1
+
+
 def process_evidence(state: MemberState, msg: Signed) -> list[Signed]:
     """Another member forwards a message a third party signed (docs/protocol.md,
     "Equivocation" and "Forwarding"):
