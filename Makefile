@@ -31,8 +31,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src/phalanx
 
+## Two parts: the in-process tests spread over two workers (pytest-xdist, one file per worker
+## at a time), then the ones that start their own processes and time them (peer networks on
+## anvil, a Ray instance) alone, since a loaded machine slows their start-up past deadlines.
+SERIAL := tests/node tests/e2e/test_ray_backend.py
 unit: setup anvil
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(addprefix --ignore=,$(SERIAL))
+	$(BIN)/python -m pytest -q $(SERIAL)
 
 ## Set up and run the whole test suite: lint, types, tests.
 test: lint typecheck unit
