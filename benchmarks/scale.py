@@ -158,7 +158,6 @@ def main() -> None:
     cfg = SimConfig(peers=args.peers, model=args.model, dataset=args.dataset,
                     data_dir=args.data_dir, rule=args.rule, rounds=args.rounds,
                     secure=not args.plaintext, reproducible_secrets=not args.plaintext,
-                    ledger="none",
                     samples_per_peer=args.samples_per_peer, local_epochs=args.local_epochs,
                     ledger=args.ledger, proposers=args.proposers,
                     **({"voters": args.voters} if args.ledger != "none" else {}), **ray_opts)
