@@ -53,11 +53,19 @@ def test_six_peers_learn_as_the_simulator_does(make_network, tmp_path: Path) -> 
     summary = run_network(net, max_wall=170)
     took = time.monotonic() - start
     sim = simulate(cfg, tmp_path / "sim")
-    # Assert: every round settled with the committee's result accepted, the model moved
+    # Assert: every round settled with the committee's result standing and its input
+    # accepted; the model moved exactly when the voter accepted it (an honest voter may reject
+    # an honest candidate that scores more than epsilon worse on its few held-out examples:
+    # seen in CI, one proposer's update judged on ~50 examples), and nobody was slashed
     rows = [json.loads(line) for line in (net.out / "metrics.jsonl").read_text().splitlines()]
     assert summary["status"] == "finished" and len(rows) == 2, summary
-    assert all(r["extra"]["ledger"]["accepted"] for r in rows), rows
+    assert all(r["extra"]["ledger"]["stands"] for r in rows), rows
     assert all(r["accepted"] == 1 and r["extra"]["aborted"] is None for r in rows)
+    assert all(r["extra"]["ledger"]["slashed"] == [] for r in rows), rows
+    models = [hash_model(build_federation(cfg).global_params).hex()] + [
+        r["extra"]["network"]["model"] for r in rows]
+    for r, before, after in zip(rows, models[:-1], models[1:], strict=True):
+        assert (after != before) == r["extra"]["ledger"]["accepted"], r["extra"]["ledger"]
     assert all(r["extra"]["refused_messages"] == [] for r in rows)
     # the simulator's run directory files, and its accuracy
     for name in ("config.toml", "summary.json", "model.npy", "accuracy.png", "report.html"):
@@ -108,7 +116,10 @@ def _garbage(endpoint: str, victim: str, task: str) -> None:
 
 def test_a_killed_member_a_garbage_sender_and_a_restart(make_network) -> None:
     # Prepare
-    net: Network = make_network(network_cfg(), opening_timeout=6.0, phase_timeout=60.0)
+    # (epsilon 0.5: the voter accepts any candidate not far worse, so that its judgement on
+    # ~50 held-out examples, which may reject an honest update, cannot mask the outcome tested)
+    cfg = network_cfg(epsilon=0.5)
+    net: Network = make_network(cfg, opening_timeout=6.0, phase_timeout=60.0)
     seen: dict[str, int] = {}
 
     def saboteur() -> None:
@@ -143,7 +154,7 @@ def test_a_killed_member_a_garbage_sender_and_a_restart(make_network) -> None:
         assert first["accepted"] == 1
     else:  # or a clean abort: the model did not move and nobody honest was slashed
         assert first["extra"]["aborted"]
-        initial = hash_model(build_federation(network_cfg()).global_params).hex()
+        initial = hash_model(build_federation(cfg).global_params).hex()
         assert first["extra"]["network"]["model"] == initial
     slashed = {s[0] for r in rows for s in r["extra"]["ledger"]["slashed"]}
     assert slashed <= {seen["killed"]}, slashed
@@ -170,8 +181,9 @@ def test_a_tampering_member_in_a_network_is_named_and_slashed(make_network) -> N
 
     # and one of the experiment's broken peers (index 7, registered like the others): when it is
     # drawn to propose it uploads garbage, as in `phalanx simulate --malformed-peers 1`
+    # (epsilon 0.5 as above: a rejected result drops its evidence, docs/ledger.md)
     cfg = network_cfg(peers=7, rounds=1, server_attack="tamper", malformed_peers=1,
-                      proposers=2)
+                      proposers=2, epsilon=0.5)
     net: Network = make_network(cfg, opening_timeout=6.0)
     assert net.size == 8
     # Execute
