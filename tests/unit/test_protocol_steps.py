@@ -604,7 +604,7 @@ def test_finished_and_forwarded_messages_are_parsed_exactly_and_each_way_to_chea
 
 
 def test_can_open_says_whether_the_shares_in_could_open_the_current_opening() -> None:
-    from phalanx.protocol.committee import Phase, can_open, process_opening, process_pass
+    from phalanx.protocol.committee import ROUND, Phase, can_open, process_opening, process_pass
 
     # Prepare: every member ran its pass; member 0 holds only its own consistency shares
     w = _world()
@@ -615,18 +615,24 @@ def test_can_open_says_whether_the_shares_in_could_open_the_current_opening() ->
     def to0(j: int) -> Signed:
         return next(m for m in sent[j] if m.header.receiver == w.view.committee[0])
 
-    # Assert: the consistency values have degree t, so t + 1 members' shares open them
+    # Assert: a client's consistency values open once m - t members' shares are in (with
+    # fewer its step rejects it as missing the deadline)
     assert me.phase is Phase.CONSISTENCY and not can_open(me)
-    process_opening(me, _wire(to0(1)))
+    for j in (1, 2):
+        process_opening(me, _wire(to0(j)))
+        assert not can_open(me)
+    process_opening(me, _wire(to0(3)))
     assert can_open(me)
-    # the checks have degree 2t: with one member abstaining (empty shares) 2t + 1 are needed
-    me.phase, me.inbox = Phase.CHECKS, {0: {0: np.zeros(1, np.uint64)},
-                                        1: {0: np.zeros(1, np.uint64)}, 2: {}}
+    # the checks too, counting only shares (a member abstaining sends none)
+    share = np.zeros(1, np.uint64)
+    me.phase, me.verdicts, me.heard = Phase.CHECKS, {}, frozenset(range(M))
+    me.inbox = {j: {c: share for c in me.bound} for j in range(3)} | {3: {}}
     assert not can_open(me)
-    me.inbox[3] = {0: np.zeros(1, np.uint64)}
+    me.inbox[4] = {c: share for c in me.bound}
     assert can_open(me)
-    me.phase, me.final_degrees, me.inbox = Phase.FINAL, (False, True), {0: {0: np.zeros(1)},
-                                                                       1: {0: np.zeros(1)}}
+    # a final value of degree 2t needs 2t + 1 members' shares, one of degree t needs t + 1
+    me.phase, me.final_degrees = Phase.FINAL, (False, True)
+    me.inbox = {j: {ROUND: share, ROUND - 1: share} for j in range(2)}
     assert not can_open(me)
     me.final_degrees = (False, False)
     assert can_open(me)

@@ -398,21 +398,22 @@ def awaited(state: MemberState) -> set[int]:
 
 
 def can_open(state: MemberState) -> bool:
-    """Whether the shares in could open the current opening: at least degree + 1 members
-    sent shares (t for consistency, 2t for the checks, the final's highest degree; a member
-    that abstains sends none). A deadline with fewer only aborts the round (protocol.md §3.4:
-    openings succeed while enough shares remain), so a driver waits longer for a member that
-    is merely slow (docs/network.md, "Slow members")."""
+    """Whether a deadline now would open the current opening without losing anything to a
+    merely slow member: every pending client's shares held by the m - t members its step
+    requires (``_delivered``, else it is rejected as missing the deadline), and each final
+    value's by degree + 1 members (else the round aborts). protocol.md §3.4: openings succeed
+    while enough shares remain; a driver waits longer for fewer (docs/network.md, "Slow
+    members")."""
     t = state.view.t
     if state.phase is Phase.CONSISTENCY:
-        degree = t
-    elif state.phase is Phase.CHECKS:
-        degree = 2 * t
-    elif state.phase is Phase.FINAL:
-        degree = 2 * t if any(state.final_degrees) else t
-    else:
-        return True
-    return sum(1 for items in state.inbox.values() if items) >= degree + 1
+        return all(_delivered(state, c, t) for c in _pending(state))
+    if state.phase is Phase.CHECKS:
+        return all(_delivered(state, c, 2 * t) for c in _pending(state))
+    if state.phase is Phase.FINAL:
+        degrees = [2 * t if high else t for high in state.final_degrees]
+        return all(len(_holders(state, ROUND - code, d)) >= d + 1
+                   for code, d in enumerate(degrees))
+    return True
 
 
 def process_evidence(state: MemberState, msg: Signed) -> list[Signed]:
