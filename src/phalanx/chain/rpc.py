@@ -152,10 +152,7 @@ class RpcLedger(ContractLedger):
         block = self._request("eth_getBlockByNumber", ["latest", False]).get("result") or {}
         base = block.get("baseFeePerGas")
         if base is None:
-            resp = self._request("eth_gasPrice", [])
-            if "result" not in resp:
-                raise Web3RPCError(f"eth_gasPrice: {resp.get('error', resp)!r}")
-            return {"gasPrice": int(str(resp["result"]), 16)}
+            return {"gasPrice": int(str(self._result("eth_gasPrice", [])), 16)}
         return {"maxFeePerGas": 2 * int(str(base), 16) + PRIORITY_FEE_WEI,
                 "maxPriorityFeePerGas": PRIORITY_FEE_WEI, "type": 2}
 
@@ -197,21 +194,25 @@ class RpcLedger(ContractLedger):
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         return dict(self.w3.provider.make_request(RPCEndpoint(method), params))
 
+    def _result(self, method: str, params: list[Any]) -> Any:
+        """The node's ``result`` for ``method`` (None while e.g. a receipt is pending);
+        Web3RPCError naming the method when it answered with an error or nothing."""
+        resp = self._request(method, params)
+        if "error" in resp or "result" not in resp:
+            raise Web3RPCError(f"{method}: {resp.get('error', resp)!r}")
+        return resp["result"]
+
     def _send(self, sender: LocalAccount, tx: dict[str, Any]) -> dict[str, Any]:
         """Sign and send ``tx``; its raw receipt once mined (polled every 5 ms, 120 s)."""
         raw = sender.sign_transaction(tx).raw_transaction
-        sent = self._request("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
-        if "error" in sent:
-            raise Web3RPCError(f"eth_sendRawTransaction: {sent['error']!r}")
+        sent = self._result("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
         end = time.monotonic() + RECEIPT_TIMEOUT_S
         while True:
-            got = self._request("eth_getTransactionReceipt", [sent["result"]])
-            if got.get("result"):
-                return dict(got["result"])
-            if "error" in got:
-                raise Web3RPCError(f"eth_getTransactionReceipt: {got['error']!r}")
+            got = self._result("eth_getTransactionReceipt", [sent])
+            if got:
+                return dict(got)
             if time.monotonic() > end:
-                raise TimeExhausted(f"transaction {sent['result']} not mined within "
+                raise TimeExhausted(f"transaction {sent} not mined within "
                                     f"{RECEIPT_TIMEOUT_S:.0f} s")
             time.sleep(RECEIPT_POLL_S)
 
@@ -251,10 +252,7 @@ class RpcLedger(ContractLedger):
         return [self._views.answer(fn, a) for (fn, _), a in zip(calls, answers, strict=True)]
 
     def get_block(self) -> int:
-        resp = self.w3.provider.make_request(RPCEndpoint("eth_blockNumber"), [])
-        if "result" not in resp:
-            raise Web3RPCError(f"eth_blockNumber: {resp.get('error', resp)!r}")
-        return int(str(resp["result"]), 16) + 1
+        return int(str(self._result("eth_blockNumber", [])), 16) + 1
 
     def mine(self, blocks: int) -> None:
         if blocks < 0:

@@ -144,7 +144,7 @@ class Network:
     def _write_pids(self) -> None:
         pids = {str(i): p.pid for i, p in self.procs.items()}
         doc = {"peers": pids, "anvil": self.anvil.pid if self.anvil else None,
-               "rpc_url": self.ledger.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+               "rpc_url": self.rpc_url,
                "contract": self.ledger.address}
         write_text_atomic(self.out / "network.json", json.dumps(doc, indent=1) + "\n")
 
