@@ -25,6 +25,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import RPCEndpoint
 
+from phalanx.chain.jsonrpc import JsonRpcClient
 from phalanx.chain.ledger import ContractLedger, Event, get_contract_source
 from phalanx.chain.model import Reverted, TaskParams
 from phalanx.chain.views import EventCodec, ViewCodec
@@ -85,6 +86,9 @@ class RpcLedger(ContractLedger):
         self._nonces: dict[str, int] = {}
         self._views = ViewCodec(get_artifacts()["abi"])
         self._events = EventCodec(get_artifacts()["abi"])
+        #: the hot path (views, transactions, receipts, mining): chain/jsonrpc.py
+        self.rpc = JsonRpcClient(str(w3.provider.endpoint_uri),  # type: ignore[attr-defined]
+                                 timeout=30)
 
     @staticmethod
     def connect(url: str) -> Web3:
@@ -192,7 +196,7 @@ class RpcLedger(ContractLedger):
         return events
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        return dict(self.w3.provider.make_request(RPCEndpoint(method), params))
+        return self.rpc.request(method, params)
 
     def _result(self, method: str, params: list[Any]) -> Any:
         """The node's ``result`` for ``method`` (None while e.g. a receipt is pending);
@@ -240,15 +244,9 @@ class RpcLedger(ContractLedger):
     def _calls(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Several views in one JSON-RPC batch (chain/views.py: web3's per-call overhead is
         ~8x the node's answer)."""
-        to, provider = self.contract.address, self.w3.provider
-        reqs = [(RPCEndpoint("eth_call"), self._views.params(to, fn, args, "pending"))
-                for fn, args in calls]
-        if len(reqs) == 1:
-            answers: Any = [provider.make_request(*reqs[0])]
-        else:
-            answers = provider.make_batch_request(reqs)  # type: ignore[attr-defined]
-        if not isinstance(answers, list) or len(answers) != len(reqs):
-            raise Web3RPCError(f"the node answered a batch of {len(reqs)} views with {answers!r}")
+        to = self.contract.address
+        reqs = [("eth_call", self._views.params(to, fn, args, "pending")) for fn, args in calls]
+        answers = [self.rpc.request(*reqs[0])] if len(reqs) == 1 else self.rpc.batch(reqs)
         return [self._views.answer(fn, a) for (fn, _), a in zip(calls, answers, strict=True)]
 
     def get_block(self) -> int:
@@ -259,7 +257,7 @@ class RpcLedger(ContractLedger):
             raise ConfigError(f"blocks={blocks} must be >= 0")
         if blocks == 0:
             return
-        resp = self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
+        resp = self.rpc.request("anvil_mine", [hex(blocks)])
         if "error" not in resp:
             return
         target = int(self.w3.eth.block_number) + blocks
@@ -270,8 +268,7 @@ class RpcLedger(ContractLedger):
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def faucet(self, address: str, amount: int) -> None:
-        resp = self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"),
-                                             [address, hex(amount)])
+        resp = self.rpc.request("anvil_setBalance", [address, hex(amount)])
         if "error" in resp:
             raise ChainError(f"faucet needs a dev node (anvil_setBalance failed: {resp['error']})")
 

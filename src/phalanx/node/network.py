@@ -305,6 +305,8 @@ class Producer:
         self.seconds: dict[int, dict[str, float]] = {}
         self.view: RoundView | None = None
         self.view_round = -1
+        #: the block at the last poll
+        self.block = -1
 
     def tick(self) -> tuple[int, Phase]:
         led = self.net.ledger
@@ -365,8 +367,13 @@ class Producer:
         return True
 
     def _poll(self, led: ContractLedger) -> Any:
-        """Round and phase only (the full state is read when they change)."""
+        """Round and phase only (the full state is read when they change); nothing on chain
+        changes between blocks, so at an unchanged block number not even those."""
         assert self.key is not None
+        block = led.get_block()
+        if block == self.block:
+            return _Light(*self.key)
+        self.block = block
         r, ph = led._calls([("round", ()), ("get_phase", ())])
         key = (int(r), Phase(int(ph)))
         if key == self.key:

@@ -141,6 +141,8 @@ class Node:
         self.stop = False
         self.round, self.done = -1, set[str]()
         self.ready = -1
+        #: the chain's block at the last poll (nothing changes on chain between blocks)
+        self.polled_block = -1
         #: this (re)started peer first saw its round after the round's roles were drawn
         self.joined_after_draw = False
         self.view: RoundView | None = None
@@ -617,7 +619,15 @@ class Node:
 
     def poll(self, last: RoundState | None) -> RoundState:
         """The round state, re-read in full only when round, phase or roles changed (one
-        batch of three view calls per poll instead of a dozen: many peers share one node)."""
+        batch of three view calls per poll instead of a dozen: many peers share one node).
+
+        The contract's state and phase are functions of the chain's blocks (phases are block
+        windows), so while the block number stays the same nothing can have changed: the
+        poll is then one ``eth_blockNumber``, which executes no EVM code on the node."""
+        block = self.rpc(self.ledger.get_block)
+        if last is not None and block == self.polled_block:
+            return last
+        self.polled_block = block
         calls = [("round", ()), ("get_phase", ()), ("roles_drawn", ())]
         r, ph, drawn = self.rpc(lambda: self.ledger._calls(calls))
         if last is not None and (int(r), int(ph), bool(drawn)) == (last.round, last.phase,
