@@ -148,7 +148,7 @@ class Strategic(Behaviour):
 def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int = 0,
                        lazy_frac: float = 0.3, p_audit: float = 0.3, p_zero_trust: float = 0.9,
                        sigma: int = 3000, sigma_p: int = 6000, sigma_v: int = 2000,
-                       stake_multiple: int = 2, weight_cap: float = 1.0,
+                       stake_multiple: int = 2, weight_cap: float = 2.0,
                        selective: bool = False,
                        audit_aware: bool = False) -> dict[str, object]:
     """One strategic run (model backend); the stakes of malicious, lazy and diligent peers
@@ -317,8 +317,9 @@ def main() -> None:
     ap.add_argument("--sigma-v", type=int, default=2000, help="strategic: sigma_v (bps)")
     ap.add_argument("--sigma-p", type=int, default=6000, help="strategic: sigma_p (bps)")
     ap.add_argument("--p-audit", type=float, default=0.3, help="strategic: audit frequency")
-    ap.add_argument("--weight-cap", type=float, default=1.0,
-                    help="strategic: sortition weight cap in multiples of min_stake (0: none)")
+    ap.add_argument("--weight-cap", type=float, default=2.0,
+                    help="strategic: sortition weight cap in multiples of min_stake "
+                         "(0: none; default: the bonded stake)")
     args = ap.parse_args()
     if args.adversary == "strategic":
         main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json,
