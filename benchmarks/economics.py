@@ -148,18 +148,19 @@ class Strategic(Behaviour):
 def simulate_strategic(eta: float, *, rounds: int, peers: int = 100, seed: int = 0,
                        lazy_frac: float = 0.3, p_audit: float = 0.3, p_zero_trust: float = 0.9,
                        sigma: int = 3000, sigma_p: int = 6000, sigma_v: int = 2000,
-                       stake_multiple: int = 2,
+                       stake_multiple: int = 2, weight_cap: float = 2.0,
                        selective: bool = False,
                        audit_aware: bool = False) -> dict[str, object]:
     """One strategic run (model backend); the stakes of malicious, lazy and diligent peers
-    (``honest_min_ratio``: the poorest diligent honest peer; lazy peers are meant to lose)."""
+    (``honest_min_ratio``: the poorest diligent honest peer; lazy peers are meant to lose).
+    ``weight_cap``: the task's sortition weight cap in multiples of ``min_stake`` (0: none)."""
     rng = random.Random(seed)
     accounts = [Account.from_key(rng.getrandbits(256).to_bytes(32, "big"))
                 for _ in range(peers + 1)]
     stake0 = stake_multiple * ETH
     params = TaskParams(min_stake=ETH, committee_size=5, threshold=1, n_proposers=20,
                         n_voters=11, rounds=rounds, sigma_c=sigma, sigma_v=sigma_v, sigma_p=sigma_p,
-                        sigma_m=sigma, registration_blocks=1)
+                        sigma_m=sigma, registration_blocks=1, weight_cap=round(weight_cap * ETH))
     led = make_ledger("model", params=params, deployer=accounts[0], pool=2 * peers * stake0,
                       genesis_seed=rng.getrandbits(256).to_bytes(32, "big"))
     drv = RoundDriver(led, rng)
@@ -316,11 +317,15 @@ def main() -> None:
     ap.add_argument("--sigma-v", type=int, default=2000, help="strategic: sigma_v (bps)")
     ap.add_argument("--sigma-p", type=int, default=6000, help="strategic: sigma_p (bps)")
     ap.add_argument("--p-audit", type=float, default=0.3, help="strategic: audit frequency")
+    ap.add_argument("--weight-cap", type=float, default=2.0,
+                    help="strategic: sortition weight cap in multiples of min_stake "
+                         "(0: none; default: the bonded stake)")
     args = ap.parse_args()
     if args.adversary == "strategic":
         main_strategic(150 if args.rounds == 300 else args.rounds, args.seed, args.json,
                        selective=args.selective, audit_aware=args.audit_aware,
-                       sigma_v=args.sigma_v, sigma_p=args.sigma_p, p_audit=args.p_audit)
+                       sigma_v=args.sigma_v, sigma_p=args.sigma_p, p_audit=args.p_audit,
+                       weight_cap=args.weight_cap)
         return
     results = []
     print("| setting | η | rounds run | expelled after (rounds) | malicious stake left | "

@@ -437,6 +437,60 @@ def test_audit_round_slashes_lazy_accepters_and_pays_rejecters(backend: str):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_audit_round_still_slashes_an_unlisted_proposer_and_pays_nobody_else(backend: str):
+    # A strategic proposer must not hide its zero-trust input in audit rounds: the committee
+    # cannot tell an audit round, so its standing evidence's fault slashes apply (sigma_p on
+    # the proposer it does not list), while only the voters who rejected the auditor's
+    # candidate are paid and the model stays (economics.md, "Strategic adversary")
+    for audit, outcome in ((True, "AUDITED"), (False, "REJECTED")):
+        led, drv, deployer = _task(backend, stakes=EQUAL)
+        model0 = led.get_round_state().model_hash
+
+        def attest(member: str, roles) -> Attestation:
+            listed = sorted(roles.proposers, key=lambda a: int(a, 16))[1:]
+            return Attestation((roles.round + 1).to_bytes(32, "big"), accepted=tuple(listed))
+
+        res = drv.play_round(vote=lambda v: False, attest=attest, audit=(deployer, audit))
+        s, roles = res.settlement, res.roles
+        hidden = sorted(roles.proposers, key=lambda a: int(a, 16))[0]
+        assert s.outcome.name == outcome and not s.accepted
+        assert set(s.rewards) == set(roles.voters)  # reject-voters only
+        if audit:  # the evidence stands: the unlisted proposer pays sigma_p, nobody else
+            assert _reasons(s) == {hidden: {SlashReason.PROPOSER}}
+            assert led.get_stake(hidden) == ETH - ETH * SMALL.sigma_p // 10000
+        else:  # a result the voters refused slashes nobody
+            assert _reasons(s) == {}
+        assert led.get_round_state().model_hash == model0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_cap_bounds_a_grown_stake_in_the_draw(backend: str):
+    # Compounded rewards buy no extra draw weight above weight_cap, so a peer that is never
+    # paid keeps its odds of being drawn (and, if it misbehaves, slashed); splitting stake
+    # into identities gains nothing either: weight per staked wei never exceeds 1
+    from dataclasses import replace
+
+    params = replace(SMALL, weight_cap=2 * ETH)
+    led, drv, _ = _task(backend, params=params, stakes=[5 * ETH] + [ETH] * 11)
+    big = next(iter(drv.accounts))
+    assert led.get_stake(big) == 5 * ETH
+    weights = [led._call("weight_of", i) for i in range(1, 13)]
+    assert weights == [2 * ETH] + [ETH] * 11
+    drv.play_round(vote=lambda v: True)
+    assert led.get_stake(big) >= 5 * ETH
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_cap_below_min_stake_is_refused(backend: str):
+    from dataclasses import replace
+
+    from phalanx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_cap=1 wei is below min_stake"):
+        _task(backend, params=replace(SMALL, weight_cap=1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_pool_reclaim_and_fund_after_the_end(backend: str):
     from dataclasses import replace
 

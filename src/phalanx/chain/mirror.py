@@ -109,6 +109,8 @@ class MirrorLedger(ContractLedger):
             return m.response_of.get((args[0], checksum(args[1])), b"\x00" * 32)
         if fn == "bundle_of":
             return m.bundle_of.get((args[0], checksum(args[1])), b"\x00" * 32)
+        if fn == "weight_of":
+            return m.weight_of.get(args[0], 0)
         if fn == "compute_sortition":
             return m.compute_sortition(args[0], args[1])
         return getattr(m, fn)

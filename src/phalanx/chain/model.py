@@ -117,7 +117,9 @@ class TaskParams:
     rejected); ``sigma_m``: a committee member that
     stayed silent or attested another result than the accepted one; ``vote_quorum``: share of
     the drawn voters' stake that must reveal for the vote to decide; ``max_peers``: registered
-    peers at once (at most ``MAX_PEERS``).
+    peers at once (at most ``MAX_PEERS``); ``weight_cap``: a peer's sortition weight is
+    min(stake, weight_cap) (wei; 0: its stake), so compounded rewards do not dilute the draw
+    odds of the other peers (economics.md, "Strategic adversary").
     """
 
     min_stake: int
@@ -143,6 +145,7 @@ class TaskParams:
     vote_quorum: int = 5000
     max_peers: int = 10_000
     response_blocks: int = 0
+    weight_cap: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         """The ABI tuple the constructor takes."""
@@ -179,6 +182,8 @@ class TaskParams:
                   self.commit_blocks, self.reveal_blocks)
         require(all(x > 0 for x in phases), "empty phase")
         require(self.response_blocks < self.attest_blocks, "response window not inside attest")
+        require(self.weight_cap == 0 or self.weight_cap >= self.min_stake,
+                "weight_cap below min_stake")
 
     def check(self) -> None:
         """The constructor's checks as a ``ConfigError`` naming the parameter, its value and
@@ -200,6 +205,9 @@ class TaskParams:
                               f"BPS={BPS}: every slash would round to 0")
         if self.max_peers < self.seats:
             raise ConfigError(f"max_peers={self.max_peers} is below the seats k={self.seats}")
+        if 0 < self.weight_cap < self.min_stake:
+            raise ConfigError(f"weight_cap={self.weight_cap} wei is below min_stake="
+                              f"{self.min_stake} (0 means no cap)")
         try:
             self.validate()
         except Reverted as e:
@@ -516,7 +524,12 @@ class LedgerModel:
         if slot is None:
             return
         ok = not self.unbonding[a] and self.stake_of[a] >= self.params.min_stake
-        self.weight_of[slot] = self.stake_of[a] if ok else 0
+        self.weight_of[slot] = self._weight(self.stake_of[a]) if ok else 0
+
+    def _weight(self, stake: int) -> int:
+        """A bonded, staked peer's sortition weight: min(stake, weight_cap) (cap 0: none)."""
+        cap = self.params.weight_cap
+        return min(stake, cap) if cap else stake
 
     def _freeze_for_change(self) -> None:
         ph = self.get_phase()
@@ -549,7 +562,7 @@ class LedgerModel:
         self.total_stake += value
         self.x25519_of[sender] = bytes(x25519)
         self.endpoint_of[sender] = endpoint
-        self.weight_of[slot] = value
+        self.weight_of[slot] = self._weight(value)
 
     def fund(self, sender: str, value: int) -> None:
         """Mirror of ``fund``."""
@@ -825,24 +838,29 @@ class LedgerModel:
             if out.outcome == Outcome.ACCEPTED:
                 out.accepted = True
                 self.model_hash = ev.result
+            if out.outcome in (Outcome.ACCEPTED, Outcome.AUDITED):
+                paid = out.outcome == Outcome.ACCEPTED  # audited: faults only, nobody paid
                 for a in ev.rejected:
                     self._slash(out, a, p.sigma_c, SlashReason.CLIENT)
                 for a in ev.servers:
                     self._slash(out, a, p.sigma_s, SlashReason.SERVER)
                 for a in self.proposers:
                     if a in ev.accepted:
-                        rewarded.append(a)
+                        if paid:
+                            rewarded.append(a)
                     elif a not in ev.rejected:
                         self._slash(out, a, p.sigma_p, SlashReason.PROPOSER)
                 for a in self.committee:
                     if a in ev.servers:
                         continue
                     if self.attestation_of.get((r, a)) == h:
-                        rewarded.append(a)
+                        if paid:
+                            rewarded.append(a)
                     else:
                         self._slash(out, a, p.sigma_m, SlashReason.MEMBER)
-                rewarded += [a for a, v in votes if v == Vote.ACCEPT]
-            elif out.outcome == Outcome.REJECTED:
+                if paid:
+                    rewarded += [a for a, v in votes if v == Vote.ACCEPT]
+            if out.outcome == Outcome.REJECTED:
                 rewarded += [a for a, v in votes if v == Vote.REJECT]
             elif out.outcome == Outcome.AUDITED:
                 for a, v in votes:
@@ -850,7 +868,7 @@ class LedgerModel:
                         rewarded.append(a)
                     elif v == Vote.ACCEPT:
                         self._slash(out, a, p.sigma_v, SlashReason.AUDIT)
-        if out.outcome != Outcome.ACCEPTED:
+        if out.outcome not in (Outcome.ACCEPTED, Outcome.AUDITED):
             for a in self.committee:
                 if (r, a) not in self.attestation_of:
                     self._slash(out, a, p.sigma_m, SlashReason.MEMBER)

@@ -93,6 +93,7 @@ struct TaskParams:
     vote_quorum: uint256
     max_peers: uint256
     response_blocks: uint256
+    weight_cap: uint256
 
 
 event Registered:
@@ -298,6 +299,7 @@ def __init__(p: TaskParams, genesis_seed: bytes32, initial_model: bytes32):
     assert p.beacon_blocks > 0 and p.propose_blocks > 0 and p.attest_blocks > 0  # dev: empty phase
     assert p.commit_blocks > 0 and p.reveal_blocks > 0  # dev: empty phase
     assert p.response_blocks < p.attest_blocks  # dev: response window not inside attest
+    assert p.weight_cap == 0 or p.weight_cap >= p.min_stake  # dev: weight_cap below min_stake
     self.params = p
     self.pool = msg.value
     self.total_funded = msg.value
@@ -544,14 +546,24 @@ def _set_weight(slot: uint256, w: uint256):
 
 @internal
 def _sync(a: address):
-    """Put a's weight for the coming draws into the tree: its stake while bonded and staked."""
+    """Put a's weight for the coming draws into the tree: its capped stake while bonded and staked."""
     slot: uint256 = self.slot_of[a]
     if slot == 0:
         return
     w: uint256 = 0
     if not self.unbonding[a] and self.stake_of[a] >= self.params.min_stake:
-        w = self.stake_of[a]
+        w = self._weight(self.stake_of[a])
     self._set_weight(slot, w)
+
+
+@view
+@internal
+def _weight(stake: uint256) -> uint256:
+    """A bonded, staked peer's sortition weight: min(stake, weight_cap); the stake if no cap."""
+    cap: uint256 = self.params.weight_cap
+    if cap > 0 and stake > cap:
+        return cap
+    return stake
 
 
 @internal
@@ -605,7 +617,7 @@ def register(x25519: bytes32, endpoint: String[MAX_ENDPOINT]):
     self.x25519_of[msg.sender] = x25519
     self.endpoint_of[msg.sender] = endpoint
     self.total_stake += msg.value
-    self._set_weight(slot, msg.value)
+    self._set_weight(slot, self._weight(msg.value))
     log Registered(peer=msg.sender, stake=msg.value, x25519=x25519, endpoint=endpoint, since_round=since)
 
 
@@ -1037,9 +1049,14 @@ def settle():
               accepted proposers paid, other proposers (not rejected) sigma_p; members that
               attested the standing result and are not servers paid, the other (not servers)
               sigma_m; accept-voters paid.
-            rejected / audited: the evidence is dropped (a captured committee cannot slash);
-              reject-voters paid; audited: accept-voters sigma_v (AUDIT); silent members
-              sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
+            audited: the evidence's fault slashes apply as when accepted (rejected sigma_c,
+              servers sigma_s, unlisted proposers sigma_p, members off the standing result
+              sigma_m: the committee cannot tell an audit round, the vote judged the auditor's
+              candidate, not this result) but the model stays and only reject-voters are
+              paid; accept-voters sigma_v (AUDIT).
+            rejected: the evidence is dropped (a result the voters refused slashes nobody);
+              reject-voters paid; silent members sigma_m; proposers without a bundle (or a
+              response, with a window) sigma_p.
             undecided: nobody paid; silent members sigma_m; proposers without a bundle (or a response, with a window) sigma_p.
          4. rewards budget * stake // W; the tree weights of every touched peer are updated.
     """
@@ -1080,6 +1097,8 @@ def settle():
             outcome = OUTCOME_UNDECIDED
         if outcome == OUTCOME_ACCEPTED:
             self.model_hash = self.ev_result[h]
+        if outcome == OUTCOME_ACCEPTED or outcome == OUTCOME_AUDITED:
+            paid_roles: bool = outcome == OUTCOME_ACCEPTED
             accepted: DynArray[address, MAX_PROPOSERS] = self.ev_accepted[h]
             rejected: DynArray[address, MAX_PROPOSERS] = self.ev_rejected[h]
             servers: DynArray[address, MAX_COMMITTEE] = self.ev_servers[h]
@@ -1089,27 +1108,30 @@ def settle():
                 self._slash(a, p.sigma_s, SLASH_SERVER, r)
             for a: address in self.proposers:
                 if self._contains_p(accepted, a):
-                    rewarded.append(a)
+                    if paid_roles:
+                        rewarded.append(a)
                 elif not self._contains_p(rejected, a):
                     self._slash(a, p.sigma_p, SLASH_PROPOSER, r)
             for a: address in self.committee:
                 if self._contains_c(servers, a):
                     continue
                 if self.attestation_of[r][a] == h:
-                    rewarded.append(a)
+                    if paid_roles:
+                        rewarded.append(a)
                 else:
                     self._slash(a, p.sigma_m, SLASH_MEMBER, r)
-            for a: address in self.voters:
-                if self.vote_of[r][a] == VOTE_ACCEPT:
-                    rewarded.append(a)
-        elif outcome == OUTCOME_REJECTED or outcome == OUTCOME_AUDITED:
+            if paid_roles:
+                for a: address in self.voters:
+                    if self.vote_of[r][a] == VOTE_ACCEPT:
+                        rewarded.append(a)
+        if outcome == OUTCOME_REJECTED or outcome == OUTCOME_AUDITED:
             for a: address in self.voters:
                 v: uint8 = self.vote_of[r][a]
                 if v == VOTE_REJECT:
                     rewarded.append(a)
                 elif v == VOTE_ACCEPT and outcome == OUTCOME_AUDITED:
                     self._slash(a, p.sigma_v, SLASH_AUDIT, r)
-    if outcome != OUTCOME_ACCEPTED:
+    if outcome != OUTCOME_ACCEPTED and outcome != OUTCOME_AUDITED:
         for a: address in self.committee:
             if self.attestation_of[r][a] == empty(bytes32):
                 self._slash(a, p.sigma_m, SLASH_MEMBER, r)
