@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phalanx.attacks.servers import ServerFault, ServerFaults
 from phalanx.errors import ConfigError, Reject
 from phalanx.mpc import field as F
-from phalanx.mpc.circuit import ClientShares, contributes
+from phalanx.mpc.circuit import ClientShares, check_width, contributes
+from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.parties import SeededSecrets
 from phalanx.mpc.prg import Prg
 from phalanx.rules import RuleContext, make_rule
@@ -53,10 +55,11 @@ def _inputs(seed: int = 0) -> tuple[Rule, RuleContext, list[np.ndarray]]:
     return rule, ctx, [rule.prepare(r, ctx) for r in raw]
 
 
-@pytest.mark.parametrize("sharing", ["seeded", "masked"])
-def test_zero_trust_inputs_are_neither_accepted_nor_rejected(sharing: str) -> None:
+@pytest.mark.parametrize(("sharing", "zero"), [("seeded", "cdi"), ("masked", "cdi"),
+                                               ("seeded", "dealt")])
+def test_zero_trust_inputs_are_neither_accepted_nor_rejected(sharing: str, zero: str) -> None:
     rule, ctx, prepared = _inputs()
-    on = framed(SecureParams(trust_bit=True, sharing=sharing)).aggregate(
+    on = framed(SecureParams(trust_bit=True, sharing=sharing, zero=zero)).aggregate(
         rule, prepared, ctx, seed=SEED)
     plain = rule.aggregate(prepared, ctx)
     assert on.aborted is None and on.cheating_servers == ()
@@ -107,6 +110,25 @@ def test_a_client_lying_about_its_trust_bit_is_rejected(idx: int, fault: ClientF
     others = [i for i in range(N) if i != idx]
     plain = rule.aggregate([prepared[i] for i in others], ctx)
     assert np.abs(got.aggregate.vector - plain.vector).max() < 1e-2
+
+
+@pytest.mark.parametrize(("m", "identified"), [(5, True), (4, False)])
+def test_a_server_altering_its_share_of_the_bit_is_identified_or_aborts(
+        m: int, identified: bool) -> None:
+    rule, ctx, prepared = _inputs()
+    circuit = make_circuit(rule, ctx, SecureParams(m=m, trust_bit=True), N)
+    bit_at = check_width(circuit) - 1  # the bit's share follows the check values
+    backend = framed(SecureParams(m=m, trust_bit=True))
+    honest = backend.aggregate(rule, prepared, ctx, seed=SEED)
+    got = backend.aggregate(rule, prepared, ctx, seed=SEED, server_faults=ServerFaults(
+        [ServerFault(1, kind=OpeningKind.CHECKS, position=bit_at)]))
+    if identified:  # degree 2t with m >= 4t + 1: corrected, the lists are the honest ones
+        assert got.cheating_servers == (1,) and got.aborted is None
+        assert got.aggregate.accepted == honest.aggregate.accepted == (0, 2, 3, 5)
+        assert got.aggregate.zero_trust == honest.aggregate.zero_trust == FLIPPED
+    else:  # m = 3t + 1: detected, not locatable
+        assert got.aborted is not None and got.aborted.startswith("committee-abort")
+        assert got.aggregate.accepted == () and got.aggregate.zero_trust == ()
 
 
 def test_trust_bit_is_refused_for_other_rules_and_needs_a_bool() -> None:
