@@ -48,3 +48,19 @@ def test_without_the_bit_every_valid_input_is_accepted_and_paid() -> None:
     assert zero == set()
     assert accepted == set(index.values())
     assert set(index) <= rewarded
+
+
+def test_the_option_is_on_exactly_for_secure_fltrust_ledger_runs_and_checked() -> None:
+    import pytest
+
+    from phalanx.errors import ConfigError
+
+    assert _cfg().reveals_trust_bit
+    assert not _cfg(ledger="none").reveals_trust_bit
+    assert not _cfg(rule="fedavg-nb").reveals_trust_bit
+    assert not _cfg(trust_bit=False).reveals_trust_bit
+    assert _cfg(ledger="none", trust_bit=True).reveals_trust_bit
+    with pytest.raises(ConfigError, match="trust_bit=True needs secure=true and rule='fltrust'"):
+        _cfg(rule="fedavg-nb", trust_bit=True)
+    with pytest.raises(ConfigError, match="trust_bit"):
+        _cfg(trust_bit="yes")
