@@ -42,6 +42,8 @@ class Reject(Enum):
     # Servers
     SERVER_CHEATED = "server-cheated"
     SERVER_DROPPED = "server-dropped"
+    # Secure checks added later (last, so that the ledger's reason codes of the others stay)
+    TRUST_BIT = "trust-bit"  # fltrust's revealed bit is not [w > 0]
 
 
 class PhalanxError(Exception):

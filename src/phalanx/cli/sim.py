@@ -141,6 +141,11 @@ def simulate(
     reproducible_secrets: Annotated[bool | None, Opt(
         "--reproducible-secrets", help="Secure runs derive every party's secrets from --seed: "
         "reproducible (and resumable), but NOT secret.", show_default="false")] = None,
+    trust_bit: Annotated[bool | None, Opt(
+        "--trust-bit/--no-trust-bit", help="Secure fltrust: the committee reveals one bit per "
+        "client, trust weight > 0, and pays only those (a valid weight-0 input is neither "
+        "accepted nor rejected; docs/economics.md). Costs that bit of privacy per client.",
+        show_default="on for secure fltrust runs with a ledger")] = None,
     server_attack: Annotated[str | None, Opt(
         help="Committee members cheating inside the MPC (secure runs only): tamper (alter every "
              "share they send), silent (send nothing) or false-claim (dispute honest "
@@ -197,8 +202,9 @@ def simulate(
         alpha=alpha, samples_per_peer=samples_per_peer, local_epochs=local_epochs,
         batch_size=batch_size, lr=lr, malformed_peers=malformed_peers, secure=secure,
         committee=committee, threshold=threshold, frac_bits=frac_bits,
-        reproducible_secrets=reproducible_secrets, ledger=ledger, voters=voters, seed=seed,
-        server_attack=server_attack, corrupt_servers=corrupt_servers, client_fault=client_fault,
+        reproducible_secrets=reproducible_secrets, trust_bit=trust_bit, ledger=ledger,
+        voters=voters, seed=seed, server_attack=server_attack,
+        corrupt_servers=corrupt_servers, client_fault=client_fault,
         faulty_clients=faulty_clients, backend=backend, ray_address=ray_address,
         ray_cpus=ray_cpus,
     )

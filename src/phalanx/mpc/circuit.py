@@ -41,7 +41,8 @@ class ClientShares:
 
 @dataclass(frozen=True, slots=True)
 class LocalResult:
-    """A server's shares of a client's consistency value (degree t) and check values (2t)."""
+    """A server's shares of a client's consistency value (degree t) and check values (2t),
+    then of its revealed values (``Circuit.client_reveals``)."""
 
     consistency: int
     checks: tuple[int, ...]
@@ -62,6 +63,10 @@ class Circuit(Protocol):
 
     vector_labels: tuple[str, ...]
     check_reasons: tuple[Reject, ...]
+    #: per-client values opened with the check values, after them in ``LocalResult.checks``
+    #: (fltrust's trust bit [w > 0] when revealed; empty otherwise): not checks, but opened
+    #: like them (degree 2t, re-randomized, RS-decoded) and reported in the verdict
+    client_reveals: tuple[str, ...]
     #: whether ``server_process_batch`` reads part-1 vectors chunk by chunk, in order
     #: (``mpc.stream``): then a seeded server's vectors are expanded as the pass reads them
     streams: bool
@@ -99,3 +104,18 @@ class Circuit(Protocol):
         self, opened: dict[OpeningKind, FieldVec], n_accepted: int
     ) -> tuple[NDArray[np.float32], dict[str, float]]:
         """The output vector and the revealed quantities from the opened values."""
+
+
+def check_width(circuit: Circuit) -> int:
+    """How many values a client's check opening has: its checks, then its revealed values."""
+    return len(circuit.check_reasons) + len(circuit.client_reveals)
+
+
+def contributes(circuit: Circuit, revealed: Sequence[int]) -> bool:
+    """Whether a client that passed every check is accepted (paid): always, unless the circuit
+    reveals fltrust's trust bit and it is 0 (weight 0: counted, neither accepted nor rejected;
+    docs/economics.md, "fltrust trust bit")."""
+    names = tuple(circuit.client_reveals)
+    if "trust_bit" not in names:
+        return True
+    return int(revealed[names.index("trust_bit")]) != 0

@@ -32,7 +32,7 @@ import numpy as np
 
 from phalanx.errors import AggregationError, ConfigError, ReconstructionError, Reject
 from phalanx.mpc.channel import Channel, client_party, server_party
-from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult
+from phalanx.mpc.circuit import Circuit, ClientShares, LocalResult, check_width
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.committee_client import Observer, Sealer, commitment_of
 from phalanx.mpc.dealt import SCHEMES, blame, check_coin, choose_scheme
@@ -113,11 +113,13 @@ class PendingBatch:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The committee's decision on one client."""
+    """The committee's decision on one client; ``revealed``: its values opened with the
+    checks (``Circuit.client_reveals``, e.g. fltrust's trust bit), when it passed them."""
 
     client: int
     reason: Reject | None
     detail: str = ""
+    revealed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,7 @@ class Committee:
         for s in self.servers:
             s.begin(clients)
         if self.zero == "dealt":
-            length = len(clients) * len(self.circuit.check_reasons)
+            length = len(clients) * check_width(self.circuit)
             self.deal_zeros("checks", length)
             for s in self.servers:
                 if "checks" in s.zero_masks:
@@ -454,10 +456,11 @@ class Committee:
             return Verdict(client, Reject.INCONSISTENT_SHARING, blame)
         checks = {j: self.servers[j].check_share(client, local[j]) for j in active}
         opened = self._open(OpeningKind.CHECKS, checks, self._active_of(active), 2)
-        for reason, value in zip(self.circuit.check_reasons, opened, strict=True):
+        g = len(self.circuit.check_reasons)
+        for reason, value in zip(self.circuit.check_reasons, opened[:g], strict=True):
             if int(value) != 0:
                 return Verdict(client, reason, "check value is not 0")
-        return Verdict(client, None)
+        return Verdict(client, None, revealed=tuple(int(v) for v in opened[g:]))
 
     def _active_of(self, servers: Sequence[int]) -> list[int]:
         return [j for j in servers if j not in self.cheaters]

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from phalanx.errors import ConfigError, ProtocolViolation, Reject
-from phalanx.mpc.circuit import Circuit, ClientShares, FinalShare, LocalResult
+from phalanx.mpc.circuit import Circuit, ClientShares, FinalShare, LocalResult, check_width
 from phalanx.mpc.committee_client import (
     Observer,
     Sealer,
@@ -339,7 +339,7 @@ class Server:
         """The PRZS masks of every client's check values (the circuit's coins are set)."""
         t0 = self.clock()
         self.client_index = {c: k for k, c in enumerate(clients)}
-        g = len(self.circuit.check_reasons)
+        g = check_width(self.circuit)
         if self.zero == "dealt":  # the driver deals the masks (``set_check_zero``)
             self.check_zero = np.zeros(len(clients) * g, np.uint64)
             self.charge("round", self.clock() - t0)
@@ -356,7 +356,7 @@ class Server:
             return
         t0 = self.clock()
         self.przs_skip |= set(sets)
-        g = len(self.circuit.check_reasons)
+        g = check_width(self.circuit)
         self.check_zero = zero_share(self.keys, self.j, m=self.m, t=self.t, label="checks",
                                      length=len(self.client_index) * g, skip=self.przs_skip)
         self.charge("round", self.clock() - t0)
@@ -477,8 +477,9 @@ class Server:
         return np.array([local.consistency % P], np.uint64)
 
     def check_share(self, client: int, local: LocalResult) -> FieldVec:
-        """Its re-randomized share of the client's check values (degree 2t, PRZS added)."""
-        g = len(self.circuit.check_reasons)
+        """Its re-randomized share of the client's check values and revealed values (degree
+        2t, PRZS added)."""
+        g = check_width(self.circuit)
         row = self.client_index[client] * g
         vals = np.array(local.checks, dtype=np.uint64)
         out: FieldVec = (vals + self.check_zero[row:row + g]) % _P

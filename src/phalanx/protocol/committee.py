@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
-from phalanx.mpc.circuit import ClientShares, LocalResult
+from phalanx.mpc.circuit import ClientShares, LocalResult, contributes
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.field import FieldVec
@@ -174,6 +174,8 @@ class MemberState:
     finished: set[int] = field(default_factory=set)
     #: clients whose REVEAL this member has seen (and forwarded to every other member)
     reveals_seen: set[int] = field(default_factory=set)
+    #: valid clients whose opened fltrust trust bit is 0: counted (weight 0), not accepted
+    zero_trust: set[int] = field(default_factory=set)
 
 
 def start_member(state: MemberState) -> list[Signed]:
@@ -622,14 +624,18 @@ def _advance(state: MemberState) -> list[Signed]:
                             "its check shares reached fewer than m - t members")
                     continue
                 values, _ = _decode(state, c, 2 * t)
-                failed = [r for r, v in zip(state.server.circuit.check_reasons, values,
-                                            strict=True) if int(v) != 0]
+                reasons = state.server.circuit.check_reasons
+                failed = [r for r, v in zip(reasons, values[:len(reasons)], strict=True)
+                          if int(v) != 0]
                 if failed:
                     _reject(state, c, failed[0], "check value is not 0")
                 else:
                     state.verdicts[c] = None
+                    if not contributes(state.server.circuit,
+                                       [int(v) for v in values[len(reasons):]]):
+                        state.zero_trust.add(c)
             evidence = _forward(state, state.server.cheaters - before)
-            state.missing = tuple(c for c in get_accepted(state) if c not in state.local)
+            state.missing = tuple(c for c in get_counted(state) if c not in state.local)
             finals = state.server.final_shares()
             state.final_kinds = tuple(f.kind for f in finals)
             state.final_degrees = tuple(f.degree_2t for f in finals)
@@ -643,8 +649,8 @@ def _advance(state: MemberState) -> list[Signed]:
             for code, kind in enumerate(state.final_kinds):
                 degree = 2 * t if state.final_degrees[code] else t
                 opened[kind], _ = _decode(state, ROUND - code, degree)
-            accepted = len(get_accepted(state))
-            state.output, state.revealed = state.server.circuit.finish(opened, accepted)
+            counted = len(get_counted(state))
+            state.output, state.revealed = state.server.circuit.finish(opened, counted)
             return _finished(state)
         if state.phase is Phase.CLOSING:  # a member heard in the final said nothing more
             state.phase = Phase.DONE
@@ -900,9 +906,15 @@ def _reject(state: MemberState, client: int, reason: Reject, detail: str) -> Non
     state.verdicts[client] = (reason, detail)
 
 
-def get_accepted(state: MemberState) -> list[int]:
-    """The clients whose inputs are in the aggregate (after the checks)."""
+def get_counted(state: MemberState) -> list[int]:
+    """The clients whose inputs are in the aggregate (they passed every check)."""
     return sorted(c for c, v in state.verdicts.items() if v is None)
+
+
+def get_accepted(state: MemberState) -> list[int]:
+    """The clients attested as accepted (paid): counted, except those whose revealed trust
+    bit is 0 (fltrust with ``trust_bit``: weight 0, in neither list; docs/economics.md)."""
+    return [c for c in get_counted(state) if c not in state.zero_trust]
 
 
 def get_output(state: MemberState) -> np.ndarray | None:

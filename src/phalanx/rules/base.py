@@ -64,13 +64,16 @@ class Aggregate:
     """The result of one aggregation.
 
     ``revealed`` holds what the rule discloses beyond the output (fltrust: the sum of trust
-    weights D), so the plaintext and secure backends report the same things.
+    weights D), so the plaintext and secure backends report the same things. ``zero_trust``:
+    valid inputs whose revealed fltrust trust bit is 0 (counted with weight 0, in neither
+    ``accepted`` nor ``rejected``; only with ``SecureParams.trust_bit``).
     """
 
     vector: FloatVec
     accepted: tuple[int, ...]
     rejected: tuple[Rejection, ...]
     revealed: dict[str, float] = field(default_factory=dict)
+    zero_trust: tuple[int, ...] = ()
 
 
 class Rule(ABC):

@@ -67,6 +67,11 @@ class SimConfig:
     frac_bits: int | None = None
     #: secure runs derive every party's secrets from ``seed`` (reproducible, hence NOT secret)
     reproducible_secrets: bool = False
+    #: secure fltrust: the committee reveals one bit per client, [trust weight > 0], and a
+    #: valid input with weight 0 is neither accepted (paid) nor rejected (docs/economics.md,
+    #: "fltrust trust bit"). None = on exactly for secure fltrust runs with a ledger (where it
+    #: decides payment); True elsewhere is an error, False keeps the bit secret
+    trust_bit: bool | None = None
     #: protocol-level adversaries of secure runs (attacks/servers.py, rules/secure ClientFault):
     #: corrupt_servers committee members run server_attack ("none", "tamper", "silent",
     #: "false-claim"; None = 1 when set) and faulty_clients malicious proposers per round cheat
@@ -157,6 +162,14 @@ class SimConfig:
         check_rule(self)
         check_attack(self)
         check_adversaries(self)
+        check_trust_bit(self)
+
+    @property
+    def reveals_trust_bit(self) -> bool:
+        """Whether the committee reveals fltrust's trust bit (``trust_bit``, None = auto)."""
+        if self.trust_bit is None:
+            return self.secure and self.rule == "fltrust" and self.ledger != "none"
+        return self.trust_bit
 
     @property
     def num_corrupt_servers(self) -> int:
@@ -295,6 +308,17 @@ def check_secure_only(cfg: SimConfig) -> None:
         if value != defaults[name].default:
             raise ConfigError(f"{name}={value!r} needs secure=true (--secure) or a ledger: a "
                               "plaintext run without a ledger has no committee")
+
+
+def check_trust_bit(cfg: SimConfig) -> None:
+    """trust_bit is None (auto) or a bool; True needs a secure fltrust run."""
+    if cfg.trust_bit is None:
+        return
+    check_bool("trust_bit", cfg.trust_bit)
+    if cfg.trust_bit and not (cfg.secure and cfg.rule == "fltrust"):
+        raise ConfigError(f"trust_bit=True needs secure=true and rule='fltrust' (got "
+                          f"secure={cfg.secure}, rule={cfg.rule!r}): only the secure fltrust "
+                          "circuit has the bit")
 
 
 def check_rule(cfg: SimConfig) -> None:

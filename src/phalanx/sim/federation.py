@@ -90,6 +90,9 @@ class RoundMetrics:
     rejected: list[dict[str, Any]]
     revealed: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: valid inputs whose revealed fltrust trust bit is 0 (neither accepted nor rejected)
+    zero_trust: int = 0
+    malicious_zero_trust: int = 0
 
 
 def build_federation(cfg: SimConfig, data: Dataset | None = None) -> Federation:
@@ -208,7 +211,8 @@ def make_aggregate_fn(cfg: SimConfig, malicious: frozenset[int] = frozenset()) -
         backend = backends.get(f)
         if backend is None:
             backend = backends[f] = SecureBackend(
-                SecureParams(m=cfg.committee, t=cfg.threshold, frac_bits=f),
+                SecureParams(m=cfg.committee, t=cfg.threshold, frac_bits=f,
+                             trust_bit=cfg.reveals_trust_bit),
                 envelope=x25519_envelope, secrets=secrets)
         # the round's public beacon stand-in: nothing secret derives from it
         seed = np.random.default_rng([cfg.seed, rnd, 7]).bytes(32)
@@ -403,6 +407,8 @@ def round_metrics(fed: Federation, rnd: int, proposal: Proposal,
         rejected=[{"peer": ids[r.index], "reason": r.reason.value, "detail": r.detail}
                   for r in agg.rejected],
         revealed=dict(agg.revealed), extra=dict(proposal.outcome.extra),
+        zero_trust=len(agg.zero_trust),
+        malicious_zero_trust=sum(1 for i in agg.zero_trust if ids[i] in fed.malicious),
     )
 
 

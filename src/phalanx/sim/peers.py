@@ -169,8 +169,8 @@ def build_peer_run(cfg: SimConfig, data: Dataset | None = None) -> PeerRun:
     f = cfg.frac_bits if cfg.frac_bits is not None else choose_frac_bits(
         cfg.rule, dict(cfg.rule_params), fed.global_params.size, max(proposers, n_peers),
         m=cfg.committee, t=cfg.threshold)
-    task = Task(fed.rule, SecureParams(m=cfg.committee, t=cfg.threshold, frac_bits=f),
-                params.epsilon)
+    task = Task(fed.rule, SecureParams(m=cfg.committee, t=cfg.threshold, frac_bits=f,
+                                       trust_bit=cfg.reveals_trust_bit), params.epsilon)
     hub = LoopbackHub()
     run = PeerRun(cfg, fed, ledger, [], [], validation, cfg.reproducible_secrets)
     for i, (me, source) in enumerate(zip(identities, sources, strict=True)):
@@ -445,14 +445,15 @@ def describe(run: PeerRun, view: RoundView, proposer_ids: list[int]) -> Proposal
         extra["aborted"] = ref.aborted if ref is not None else "no member finished"
         agg = Aggregate(np.zeros(dim, np.float32), (), ())
         return Proposal(proposer_ids, [], AggregateOutcome(agg, extra))
-    accepted = tuple(c for c, v in sorted(ref.verdicts.items()) if v is None)
+    accepted = tuple(c for c, v in sorted(ref.verdicts.items())
+                     if v is None and c not in ref.zero_trust)
     rejected = tuple(Rejection(c, v[0], v[1]) for c, v in sorted(ref.verdicts.items())
                      if v is not None)
     unbound = tuple(Rejection(c, Reject.MISSED_DEADLINE, "no roots on chain")
                     for c in range(len(view.proposers)) if c not in ref.verdicts)
     agg = Aggregate(np.asarray(ref.output, np.float32), accepted,
                     tuple(sorted(rejected + unbound, key=lambda r: r.index)),
-                    dict(ref.revealed))
+                    dict(ref.revealed), tuple(sorted(ref.zero_trust)))
     extra["cheating_servers"] = sorted(ref.server.cheaters)
     extra["aborted"] = None
     return Proposal(proposer_ids, [], AggregateOutcome(agg, extra))

@@ -285,6 +285,8 @@ def summarize(cfg: SimConfig, history: list[RoundMetrics], setup_s: float,
         "rounds_planned": cfg.rounds,
         "rejected_inputs": sum(len(m.rejected) for m in history),
         "malicious_accepted": sum(m.malicious_accepted for m in history),
+        "zero_trust_inputs": sum(m.zero_trust for m in history),
+        "malicious_zero_trust": sum(m.malicious_zero_trust for m in history),
         "seconds_by_phase": phases,
         "setup_s": setup_s,
         "wall_s": wall_s,
@@ -293,6 +295,7 @@ def summarize(cfg: SimConfig, history: list[RoundMetrics], setup_s: float,
         "secure": cfg.secure,
         "ledger": cfg.ledger,
         "reproducible_secrets": cfg.reproducible_secrets,
+        "trust_bit": cfg.reveals_trust_bit,
     }
 
 

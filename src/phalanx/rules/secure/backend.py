@@ -27,7 +27,7 @@ import numpy as np
 from phalanx.attacks.servers import ServerFault, ServerFaults
 from phalanx.errors import AggregationError, ConfigError, ProtocolViolation
 from phalanx.mpc.channel import LocalChannel, client_party
-from phalanx.mpc.circuit import Circuit, ClientSecrets
+from phalanx.mpc.circuit import Circuit, ClientSecrets, contributes
 from phalanx.mpc.committee import BundleStore, Committee, MemoryStore, Outcome, ShareTamper
 from phalanx.mpc.committee_client import (
     Observer,
@@ -153,6 +153,10 @@ class ClientFault(Enum):
     NO_REVEAL = "no-reveal"
     #: uploads part 1 again after the coin, with a wrap-around vector (uploads are immutable)
     RESEND_PART1 = "resend-part1"
+    #: fltrust with the trust bit: claims b = 1 − [w > 0] (b = 1 with w = 0, or b = 0 with w > 0)
+    FLIPPED_TRUST_BIT = "flipped-trust-bit"
+    #: fltrust with the trust bit: claims b = 2 (not a bit)
+    NON_BINARY_TRUST_BIT = "non-binary-trust-bit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,9 @@ class SecureParams:
     #: server), "dealt" (member-dealt zero sharings, ``mpc.dealt``: polynomial in m) or "auto"
     #: (the cheaper one by ``mpc.dealt.choose_scheme``)
     zero: str = "auto"
+    #: fltrust only: reveal one bit per client, [trust weight > 0], so that a valid input with
+    #: weight 0 is neither accepted (paid) nor rejected (docs/economics.md, "fltrust trust bit")
+    trust_bit: bool = False
 
     def __post_init__(self) -> None:
         validate_committee(self.m, self.t)
@@ -182,6 +189,8 @@ class SecureParams:
             raise ConfigError(f"sharing={self.sharing!r} must be 'seeded' or 'masked'")
         if self.zero not in ("cdi", "dealt", "auto"):
             raise ConfigError(f"zero={self.zero!r} must be 'cdi', 'dealt' or 'auto'")
+        if not isinstance(self.trust_bit, bool):
+            raise ConfigError(f"trust_bit={self.trust_bit!r} must be a bool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +209,10 @@ def make_circuit(rule: Rule, ctx: RuleContext, params: SecureParams, n: int) -> 
         raise ConfigError(f"rule {rule.name!r} has no secure form")
     rule.validate_context(ctx)
     kw = {"frac_bits": params.frac_bits, "rows": params.rows}
+    if params.trust_bit and not isinstance(rule, FLTrust):
+        raise ConfigError(f"trust_bit=True applies to fltrust only, not rule {rule.name!r}")
     if isinstance(rule, FLTrust):
-        circuit = FLTrustCircuit(rule, ctx, **kw)
+        circuit = FLTrustCircuit(rule, ctx, **kw, trust_bit=params.trust_bit)
         if n * 2 ** (params.frac_bits + 1) * 2 * circuit.T >= 1 << OVERFLOW_BITS:
             raise ConfigError(f"n={n} clients at frac_bits={params.frac_bits} may overflow "
                               f"2^{OVERFLOW_BITS} in Σ w_i x_i; lower frac_bits")
@@ -388,6 +399,11 @@ class _Run:
                 raise ConfigError(f"{fault} applies to fltrust only, not {self.rule.name}")
             deltas = (1, 0) if fault is ClientFault.WRONG_TRUST_WEIGHT else (-1, c.gp)
             secrets = c.tamper_weight(secrets, w_delta=deltas[0], r_delta=deltas[1])
+        elif fault in (ClientFault.FLIPPED_TRUST_BIT, ClientFault.NON_BINARY_TRUST_BIT):
+            if not isinstance(c, FLTrustCircuit) or not c.trust_bit:
+                raise ConfigError(f"{fault} needs fltrust with trust_bit=True")
+            bit = 1 - c.trust_bit_of(secrets) if fault is ClientFault.FLIPPED_TRUST_BIT else 2
+            secrets = c.tamper_weight(secrets, bit=bit)
         return secrets, prg
 
     def bundles(self, cid: int, part: int, items: dict[str, FieldVec],
@@ -568,10 +584,12 @@ class _Run:
                upload: dict[int, int], phase: dict[str, float]) -> SecureResult:
         index_of = {cid: idx for idx, cid in enumerate(ids)}
         rejected = list(pre)
-        accepted = []
+        accepted, zero_trust = [], []
         for v in outcome.verdicts:
-            if v.reason is None:
+            if v.reason is None and contributes(self.circuit, v.revealed):
                 accepted.append(index_of[v.client])
+            elif v.reason is None:
+                zero_trust.append(index_of[v.client])
             else:
                 rejected.append(Rejection(index_of[v.client], v.reason, v.detail))
         n_live = max(1, len(live))
@@ -596,9 +614,10 @@ class _Run:
                             tuple(sorted(rejected, key=lambda r: r.index)))
             return SecureResult(agg, outcome.cheating, outcome.aborted or "committee-abort",
                                 stats)
-        revealed = outcome.revealed if accepted else {}
+        revealed = outcome.revealed if accepted or zero_trust else {}
         agg = Aggregate(outcome.vector, tuple(sorted(accepted)),
-                        tuple(sorted(rejected, key=lambda r: r.index)), revealed)
+                        tuple(sorted(rejected, key=lambda r: r.index)), revealed,
+                        tuple(sorted(zero_trust)))
         return SecureResult(agg, outcome.cheating, None, stats)
 
 

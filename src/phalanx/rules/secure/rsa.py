@@ -32,6 +32,7 @@ class SignCircuit:
 
     vector_labels: tuple[str, ...] = ("a", "b")
     check_reasons: tuple[Reject, ...] = (Reject.SIGN_DOMAIN,)
+    client_reveals: tuple[str, ...] = ()
     streams = False  # sign_pass takes whole vectors
 
     def __init__(self, rule: RobustStochasticAggregation, ctx: RuleContext) -> None:

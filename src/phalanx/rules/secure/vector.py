@@ -109,6 +109,7 @@ class NormCircuit:
         self.norm_reason = norm_reason
         self.check_reasons: tuple[Reject, ...] = (Reject.NOT_BINARY, norm_reason,
                                                   Reject.PROJECTION)
+        self.client_reveals: tuple[str, ...] = ()
         self.pub = _Public()
         self.n_extra = 0  # fltrust's extra scalars before the bits
 
