@@ -280,3 +280,19 @@ def test_an_uncommitted_bundle_is_refused_on_arrival_and_no_member_is_blamed(
         ("hash-mismatch", True)]
     assert extra["cheating_servers"] == [] and row["rejected"] == []
     assert extra["ledger"]["stands"] and extra["aborted"] is None
+
+
+def test_a_per_peer_ledger_run_at_9_2_re_randomizes_with_dealt_zero_sharings(
+        tmp_path: Path) -> None:
+    # Execute: (9, 2), where choose_scheme picks dealt: the members deal each other signed
+    # ZERO_DEAL messages, no PRZS key
+    from phalanx.mpc.dealt import choose_scheme
+
+    assert choose_scheme(9, 2) == "dealt"
+    row, _ = run(tmp_path, "dealt", committee=9, threshold=2, peers=16, voters=2,
+                 ledger="embedded", malicious=0.0, attack="none")
+    # Assert: every client is accepted, the round stands, nobody is named
+    extra = row["extra"]
+    assert row["accepted"] == row["proposers"] and row["rejected"] == []
+    assert extra["ledger"]["stands"] and extra["aborted"] is None
+    assert extra["cheating_servers"] == []

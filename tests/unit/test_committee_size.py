@@ -242,7 +242,7 @@ def test_predicted_cost_fits_the_measured_points_and_grows_polynomially() -> Non
         got = predict_cost(m, t, clients=100, dim=100_000, max_committee=128)
         assert 0.5 * measured < got.server_s < 1.5 * measured
     big = predict_cost(64, 21, clients=100, dim=100_000, max_committee=128)
-    assert big.zero == "dealt" and big.runnable and not big.per_peer_ok
+    assert big.zero == "dealt" and big.runnable and big.per_peer_ok  # ZERO_DEAL, no keys
     assert big.server_s < 20 * predict_cost(5, 1, clients=100, dim=100_000,
                                             max_committee=128).server_s
     assert big.upload_bytes == 43 * ((61 * 100_000 + 63) // 64) * 8
@@ -258,6 +258,7 @@ def test_cli_prints_the_predicted_cost_and_refuses_committees_above_the_contract
     runner = CliRunner()
     out = runner.invoke(app, ["committee", "--corrupt", "0.1", "--failure", "1e-6"]).output
     assert "predicted at n=100, d=100000: per-server CPU" in out and "dealt" in out
+    assert "in-process engine only" not in out  # the per-peer path deals zero sharings
     out = runner.invoke(app, ["committee", "--corrupt", "0.2", "--failure", "1e-9"]).output
     assert "not recommended" in out and "MAX_COMMITTEE=128" in out
     got = json.loads(runner.invoke(app, ["committee", "--json"]).output.splitlines()[0])

@@ -81,7 +81,7 @@ def _cost_line(point: SizingPoint, clients: int, dim: int) -> str:
         return (f"    not recommended: m={point.m} > the contract's MAX_COMMITTEE="
                 f"{MAX_COMMITTEE}")
     peer = ("" if c.per_peer_ok
-            else " (in-process engine only: the per-peer path's C(m, t) PRZS keys)")
+            else " (in-process engine only: the per-peer path would deal C(m, t) PRZS keys)")
     return (f"    predicted at n={clients}, d={dim}: per-server CPU {c.server_s:.2f} s, "
             f"per-client CPU {c.client_s:.3f} s, upload {c.upload_bytes / 4 / dim:.1f}x "
             f"float32, re-randomization {c.zero}{peer}")

@@ -23,8 +23,9 @@ from phalanx.mpc.dealt import choose_scheme, cost
 from phalanx.mpc.przs import CDI_MAX_KEYS
 
 CDI_KEYS_PER_PEER_PATH = CDI_MAX_KEYS
-"""The per-peer protocol (protocol/committee.py) still deals CDI PRZS keys: C(m, t) keys are
-sent at setup, so larger key counts are refused there (a committee it cannot run)."""
+"""Where the per-peer protocol (protocol/committee.py) deals CDI PRZS keys (C(m, t) keys sent
+at setup), larger key counts are refused; where ``choose_scheme`` picks dealt zero sharings
+it deals those (ZERO_DEAL messages) and has no such limit."""
 _UNIT_S = {"cdi": 11e-9, "dealt": 16e-9}
 _CHECKS_PER_CLIENT = 6
 
@@ -62,5 +63,5 @@ def predict_cost(m: int, t: int, *, clients: int, dim: int,
     client = 1.5e-7 * dim + 6.5e-9 * (m - t) * t * dim
     upload = (m - t) * ((61 * dim + 63) // 64) * 8
     return CostPrediction(m, t, zero, server, client, upload, engine_ok=m >= 3 * t + 1,
-                          per_peer_ok=comb(m, t) <= CDI_KEYS_PER_PEER_PATH,
+                          per_peer_ok=zero == "dealt" or comb(m, t) <= CDI_KEYS_PER_PEER_PATH,
                           contract_ok=m <= max_committee)

@@ -222,3 +222,32 @@ def choose_scheme(m: int, t: int) -> str:
     its measured overhead (CDI for t = 1 up to m = 21 and for (7, 2), dealt from (9, 2) on)."""
     dealt = DEALT_OVERHEAD * cost("dealt", m, t)
     return "cdi" if cost("cdi", m, t) <= dealt else "dealt"
+
+
+def blame_revealed(revealed: Mapping[int, bytes], commitments: Mapping[int, bytes], *,
+                   dealer: int, m: int, t: int, label: str, length: int, coin: bytes,
+                   reported: Mapping[int, int]) -> tuple[tuple[int, ...], bool]:
+    """Step 3 when only some members reveal (the per-peer protocol: each member reveals the
+    payload it was dealt; honest ones always do). ``revealed``: member → its payload;
+    ``reported``: member → the v it sent. A revealed payload that is not the committed one
+    names its revealer (the commitments bind the dealer, so only the revealer forged it);
+    committed payloads that do not parse or are not a zero sharing of degree 2t name the
+    dealer (the virtual point 0 makes 2t + 1 revealed shares a test); else every member whose
+    v is not the recomputed one, or that sent a v and revealed nothing, is named."""
+    forged = sorted(j for j, p in revealed.items() if commitment(dealer, j, label, p)
+                    != commitments.get(j))
+    if forged:
+        return tuple(forged), False
+    shares = {}
+    for j, payload in sorted(revealed.items()):
+        try:
+            shares[j] = share_of(payload, dealer=dealer, receiver=j, m=m, t=t, label=label,
+                                 length=length)
+        except ConfigError:
+            return (dealer,), True
+    seats = sorted(shares)
+    if len(seats) >= 2 * t + 1 and not is_zero_sharing(seats, np.stack([shares[j]
+                                                                        for j in seats]), t):
+        return (dealer,), True
+    truth = {j: check_value(s, coin, dealer) for j, s in shares.items()}
+    return tuple(sorted(j for j, v in reported.items() if truth.get(j, -1) != v)), False

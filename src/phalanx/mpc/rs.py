@@ -2,9 +2,13 @@
 
 The shares of a degree-D sharing held by n servers form a codeword of the [n, D+1] RS code.
 Detection interpolates the first D+1 shares to the other points (vectorized syndromes: one
-``combine_rows`` pass). Correction runs Berlekamp–Welch on a random linear combination of the
-coordinates, which locates every server whose share vector is wrong except with probability 1/p
-per bad server, then removes those servers and verifies the rest on *all* coordinates.
+``combine_rows`` pass); for an opening longer than n it does so on one random linear
+combination of the coordinates with the receiver's private coin (n·L multiply-adds instead of
+(n − D − 1)·n·L: a nonzero error passes except with probability 1/p, as the shares are sent
+before the coin is drawn and no sender can predict it). Correction runs Berlekamp–Welch on a
+random linear combination of the coordinates, which locates every server whose share vector
+is wrong except with probability 1/p per bad server, then removes those servers and verifies
+the rest on *all* coordinates.
 Up to ⌊(n − D − 1)/2⌋ errors are corrected, up to n − D − 1 detected.
 """
 
@@ -140,15 +144,23 @@ def decode(servers: Sequence[int], shares: FieldVec, degree: int, coin: Prg) -> 
     shares = shares.reshape(n, -1)
     if n < degree + 1:
         raise ReconstructionError(f"{n} shares cannot open a degree-{degree} sharing")
-    if is_codeword(servers, shares, degree):
+    ys: list[int] | None = None
+    if shares.shape[1] > n:  # long openings: detect on a private random combination
+        beta = coin.field_elements(shares.shape[1])
+        ys = [dot(shares[i], beta) for i in range(n)]
+        column = np.array(ys, np.uint64).reshape(n, 1)
+        if is_codeword(servers, column, degree):
+            return Opened(_interpolate(servers, shares, degree), ())
+    elif is_codeword(servers, shares, degree):
         return Opened(_interpolate(servers, shares, degree), ())
     max_err = (n - degree - 1) // 2
     if max_err == 0:
         raise ReconstructionError(
             f"errors detected among {n} shares of degree {degree}, none correctable"
         )
-    beta = coin.field_elements(shares.shape[1])
-    ys = [dot(shares[i], beta) for i in range(n)]
+    if ys is None:
+        beta = coin.field_elements(shares.shape[1])
+        ys = [dot(shares[i], beta) for i in range(n)]
     bad_idx = berlekamp_welch([point(j) for j in servers], ys, degree, max_err)
     good = [i for i in range(n) if i not in bad_idx]
     good_servers = [servers[i] for i in good]

@@ -31,7 +31,7 @@ from phalanx.mpc.committee_client import (
     commitment_of,
     context_of,
 )
-from phalanx.mpc.dealt import Dealing, check_value, deal, extract, share_of
+from phalanx.mpc.dealt import Dealing, batch_length, check_value, deal, extract, share_of
 from phalanx.mpc.dealt import commitment as dealt_commitment
 from phalanx.mpc.field import FieldVec, P
 from phalanx.mpc.messages import (
@@ -205,6 +205,8 @@ class Server:
         self.dealings: dict[str, Dealing] = {}
         #: label → dealer → this member's B + 1 shares of that dealer's zero sharings
         self.dealt: dict[str, dict[int, FieldVec]] = {}
+        #: label → dealer → the payload it dealt this member (kept to reveal it, §3.4)
+        self.dealt_payloads: dict[str, dict[int, bytes]] = {}
         #: label → this member's extracted zero-sharing coordinates (dealt scheme)
         self.zero_masks: dict[str, FieldVec] = {}
         #: key sets left out of every mask (some member never received their key)
@@ -526,8 +528,11 @@ class Server:
         payload it keeps)."""
         t0 = self.clock()
         d = deal(self.j, m=self.m, t=self.t, label=label, length=length, prg=self._dealer)
+        if label in self.dealings:  # a fresh dealing (after an identification: no cheater)
+            self.dealt[label] = {}
+            self.dealt_payloads[label] = {}
         self.dealings[label] = d
-        self.dealt[label] = {}  # a fresh dealing (after an identification: without the cheater)
+        self.dealt.setdefault(label, {})
         self.dealt[label][self.j] = share_of(
             d.payloads[self.j], dealer=self.j, receiver=self.j, m=self.m, t=self.t,
             label=label, length=length)
@@ -553,16 +558,19 @@ class Server:
                 self.dealt.setdefault(label, {})[dealer] = share_of(
                     payload, dealer=dealer, receiver=self.j, m=self.m, t=self.t, label=label,
                     length=length)
+                self.dealt_payloads.setdefault(label, {})[dealer] = bytes(payload)
         except Exception:  # noqa: BLE001 - any failure to open is the complaint
             ok = False
         self.charge("round", self.clock() - t0)
         return ok
 
-    def zero_check_values(self, label: str, coin: bytes) -> FieldVec:
-        """v_ij for every dealer i (0 for dealers it holds nothing of): mpc.dealt step 2."""
+    def zero_check_values(self, label: str, coin: bytes | Mapping[int, bytes]) -> FieldVec:
+        """v_ij for every dealer i (0 for dealers it holds nothing of): mpc.dealt step 2.
+        ``coin``: one for every dealer, or dealer → its own (the per-peer protocol)."""
         t0 = self.clock()
         held = self.dealt.get(label, {})
-        out = np.array([check_value(held[i], coin, i) if i in held else 0
+        coins = coin if isinstance(coin, Mapping) else dict.fromkeys(held, coin)
+        out = np.array([check_value(held[i], coins[i], i) if i in held and i in coins else 0
                         for i in range(self.m)], np.uint64)
         self.charge("round", self.clock() - t0)
         return out
@@ -572,12 +580,18 @@ class Server:
         d = self.dealings.get(label)
         return None if d is None else dict(d.payloads)
 
-    def finish_zero(self, label: str, length: int) -> None:
+    def dealt_payload(self, label: str, dealer: int) -> bytes | None:
+        """The payload ``dealer`` dealt this member for ``label`` (its own included)."""
+        if dealer == self.j and label in self.dealings:
+            return bytes(self.dealings[label].payloads[self.j])
+        return self.dealt_payloads.get(label, {}).get(dealer)
+
+    def finish_zero(self, label: str, length: int, drop: Collection[int] = ()) -> None:
         """Extract this member's ``length`` zero-sharing coordinates (step 4); dealers it
-        holds nothing of (identified, excluded) count as zero rows."""
+        holds nothing of, or in ``drop`` (identified, excluded), count as zero rows."""
         t0 = self.clock()
-        held = self.dealt.pop(label, {})
-        n = next(iter(held.values())).shape[0]
+        held = {i: v for i, v in self.dealt.pop(label, {}).items() if i not in drop}
+        n = batch_length(length, self.m, self.t) + 1
         rows = np.stack([held.get(i, np.zeros(n, np.uint64)) for i in range(self.m)])
         self.zero_masks[label] = extract(rows, m=self.m, t=self.t, length=length)
         self.charge("round", self.clock() - t0)

@@ -40,11 +40,14 @@ from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
 from phalanx.mpc.circuit import ClientShares, LocalResult, contributes
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.committee_client import commitment_of
+from phalanx.mpc.dealt import blame_revealed, check_coin
 from phalanx.mpc.field import FieldVec
 from phalanx.mpc.messages import OpeningKind
 from phalanx.mpc.przs import key_sets
 from phalanx.mpc.server import Failure, Opener, Server
 from phalanx.protocol.admission import require, verify_message
+from phalanx.protocol.dealing import DealPart, Revealed, decode_deal, encode_deal, encode_reveal
+from phalanx.protocol.dealing import decode_reveal as decode_zero_reveal
 from phalanx.protocol.disputes import RevealedPart, decode_dispute, decode_reveal, encode_dispute
 from phalanx.protocol.identity import Identity
 from phalanx.protocol.messages import (
@@ -70,6 +73,13 @@ PRZS_MISSING = 0xFFFFFF00
 """The consistency opening's item that lists (by index in ``mpc.przs.key_sets``) the PRZS key
 sets this member belongs to and never received a key for: every member then leaves those
 sets out of its masks (protocol.md §3.1; docs/protocol.md, "Missing PRZS keys")."""
+ZERO_MISSING = 0xFFFFFD00
+"""Dealt scheme: the consistency opening's item that lists the dealers whose zero sharing this
+member lacks (no ZERO_DEAL before the pass, or a payload that does not open or is not the
+committed one) — docs/protocol.md, "Dealt zero sharings"."""
+ZERO_CHECKS = 0xFFFFFE00
+"""Dealt scheme: item ZERO_CHECKS + k holds this member's check values v_ij of label k, one per
+dealer i (``mpc.dealt`` step 2)."""
 
 
 class Phase(Enum):
@@ -84,6 +94,7 @@ class Phase(Enum):
     DONE = 7
     DISPUTE = 8  # after the consistency opening, while reveals are awaited
     CLOSING = 9  # after the final opening, until every member heard there said FINISHED
+    ZERO_BLAME = 10  # a dealt zero sharing failed its check: members reveal what they hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +187,111 @@ class MemberState:
     reveals_seen: set[int] = field(default_factory=set)
     #: valid clients whose opened fltrust trust bit is 0: counted (weight 0), not accepted
     zero_trust: set[int] = field(default_factory=set)
+    #: dealt scheme: (label, length) of every zero sharing of the round, in dealing order
+    zero_labels: tuple[tuple[str, int], ...] = ()
+    #: dealt scheme: dealer seat → its signed ZERO_DEAL to this member (kept as evidence)
+    zero_deals: dict[int, Signed] = field(default_factory=dict)
+    #: dealt scheme: dealer seat → its commitments per label (as it sent them to this member)
+    zero_commits: dict[int, tuple[tuple[bytes, ...], ...]] = field(default_factory=dict)
+    #: dealt scheme: dealers whose payload to this member did not open or was not committed
+    zero_bad: set[int] = field(default_factory=set)
+    #: dealt scheme: dealers whose check failed (ZERO_BLAME), and seat → what it revealed
+    zero_failed: tuple[int, ...] = ()
+    zero_reveals: dict[int, list[Revealed]] = field(default_factory=dict)
 
 
 def start_member(state: MemberState) -> list[Signed]:
-    """Deal the PRZS keys this member leads (protocol.md §3.1): one message per key."""
+    """Deal the PRZS keys this member leads (protocol.md §3.1): one message per key; or, with
+    dealt zero sharings, this member's dealing: one ZERO_DEAL per other member."""
     view = state.view
+    if state.server.zero == "dealt":
+        return _deal_zeros(state)
     return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.PRZS_KEY,
                         receiver=view.committee[r], body=bytes(sealed))
             for r, sealed in state.server.deal_przs()]
+
+
+def zero_labels(state: MemberState) -> tuple[tuple[str, int], ...]:
+    """The round's zero sharings, fixed by public data alone: the check masks of every
+    proposer's clients (the bound ones are a subset) and each degree-2t final value."""
+    server, g = state.server, len(state.server.circuit.check_reasons)
+    finals = sorted(server.final_zero_lengths().items())
+    return (("checks", len(state.view.proposers) * g), *finals)
+
+
+def _deal_zeros(state: MemberState) -> list[Signed]:
+    """Deal B + 1 zero sharings per label (``mpc.dealt`` step 1): to each other member its
+    sealed payloads with every commitment (the same commitments to all)."""
+    view, me = state.view, state.server.j
+    state.zero_labels = zero_labels(state)
+    commits: list[tuple[bytes, ...]] = []
+    sealed: dict[int, list[bytes]] = {r: [] for r in range(view.m) if r != me}
+    for label, length in state.zero_labels:
+        public, envelopes = state.server.deal_zero(label, length)
+        commits.append(tuple(public[j] for j in range(view.m)))
+        for r, env in envelopes:
+            sealed[r].append(bytes(env))
+    state.zero_commits[me] = tuple(commits)
+    return [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.ZERO_DEAL,
+                        receiver=view.committee[r],
+                        body=encode_deal([DealPart(c, e) for c, e in zip(commits, envs,
+                                                                         strict=True)]))
+            for r, envs in sealed.items()]
+
+
+def process_zero_deal(state: MemberState, msg: Signed) -> list[Signed]:
+    """Keep another member's dealt zero sharings (before the pass, one dealing per dealer);
+    a payload that does not open or is not the committed one is this member's complaint,
+    listed in its consistency opening (docs/protocol.md, "Dealt zero sharings")."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.ZERO_DEAL},
+                   senders=[a for a in view.committee if a != state.me.address],
+                   seen=state.seen)
+    sender = msg.header.sender
+    dealer = view.seat(sender)
+    # Verify this member deals zero sharings this round (not CDI keys)
+    require(state.server.zero == "dealt", Reject.WRONG_PHASE, sender,
+            "ZERO_DEAL in a round that re-randomizes with PRZS keys")
+    if not state.zero_labels:  # a faster dealer: the labels are public, fixed by the round
+        state.zero_labels = zero_labels(state)
+    # Verify dealings arrive before the pass that uses them
+    require(state.phase.value < Phase.READY.value, Reject.WRONG_PHASE, sender,
+            "ZERO_DEAL after the pass began")
+    # Verify one dealing per dealer
+    require(dealer not in state.zero_commits, Reject.DUPLICATE, sender, "second ZERO_DEAL")
+    # Verify it holds exactly m commitments and one payload per label of the round
+    parts = decode_deal(msg.body, sender, m=view.m, labels=len(state.zero_labels))
+    state.seen.add(msg.header.msg_id)
+    state.zero_deals[dealer] = msg
+    state.zero_commits[dealer] = tuple(p.commitments for p in parts)
+    me = state.server.j
+    ok = all(state.server.receive_zero(label, length, dealer, p.sealed, p.commitments[me])
+             for (label, length), p in zip(state.zero_labels, parts, strict=True))
+    if not ok:
+        state.zero_bad.add(dealer)
+        raise ProtocolViolation(Reject.BAD_BUNDLE, sender, "dealt payload does not open or "
+                                "is not the committed one (listed as lacking)")
+    return []
+
+
+def _zero_lacking(state: MemberState) -> list[int]:
+    """Dealers whose zero sharing this member does not hold (ZERO_MISSING)."""
+    me = state.server.j
+    return [i for i in range(state.view.m)
+            if i != me and (i not in state.zero_commits or i in state.zero_bad)]
+
+
+def _zero_items(state: MemberState) -> dict[int, FieldVec]:
+    """The dealt scheme's consistency items: v_ij per label (each dealer's coefficients from
+    its own commitments, ``dealt.check_coin``) and the dealers this member lacks."""
+    held = [i for i in range(state.view.m) if i not in _zero_lacking(state)]
+    items: dict[int, FieldVec] = {}
+    for k, (label, _) in enumerate(state.zero_labels):
+        coins = {i: check_coin(state.view.session, label,
+                               [dict(enumerate(state.zero_commits[i][k]))]) for i in held}
+        items[ZERO_CHECKS + k] = state.server.zero_check_values(label, coins)
+    items[ZERO_MISSING] = np.array(_zero_lacking(state), np.uint64)
+    return items
 
 
 def process_przs_key(state: MemberState, msg: Signed) -> list[Signed]:
@@ -340,6 +448,9 @@ def process_pass(state: MemberState) -> list[Signed]:
     state.phase = Phase.CONSISTENCY
     items = {c: Server.consistency_share(r) for c, (_, r) in state.local.items()}
     items.update({c: CLAIM for c in state.claims})  # "I hold it and it does not open"
+    if state.server.zero == "dealt":
+        items.update(_zero_items(state))
+        return _opening(state, OpeningKind.CONSISTENCY, items)
     sets = key_sets(state.view.m, state.view.t)
     lacking = state.server.missing_przs()
     if lacking:  # "I never received these keys": every member leaves them out
@@ -370,7 +481,9 @@ def process_opening(state: MemberState, msg: Signed) -> list[Signed]:
     require(seat not in state.inbox, Reject.DUPLICATE, sender, f"second {kind.value} shares")
     # Verify it covers only the round's bound clients (or the round-level values)
     allowed = set(state.bound) if state.phase is not Phase.FINAL else set(_final_keys(state))
-    if kind is OpeningKind.CONSISTENCY:
+    if kind is OpeningKind.CONSISTENCY and state.server.zero == "dealt":
+        allowed |= _check_zero_items(state, seat, items, sender)
+    elif kind is OpeningKind.CONSISTENCY:
         allowed.add(PRZS_MISSING)
         _check_missing_przs(state, seat, items.get(PRZS_MISSING), sender)
     require(set(items) <= allowed, Reject.MALFORMED, sender, "shares of clients not bound")
@@ -394,6 +507,8 @@ def awaited(state: MemberState) -> set[int]:
     cheaters = state.server.cheaters
     if state.phase is Phase.CLOSING:
         return set(state.final_heard) - cheaters - state.finished - {state.server.j}
+    if state.phase is Phase.ZERO_BLAME:
+        return set(state.consistency) - cheaters - set(state.zero_reveals)
     if state.phase in (Phase.CONSISTENCY, Phase.CHECKS, Phase.FINAL):
         return {j for j in range(state.view.m) if j not in cheaters and j not in state.inbox}
     return set()
@@ -535,9 +650,181 @@ def _check_missing_przs(state: MemberState, seat: int, listed: FieldVec | None,
             Reject.MALFORMED, sender, "lists PRZS key sets it does not belong to")
 
 
+def _check_zero_items(state: MemberState, seat: int, items: dict[int, FieldVec],
+                      sender: str) -> set[int]:
+    """Verify a member's dealt-scheme items: one check vector of m values per label and a list
+    of distinct other dealers it lacks; returns their keys."""
+    m, keys = state.view.m, {ZERO_CHECKS + k for k in range(len(state.zero_labels))}
+    require(all(k in items and items[k].shape == (m,) for k in keys), Reject.MALFORMED,
+            sender, "dealt zero sharings' check values missing or not one per dealer")
+    listed = [int(i) for i in items.get(ZERO_MISSING, ())]
+    require(ZERO_MISSING in items and len(set(listed)) == len(listed)
+            and all(i < m and i != seat for i in listed), Reject.MALFORMED, sender,
+            "lists dealers it lacks more than once, out of range or itself")
+    return keys | {ZERO_MISSING}
+
+
+def _agree_zero(state: MemberState) -> list[int]:
+    """After the consistency opening (dealt scheme): a dealer more than t heard members lack
+    is corrupt (at most t lie) — identified and left out of every extraction by all; a member
+    that lacks any other dealer abstains from the re-randomized openings (it cannot hold its
+    masks). Then every remaining dealer's check column must decode as a zero codeword of
+    degree 2t with no error; returns the dealers whose column does not (empty: the masks are
+    extracted)."""
+    view, server, t = state.view, state.server, state.view.t
+    lists = {j: {int(i) for i in items[ZERO_MISSING]} for j, items in state.inbox.items()
+             if ZERO_MISSING in items}
+    dropped = {i for i in range(view.m) if sum(i in got for got in lists.values()) > t}
+    for i in sorted(dropped - server.cheaters):
+        server.cheaters.add(i)
+        state.evidence[i] = "more than t members lack its dealt zero sharing"
+    state.heard = frozenset(j for j in lists if not lists[j] - dropped)
+    failed = []
+    for i in range(view.m):
+        if i in dropped:
+            continue
+        for k in range(len(state.zero_labels)):
+            column = {j: state.inbox[j][ZERO_CHECKS + k][i:i + 1] for j in state.heard}
+            try:
+                got = server.decode(column, 2 * t)
+            except ReconstructionError:
+                failed.append(i)
+                break
+            if got.bad or int(got.value[0]) != 0:
+                failed.append(i)
+                break
+    if failed:
+        return failed
+    for label, length in state.zero_labels:
+        server.finish_zero(label, length, drop=dropped)
+    g = len(server.circuit.check_reasons)
+    server.check_zero = server.zero_masks.pop("checks")[:len(state.bound) * g].copy()
+    return []
+
+
+def _start_zero_blame(state: MemberState, failed: list[int]) -> list[Signed]:
+    """A dealt check failed: reveal to every other member the payloads this member was dealt
+    by each failed dealer, with the dealer's signed ZERO_DEAL (its proof of the commitments),
+    and wait for theirs (the round then aborts, naming whom ``dealt.blame_revealed`` names)."""
+    view, me, server = state.view, state.server.j, state.server
+    state.phase = Phase.ZERO_BLAME
+    state.consistency = dict(state.inbox)
+    state.zero_failed = tuple(failed)
+    mine = []
+    for i in failed:
+        payloads = [server.dealt_payload(label, i) for label, _ in state.zero_labels]
+        if i in _zero_lacking(state) or any(p is None for p in payloads):
+            continue
+        deal = b"" if i == me else encode(state.zero_deals[i])
+        mine.append(Revealed(i, deal, tuple(p for p in payloads if p is not None)))
+    state.zero_reveals[me] = mine
+    body = encode_reveal(mine)
+    out = [make_signed(state.me, task=view.task, rnd=view.round, kind=Kind.ZERO_REVEAL,
+                       receiver=a, body=body)
+           for j, a in enumerate(view.committee) if j != me]
+    if not awaited(state):
+        out += _blame_zero(state)
+    return out
+
+
+def process_zero_reveal(state: MemberState, msg: Signed) -> list[Signed]:
+    """Keep another member's reveal of the payloads failed dealers dealt it (one per member;
+    it may arrive before this member decoded the consistency opening)."""
+    view = state.view
+    verify_message(msg, view, state.me.address, kinds={Kind.ZERO_REVEAL},
+                   senders=view.committee, seen=state.seen)
+    sender = msg.header.sender
+    seat = view.seat(sender)
+    # Verify reveals come once the checks are decoded, before the masks are used
+    require(state.server.zero == "dealt" and state.phase in (Phase.CONSISTENCY,
+                                                               Phase.ZERO_BLAME),
+            Reject.WRONG_PHASE, sender, f"ZERO_REVEAL during {state.phase.name}")
+    # Verify one reveal per member
+    require(seat not in state.zero_reveals, Reject.DUPLICATE, sender, "second ZERO_REVEAL")
+    got = decode_zero_reveal(msg.body, sender, m=view.m, labels=len(state.zero_labels))
+    state.seen.add(msg.header.msg_id)
+    state.zero_reveals[seat] = got
+    if state.phase is Phase.ZERO_BLAME and not awaited(state):
+        return _blame_zero(state)
+    return []
+
+
+def _deal_copy(state: MemberState, dealer: int, revealer: int,
+               item: Revealed) -> tuple[tuple[bytes, ...], ...] | None:
+    """The commitments ``dealer`` signed to ``revealer`` (from the revealed ZERO_DEAL; this
+    member's own copy for itself), or None when the revealed message is not such a one."""
+    view = state.view
+    if revealer == state.server.j:
+        return state.zero_commits.get(dealer)
+    if revealer == dealer:
+        return None
+    try:
+        inner = decode(item.deal, view.committee[revealer])
+        verify_message(inner, view, view.committee[revealer], kinds={Kind.ZERO_DEAL},
+                       senders=[view.committee[dealer]], seen=())
+        parts = decode_deal(inner.body, view.committee[dealer], m=view.m,
+                            labels=len(state.zero_labels))
+    except ProtocolViolation:
+        return None
+    return tuple(p.commitments for p in parts)
+
+
+def _blame_zero(state: MemberState) -> list[Signed]:
+    """Name who made each failed check fail and abort the round (identified abort, §3.4):
+    two differing signed commitment lists name the dealer (it equivocated); a revealed
+    ZERO_DEAL that is not the dealer's names the revealer; else ``dealt.blame_revealed``."""
+    view, server = state.view, state.server
+    named: dict[int, str] = {}
+    for i in state.zero_failed:
+        copies: dict[int, tuple[tuple[bytes, ...], ...]] = {}
+        payloads: dict[int, tuple[bytes, ...]] = {}
+        for j, items in state.zero_reveals.items():
+            for item in items:
+                if item.dealer != i:
+                    continue
+                copy = _deal_copy(state, i, j, item)
+                if copy is None and j != i:
+                    named.setdefault(j, f"revealed a ZERO_DEAL of member {i} it never sent")
+                    continue
+                if copy is not None:
+                    copies[j] = copy
+                payloads[j] = item.payloads
+        if own := state.zero_commits.get(i):
+            copies.setdefault(server.j, own)
+        if len(set(copies.values())) > 1:
+            named.setdefault(i, "signed different dealt commitments to different members")
+            continue
+        if not copies:
+            named.setdefault(i, "its dealt zero sharing failed its check and no member "
+                                "holds its signed commitments")
+            continue
+        commits = next(iter(copies.values()))
+        for k, (label, length) in enumerate(state.zero_labels):
+            reported = {j: int(items[ZERO_CHECKS + k][i])
+                        for j, items in state.consistency.items() if j in state.heard}
+            coin = check_coin(view.session, label, [dict(enumerate(commits[k]))])
+            culprits, bad = blame_revealed(
+                {j: p[k] for j, p in payloads.items()}, dict(enumerate(commits[k])),
+                dealer=i, m=view.m, t=view.t, label=label, length=length, coin=coin,
+                reported=reported)
+            for c in culprits:
+                named.setdefault(c, f"dealt zero sharing {label!r} of member {i}: " + (
+                    "its dealing is not a committed zero sharing of degree 2t" if bad
+                    else "sent a check value the revealed dealing does not give"))
+    for j, how in named.items():
+        server.cheaters.add(j)
+        state.evidence[j] = how
+    state.aborted = (f"{ABORT}: dealt zero sharing of member(s) {list(state.zero_failed)} "
+                     f"failed its check; identified {sorted(named)}")
+    state.phase = Phase.DONE
+    return []
+
+
 def process_opening_deadline(state: MemberState) -> list[Signed]:
     """The opening's (or the dispute's) deadline: decode with what arrived (missing shares
     are erasures; unanswered disputes blame their clients)."""
+    if state.phase is Phase.ZERO_BLAME:
+        return _blame_zero(state)
     if state.phase not in (Phase.CONSISTENCY, Phase.DISPUTE, Phase.CHECKS, Phase.FINAL,
                            Phase.CLOSING):
         return []
@@ -591,7 +878,10 @@ def _advance(state: MemberState) -> list[Signed]:
     t = state.view.t
     try:
         if state.phase is Phase.CONSISTENCY:
-            _agree_przs(state)
+            if state.server.zero != "dealt":
+                _agree_przs(state)
+            elif bad_dealers := _agree_zero(state):
+                return _start_zero_blame(state, bad_dealers)
             marked: set[int] = set()
             for c in _pending(state):
                 claims = _claimers(state, c)

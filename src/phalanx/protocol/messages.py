@@ -40,6 +40,8 @@ class Kind(Enum):
     BLOB = 6  # proposer → member: a public masked blob
     EVIDENCE = 7  # member → members: another party's signed OPENING, DISPUTE or REVEAL
     FINISHED = 8  # member → members: done with the final opening; the openings it marked
+    ZERO_DEAL = 9  # member → member: its dealt zero sharings' commitments and sealed payload
+    ZERO_REVEAL = 10  # member → members: after a failed check, the payloads it was dealt
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from phalanx.chain.ledger import Attestation
 from phalanx.errors import ProtocolViolation, Reject
 from phalanx.mpc.coins import compute_coin
 from phalanx.mpc.committee_client import Observer
+from phalanx.mpc.dealt import choose_scheme
 from phalanx.mpc.parties import SecretSource
 from phalanx.mpc.server import Opener, Server
 from phalanx.protocol import committee as member_steps
@@ -294,6 +295,10 @@ def _on_message(state: PeerState, msg: Signed) -> Actions:
         return _after_member_step(state, member_steps.process_upload(member, msg))
     if kind is Kind.PRZS_KEY:
         return _after_member_step(state, member_steps.process_przs_key(member, msg))
+    if kind is Kind.ZERO_DEAL:
+        return _after_member_step(state, member_steps.process_zero_deal(member, msg))
+    if kind is Kind.ZERO_REVEAL:
+        return _after_member_step(state, member_steps.process_zero_reveal(member, msg))
     if kind is Kind.EVIDENCE:
         return _after_member_step(state, member_steps.process_evidence(member, msg))
     if kind is Kind.FINISHED:
@@ -373,13 +378,19 @@ def _start_member(state: PeerState, view: RoundView) -> Actions:
     server = Server(view.seat(state.me.address), circuit, m=view.m, t=view.t,
                     session=view.session, secrets=state.secrets, party=state.me.address,
                     sealer=sealer, opener=state.runtime.opener(state.me.x25519_secret),
-                    clock=state.runtime.clock)
+                    clock=state.runtime.clock, zero=_zero_scheme(state.task.params, view))
     state.member = MemberState(state.me, view, server,
                                revealed_opener=state.runtime.revealed_opener)
     msgs = member_steps.start_member(state.member)
     if state.behaviour.withhold_przs_to is not None:
         msgs = deviations.withhold_przs(state.member, msgs, state.behaviour.withhold_przs_to)
     return Actions(messages=msgs)
+
+
+def _zero_scheme(params: SecureParams, view: RoundView) -> str:
+    """The round's re-randomization: the task's, or the cheaper one at (m, t) for "auto"
+    (``mpc.dealt.choose_scheme``: every member computes the same from public data)."""
+    return choose_scheme(view.m, view.t) if params.zero == "auto" else params.zero
 
 
 def _start_proposer(state: PeerState, view: RoundView) -> Actions:
