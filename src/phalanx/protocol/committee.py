@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from phalanx.errors import ProtocolViolation, ReconstructionError, Reject
-from phalanx.mpc.circuit import ClientShares, LocalResult, contributes
+from phalanx.mpc.circuit import ClientShares, LocalResult, check_width, contributes
 from phalanx.mpc.coins import compute_coin, compute_root
 from phalanx.mpc.committee_client import commitment_of
 from phalanx.mpc.dealt import blame_revealed, check_coin
@@ -214,7 +214,7 @@ def start_member(state: MemberState) -> list[Signed]:
 def zero_labels(state: MemberState) -> tuple[tuple[str, int], ...]:
     """The round's zero sharings, fixed by public data alone: the check masks of every
     proposer's clients (the bound ones are a subset) and each degree-2t final value."""
-    server, g = state.server, len(state.server.circuit.check_reasons)
+    server, g = state.server, check_width(state.server.circuit)
     finals = sorted(server.final_zero_lengths().items())
     return (("checks", len(state.view.proposers) * g), *finals)
 
@@ -697,7 +697,7 @@ def _agree_zero(state: MemberState) -> list[int]:
         return failed
     for label, length in state.zero_labels:
         server.finish_zero(label, length, drop=dropped)
-    g = len(server.circuit.check_reasons)
+    g = check_width(server.circuit)
     server.check_zero = server.zero_masks.pop("checks")[:len(state.bound) * g].copy()
     return []
 
