@@ -1,7 +1,7 @@
 """A small JSON-RPC 2.0 client over one persistent HTTP connection (issue 10: the peers' hot
 chain calls).
 
-web3.py's ``HTTPProvider`` costs ~2.2 ms of Python per request on this VM against ~0.3 ms for
+web3.py's ``HTTPProvider`` costs ~2.2 ms per request on this VM against ~0.37 ms for
 a request over a kept-alive ``http.client`` connection (anvil's answer included;
 ``benchmarks/jsonrpc.py``). Every peer polls the chain and waits for its receipts, so with ten
 processes on two cores that overhead was most of a chain step (15 ms per poll). The ledger
