@@ -98,6 +98,7 @@ def member_outcome(m: Any) -> Any:
         return None
     return SimpleNamespace(phase=m.phase, aborted=m.aborted, output=m.output,
                            verdicts=dict(m.verdicts), revealed=dict(m.revealed),
+                           zero_trust=set(m.zero_trust),
                            server=SimpleNamespace(cheaters=set(m.server.cheaters)))
 
 
