@@ -61,10 +61,7 @@ class JsonRpcClient:
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
         """The responses of one JSON-RPC batch, in the order of ``calls`` (a node may answer
         a batch in any order; responses are matched by id)."""
-        first = next(self._ids)
-        ids = list(range(first, first + len(calls)))
-        for _ in range(len(calls) - 1):
-            next(self._ids)
+        ids = [next(self._ids) for _ in calls]
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
                 for i, (m, p) in zip(ids, calls, strict=True)]
         name = f"batch of {len(calls)} ({calls[0][0] if calls else 'nothing'})"

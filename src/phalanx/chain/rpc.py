@@ -257,7 +257,7 @@ class RpcLedger(ContractLedger):
             raise ConfigError(f"blocks={blocks} must be >= 0")
         if blocks == 0:
             return
-        resp = self.rpc.request("anvil_mine", [hex(blocks)])
+        resp = self._request("anvil_mine", [hex(blocks)])
         if "error" not in resp:
             return
         target = int(self.w3.eth.block_number) + blocks
@@ -268,7 +268,7 @@ class RpcLedger(ContractLedger):
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def faucet(self, address: str, amount: int) -> None:
-        resp = self.rpc.request("anvil_setBalance", [address, hex(amount)])
+        resp = self._request("anvil_setBalance", [address, hex(amount)])
         if "error" in resp:
             raise ChainError(f"faucet needs a dev node (anvil_setBalance failed: {resp['error']})")
 
